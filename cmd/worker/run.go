@@ -1,0 +1,273 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"go.uber.org/zap"
+
+	"github.com/codearts-recover-worker/codearts-recover-worker/codearts"
+	"github.com/codearts-recover-worker/codearts-recover-worker/internal/wire"
+	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
+	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
+	"github.com/codearts-recover-worker/codearts-recover-worker/worker"
+)
+
+// runOptions are the flags of `worker run` (and the shared part of demo).
+type runOptions struct {
+	configFile string
+	nats       queue.Config
+	pool       worker.Config
+	api        codearts.Config
+	classify   []string
+	backoff    retry.Policy
+	rateLimit  float64
+	rateBurst  int
+	logFormat  string
+	logLevel   string
+	httpAddr   string
+}
+
+func defaultRunOptions() runOptions {
+	return runOptions{
+		nats: queue.Config{
+			URL: queue.DefaultURL, Stream: queue.DefaultStream, Subject: queue.DefaultSubject,
+			Consumer: queue.DefaultConsumer, DLQStream: queue.DefaultDLQStream, DLQSubject: queue.DefaultDLQSubject,
+			DLQMaxAge: 14 * 24 * time.Hour, Replicas: 1, DuplicateWindow: 2 * time.Minute,
+			AckWait: 10 * time.Second, MaxDeliver: 5, MaxAckPending: 1000, FetchWait: 5 * time.Second,
+		},
+		pool: worker.Config{
+			Concurrency: 32, TriesPerDelivery: 3, DrainTimeout: 20 * time.Second,
+			Decode: worker.DecodeOptions{MaxBytes: 64 << 10},
+		},
+		api:       codearts.Config{Region: "cn-north-4", Timeout: 10 * time.Second},
+		backoff:   retry.DefaultPolicy(),
+		logFormat: "json",
+		logLevel:  "info",
+		httpAddr:  ":8080",
+	}
+}
+
+// addFlags registers every run flag on fs. Each also reads RECOVER_<NAME>.
+func (o *runOptions) addFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.configFile, "config", "", "YAML file of flag values (keys are flag names); flags and environment win")
+
+	n := &o.nats
+	fs.StringVar(&n.URL, "nats-url", n.URL, "NATS server URLs, comma separated (also NATS_URL)")
+	fs.StringVar(&n.User, "nats-user", "", "NATS user")
+	fs.StringVar(&n.Password, "nats-password", "", "NATS password")
+	fs.StringVar(&n.Token, "nats-token", "", "NATS token")
+	fs.StringVar(&n.NKeySeedFile, "nats-nkey", "", "file holding an NKey seed")
+	fs.StringVar(&n.CredsFile, "nats-creds", "", "NATS credentials file")
+	fs.StringVar(&n.TLSCA, "nats-tls-ca", "", "CA bundle (PEM) that verifies the NATS server")
+	fs.StringVar(&n.TLSCert, "nats-tls-cert", "", "client certificate (PEM)")
+	fs.StringVar(&n.TLSKey, "nats-tls-key", "", "client key (PEM)")
+	fs.StringVar(&n.Stream, "stream", n.Stream, "request stream")
+	fs.StringVar(&n.Subject, "subject", n.Subject, "request subject")
+	fs.StringVar(&n.Consumer, "consumer", n.Consumer, "durable pull consumer")
+	fs.StringVar(&n.DLQStream, "dlq-stream", n.DLQStream, "dead-letter stream")
+	fs.StringVar(&n.DLQSubject, "dlq-subject", n.DLQSubject, "dead-letter subject")
+	fs.DurationVar(&n.DLQMaxAge, "dlq-max-age", n.DLQMaxAge, "how long dead letters are kept")
+	fs.IntVar(&n.Replicas, "replicas", n.Replicas, "replicas of the streams the worker creates (3 on a cluster)")
+	fs.DurationVar(&n.AckWait, "ack-wait", n.AckWait, "consumer AckWait: how soon a crashed worker's requests come back (heartbeats keep live ones)")
+	fs.IntVar(&n.MaxDeliver, "max-deliver", n.MaxDeliver, "deliveries of one request before it is dead-lettered retries_exhausted")
+	fs.IntVar(&n.MaxAckPending, "max-ack-pending", n.MaxAckPending, "messages the whole fleet may hold unacknowledged")
+	fs.BoolVar(&n.NoCreate, "no-create", false, "do not create or update streams and consumer; they must exist")
+
+	p := &o.pool
+	fs.IntVar(&p.Concurrency, "concurrency", p.Concurrency, "requests worked on at once")
+	fs.IntVar(&p.TriesPerDelivery, "tries-per-delivery", p.TriesPerDelivery, "API calls per delivery for transient failures before a delayed redelivery")
+	fs.DurationVar(&p.DrainTimeout, "drain-timeout", p.DrainTimeout, "on shutdown, how long in-flight requests may finish before they are handed back")
+	fs.IntVar(&p.Decode.MaxBytes, "max-body-bytes", p.Decode.MaxBytes, "largest accepted request body")
+	fs.DurationVar(&o.backoff.Initial, "backoff-initial", o.backoff.Initial, "first retry wait")
+	fs.DurationVar(&o.backoff.Max, "backoff-max", o.backoff.Max, "longest retry wait")
+	fs.StringArrayVar(&o.classify, "classify", nil, `extra classification rule, repeatable: "STATUS[:ERROR_CODE]=CLASS" or "*:ERROR_CODE=CLASS" (classes: client_error, throttled, transient, unauthorized, forbidden)`)
+
+	a := &o.api
+	fs.StringVar(&a.Region, "region", a.Region, "default API region")
+	fs.StringSliceVar(&a.Regions, "regions", nil, "regions a request may name (default: only --region)")
+	fs.StringVar(&a.Endpoint, "endpoint", "", "API endpoint overriding the regional one (e.g. a simulator)")
+	fs.StringVar(&a.ProjectID, "project-id", "", "project id (default: HUAWEICLOUD_SDK_PROJECT_ID)")
+	fs.DurationVar(&a.Timeout, "api-timeout", a.Timeout, "timeout of one API call")
+	fs.Float64Var(&o.rateLimit, "rate-limit", 0, "API requests per second, 0 = no limit")
+	fs.IntVar(&o.rateBurst, "rate-burst", 0, "API request burst (default: rate-limit / 10, at least 1)")
+
+	fs.StringVar(&o.logFormat, "log-format", o.logFormat, "json or console")
+	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "debug, info, warn or error")
+	fs.StringVar(&o.httpAddr, "http-addr", o.httpAddr, "address of /healthz, /readyz and /metrics (empty = off)")
+}
+
+func newRunCmd() *cobra.Command {
+	o := defaultRunOptions()
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the worker: drain recover requests until stopped",
+		Long: `Run the worker. It connects to NATS, creates or updates the streams and the
+consumer (unless --no-create), and works on requests until SIGTERM/SIGINT; it
+then stops fetching, lets in-flight requests finish within --drain-timeout and
+hands the rest back.
+
+Every flag also reads RECOVER_<FLAG_NAME> (e.g. RECOVER_CONCURRENCY); --nats-url
+also reads NATS_URL; --config FILE reads YAML. Credentials come from the SDK's
+chain: HUAWEICLOUD_SDK_AK/SK/PROJECT_ID/SECURITY_TOKEN (or CLOUD_SDK_AK/SK),
+the profile file, ECS metadata, CCE pod identity.`,
+		Example: `  worker run --nats-url nats://nats:4222 --region cn-north-4 --concurrency 64
+  RECOVER_RATE_LIMIT=50 worker run --config /etc/recover/worker.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := layerConfig(cmd.Flags(), os.LookupEnv); err != nil {
+				return err
+			}
+			m, err := o.open(cmd.Context(), cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			defer m.Close()
+			return m.Run(cmd.Context())
+		},
+	}
+	o.addFlags(cmd.Flags())
+	return cmd
+}
+
+// service is the wired worker (wtf's Main: open, Run, Close).
+type service struct {
+	log  *zap.Logger
+	conn *queue.Conn
+	api  *codearts.Client
+	pool *worker.Pool
+}
+
+// validate checks every option and names the offending flag.
+func (o *runOptions) validate() error {
+	var errs []error
+	if err := o.nats.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	o.pool.MaxDeliver = o.nats.MaxDeliver
+	o.pool.AckWait = o.nats.AckWait
+	o.pool.Backoff = o.backoff
+	if err := o.pool.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := o.api.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if o.rateLimit < 0 {
+		errs = append(errs, fmt.Errorf("rate-limit: %g is negative", o.rateLimit))
+	}
+	if o.rateBurst < 0 {
+		errs = append(errs, fmt.Errorf("rate-burst: %d is negative", o.rateBurst))
+	}
+	return errors.Join(errs...)
+}
+
+func (o *runOptions) open(ctx context.Context, stderr io.Writer) (*service, error) {
+	log, err := newLogger(stderr, o.logFormat, o.logLevel)
+	if err != nil {
+		return nil, err
+	}
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	rules, err := retry.ParseRules(o.classify)
+	if err != nil {
+		return nil, fmt.Errorf("classify: %w", err)
+	}
+	classifier, err := retry.NewClassifier(rules...)
+	if err != nil {
+		return nil, fmt.Errorf("classify: %w", err)
+	}
+	if o.api.Credentials.AK == "" {
+		creds, err := codearts.LoadCredentials()
+		if err != nil {
+			return nil, fmt.Errorf("credentials: %w", err)
+		}
+		o.api.Credentials = creds
+	}
+	if o.api.ProjectID == "" {
+		o.api.ProjectID = o.api.Credentials.ProjectID
+	}
+	o.api.MaxConns = o.pool.Concurrency
+	o.api.Logger = log
+	api, err := codearts.NewClient(o.api)
+	if err != nil {
+		return nil, err
+	}
+	o.nats.Logger = log
+	conn, err := queue.Connect(ctx, o.nats)
+	if err != nil {
+		return nil, err
+	}
+	s := &service{log: log, conn: conn, api: api}
+	if err := conn.Ensure(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	cons, err := conn.Consumer(ctx)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	pc := o.pool
+	pc.Classifier = classifier
+	pc.Logger = log
+	pc.Decode.ValidRegion = api.AllowedRegion
+	if o.rateLimit > 0 {
+		burst := o.rateBurst
+		if burst == 0 {
+			burst = max(1, int(o.rateLimit/10))
+		}
+		pc.Limiter = retry.NewLimiter(retry.LimiterConfig{Rate: o.rateLimit, Burst: burst})
+	}
+	pool, err := worker.New(pc, wire.Source{C: cons}, wire.Recoverer(api), conn)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.pool = pool
+	log.Info("worker started",
+		zap.String("version", buildVersion()),
+		zap.String("nats_url", redact(o.nats.URL)),
+		zap.String("stream", o.nats.Stream), zap.String("subject", o.nats.Subject),
+		zap.String("consumer", o.nats.Consumer), zap.String("dlq_subject", o.nats.DLQSubject),
+		zap.Int("concurrency", o.pool.Concurrency), zap.Duration("ack_wait", o.nats.AckWait),
+		zap.Int("max_deliver", o.nats.MaxDeliver), zap.String("region", o.api.Region),
+		zap.String("endpoint", o.api.Endpoint), zap.Duration("api_timeout", o.api.Timeout),
+		zap.Float64("rate_limit", o.rateLimit), zap.Stringer("credentials", o.api.Credentials))
+	return s, nil
+}
+
+// Run works until ctx ends, then drains.
+func (s *service) Run(ctx context.Context) error {
+	err := s.pool.Run(ctx)
+	s.log.Info("worker stopped")
+	return err
+}
+
+// Close releases the NATS connection (flushing acks and naks).
+func (s *service) Close() {
+	if s.conn != nil {
+		if err := s.conn.Close(5 * time.Second); err != nil {
+			s.log.Warn("closing nats", zap.Error(err))
+		}
+	}
+	_ = s.log.Sync()
+}
+
+// redact hides credentials embedded in URLs for logs.
+func redact(u string) string {
+	if i := strings.Index(u, "@"); i >= 0 {
+		if j := strings.Index(u, "://"); j >= 0 && j < i {
+			return u[:j+3] + "redacted" + u[i:]
+		}
+	}
+	return u
+}

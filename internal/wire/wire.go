@@ -1,0 +1,35 @@
+// Package wire adapts the transport (queue) and the API client (codearts) to
+// the seams the worker declares, so that neither imports the other and the
+// worker imports neither. cmd/worker and the integration tests wire through
+// it.
+package wire
+
+import (
+	"context"
+
+	"github.com/codearts-recover-worker/codearts-recover-worker/codearts"
+	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
+	"github.com/codearts-recover-worker/codearts-recover-worker/worker"
+)
+
+// Source makes a queue.Consumer a worker.Source.
+type Source struct{ C *queue.Consumer }
+
+// Fetch pulls at most n messages and hands each to deliver.
+func (s Source) Fetch(ctx context.Context, n int, deliver func(worker.Delivery)) error {
+	b, err := s.C.Fetch(ctx, n)
+	if err != nil {
+		return err
+	}
+	for m := range b.Messages() {
+		deliver(m)
+	}
+	return b.Err()
+}
+
+// Recoverer makes a codearts.Client a worker.Recoverer.
+func Recoverer(c *codearts.Client) worker.Recoverer {
+	return worker.RecoverFunc(func(ctx context.Context, r worker.Request) (string, error) {
+		return c.Recover(ctx, r.JobID, r.Region)
+	})
+}

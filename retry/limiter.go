@@ -1,0 +1,467 @@
+package retry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Limiter defaults.
+const (
+	DefaultDecrease = 0.5
+	DefaultWindow   = time.Second
+	DefaultCooldown = time.Second
+	DefaultMaxPause = 60 * time.Second
+)
+
+// TokenSource grants permits from a quota shared beyond this process: the fleet-wide rate
+// limit, leased in small batches from a NATS KV bucket by another package. The Limiter takes
+// a token from it for every call it admits, after its own (adaptive) limit, so a throttled
+// replica does not hoard the fleet's tokens.
+type TokenSource interface {
+	// Take blocks until it can grant between 1 and n tokens, or ctx ends, and returns how
+	// many it granted. Granted tokens are spent by this process; it never hands them back.
+	Take(ctx context.Context, n int) (int, error)
+}
+
+// LimiterConfig configures a Limiter. A zero field takes its default.
+type LimiterConfig struct {
+	// Rate caps this process's calls per second. Default 0: no cap; the Limiter then admits
+	// everything until the API throttles (see Limiter).
+	Rate float64
+	// Burst is how many calls may start at once after a quiet spell. Default 0: a tenth of
+	// a second's worth of the current rate (at least 1), recomputed as the rate moves, so a
+	// lowered rate also gets a smaller burst.
+	Burst int
+	// Min is the floor a throttle can lower the rate to, in req/s. Default 1, or Rate when
+	// Rate is below 1.
+	Min float64
+	// Decrease is the multiplicative factor applied on a throttle, in (0, 1). Default 0.5.
+	Decrease float64
+	// Increase is the rate in req/s added back for each Window that had a success and no
+	// throttle, up to the cap. Default 0: a twentieth of the cap (with no cap: of the rate
+	// estimated at the throttle), so recovering from one halving takes ten windows.
+	Increase float64
+	// Window is the additive-increase period and the span over which admitted and
+	// successful calls are measured. Default 1s.
+	Window time.Duration
+	// Cooldown is the least time between two decreases, so the burst of throttles answering
+	// the calls of one window lowers the rate once, not to the floor. Default 1s.
+	Cooldown time.Duration
+	// MaxPause caps a Retry-After pause. Default 60s.
+	MaxPause time.Duration
+	// Tokens, when set, is a fleet-wide quota every admitted call also draws from.
+	// Default nil: the local limit alone applies.
+	Tokens TokenSource
+	// TokenBatch is how many tokens one Take asks for. Default 0: a tenth of a second's
+	// worth of Rate, at least 1.
+	TokenBatch int
+	// Clock returns the time used for the limiter's decisions. Default nil: time.Now.
+	// Waits use runtime timers: a test that replaces Clock must not rely on Wait blocking
+	// for a Clock-only duration; run waiting tests in testing/synctest instead.
+	Clock func() time.Time
+}
+
+// Validate reports the first invalid field by name. Zero fields are valid (defaults).
+func (c LimiterConfig) Validate() error {
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"Rate", c.Rate}, {"Min", c.Min}, {"Increase", c.Increase}, {"Decrease", c.Decrease}} {
+		if !(f.v >= 0) || math.IsInf(f.v, 0) {
+			return fmt.Errorf("retry: LimiterConfig.%s %v must be a finite number >= 0", f.name, f.v)
+		}
+	}
+	if c.Decrease >= 1 {
+		return fmt.Errorf("retry: LimiterConfig.Decrease %v must be in (0, 1)", c.Decrease)
+	}
+	if c.Rate > 0 && c.Min > c.Rate {
+		return fmt.Errorf("retry: LimiterConfig.Min %v exceeds LimiterConfig.Rate %v", c.Min, c.Rate)
+	}
+	if c.Burst < 0 {
+		return fmt.Errorf("retry: LimiterConfig.Burst %d is negative", c.Burst)
+	}
+	if c.TokenBatch < 0 {
+		return fmt.Errorf("retry: LimiterConfig.TokenBatch %d is negative", c.TokenBatch)
+	}
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{{"Window", c.Window}, {"Cooldown", c.Cooldown}, {"MaxPause", c.MaxPause}} {
+		if f.d < 0 {
+			return fmt.Errorf("retry: LimiterConfig.%s is negative (%v)", f.name, f.d)
+		}
+	}
+	return nil
+}
+
+func (c LimiterConfig) withDefaults() LimiterConfig {
+	if c.Min == 0 {
+		c.Min = 1
+		if c.Rate > 0 && c.Rate < 1 {
+			c.Min = c.Rate
+		}
+	}
+	if c.Decrease == 0 {
+		c.Decrease = DefaultDecrease
+	}
+	if c.Window == 0 {
+		c.Window = DefaultWindow
+	}
+	if c.Cooldown == 0 {
+		c.Cooldown = DefaultCooldown
+	}
+	if c.MaxPause == 0 {
+		c.MaxPause = DefaultMaxPause
+	}
+	if c.TokenBatch == 0 {
+		c.TokenBatch = max(1, int(c.Rate/10))
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+	return c
+}
+
+// Limiter paces the calls of the whole process to the API (one per process, shared by every
+// worker goroutine) and adapts the pace to the API's answers: AIMD, as TCP does.
+//
+//   - Throttled lowers the rate multiplicatively, at most once per Cooldown and never while
+//     a pause is on (the throttles of calls admitted before a cut must not cut again), to
+//     rate·Decrease, but no lower than the success rate measured over the last Window or two
+//     when that is higher (the API demonstrably served that much), and never below Min.
+//     "The rate" here is the lower of the limit and the measured admission rate, so a cap
+//     far above the real demand does not take several cuts to bite. With a Retry-After hint
+//     it also pauses every caller until then (capped at MaxPause).
+//   - Succeeded raises the rate by Increase once per Window, up to the cap.
+//   - Without a cap (Rate 0) the limiter admits everything until the first throttle, then
+//     limits to the measured admission rate times Decrease and climbs back as above; once
+//     the limit is back to the rate measured at that throttle it is lifted again.
+//
+// Wait is cheap when nothing is limited (atomic loads and a clock read); Throttled takes a
+// mutex; Succeeded takes it only when the rate is below the cap and a Window has passed.
+// A Limiter starts no goroutine and is safe for concurrent use.
+type Limiter struct {
+	cfg LimiterConfig
+	rl  *rate.Limiter
+
+	unlimited   atomic.Bool   // the limit is +Inf: Wait skips rl
+	reduced     atomic.Bool   // the limit is below the ceiling: Succeeded may raise it
+	pausedUntil atomic.Int64  // Unix ns; 0: never paused. Written under mu.
+	nextRaise   atomic.Int64  // Unix ns before which Succeeded does not raise
+	rollAt      atomic.Int64  // Unix ns when the measuring window rolls over
+	admitted    atomic.Uint64 // calls admitted by Wait, ever
+	succeeded   atomic.Uint64 // calls reported by Succeeded, ever
+	leased      atomic.Int64  // tokens taken from cfg.Tokens and not yet used
+
+	mu         sync.Mutex
+	limit      float64 // current limit in req/s; +Inf: none
+	ceiling    float64 // where additive increase stops; +Inf without a cap until a throttle
+	increase   float64 // req/s added per Window
+	lastCut    time.Time
+	pauseStart time.Time // start of the current or last pause
+	prev       mark      // start of the previous measuring window
+	cur        mark      // start of the current one
+}
+
+type mark struct {
+	at                  time.Time
+	admitted, succeeded uint64
+}
+
+// NewLimiter returns a Limiter for cfg, or the error of cfg.Validate.
+func NewLimiter(cfg LimiterConfig) (*Limiter, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	l := &Limiter{cfg: cfg, limit: math.Inf(1), ceiling: math.Inf(1)}
+	if cfg.Rate > 0 {
+		l.limit, l.ceiling = cfg.Rate, cfg.Rate
+		l.increase = cfg.Increase
+		if l.increase == 0 {
+			l.increase = cfg.Rate / 20
+		}
+	}
+	// "No limit" is the unlimited flag, which lets Wait skip rl entirely; rl keeps a finite
+	// limit meanwhile (a placeholder here, the last one later).
+	initial := cfg.Min
+	if cfg.Rate > 0 {
+		initial = cfg.Rate
+	}
+	l.rl = rate.NewLimiter(rate.Limit(initial), l.burstFor(initial))
+	l.unlimited.Store(cfg.Rate == 0)
+	now := cfg.Clock()
+	l.prev = mark{at: now}
+	l.cur = l.prev
+	l.rollAt.Store(now.Add(cfg.Window).UnixNano())
+	return l, nil
+}
+
+// Wait blocks until the caller may make one call: no Retry-After pause is on, the rate
+// admits it and, with a TokenSource, a fleet token is in hand. It returns ctx.Err() if ctx
+// ends first, and an error wrapping context.DeadlineExceeded at once if the wait would
+// outlast ctx's deadline. A canceled wait gives its rate slot back.
+func (l *Limiter) Wait(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := l.waitPause(ctx); err != nil {
+		return err
+	}
+	if !l.unlimited.Load() {
+		now := l.cfg.Clock()
+		r := l.rl.ReserveN(now, 1)
+		if d := r.DelayFrom(now); d > 0 {
+			if err := sleep(ctx, d, "rate limit wait"); err != nil {
+				r.CancelAt(l.cfg.Clock())
+				return err
+			}
+		}
+	}
+	if l.cfg.Tokens != nil {
+		if err := l.take(ctx); err != nil {
+			return err
+		}
+	}
+	// A pause that began while we waited for a slot holds us too: the API said stop.
+	if err := l.waitPause(ctx); err != nil {
+		return err
+	}
+	l.admitted.Add(1)
+	l.tick(l.cfg.Clock())
+	return nil
+}
+
+// Throttled records a throttle answer from the API and its Retry-After hint (0 if none):
+// it pauses every caller until now+retryAfter (capped at MaxPause; a later pause extends,
+// never shortens) and lowers the rate as the Limiter doc says.
+func (l *Limiter) Throttled(retryAfter time.Duration) {
+	now := l.cfg.Clock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.roll(now)
+	paused := now.UnixNano() < l.pausedUntil.Load()
+	if retryAfter > 0 {
+		if until := now.Add(min(retryAfter, l.cfg.MaxPause)).UnixNano(); until > l.pausedUntil.Load() {
+			if !paused {
+				l.pauseStart = now
+			}
+			l.pausedUntil.Store(until)
+		}
+	}
+	if paused || (!l.lastCut.IsZero() && now.Sub(l.lastCut) < l.cfg.Cooldown) {
+		return
+	}
+	admitted, succeeded := l.rates(now)
+	cur := l.limit
+	if admitted > 0 && admitted < cur {
+		cur = admitted
+	}
+	if math.IsInf(cur, 1) { // no cap and nothing measured yet
+		cur = l.cfg.Min
+	}
+	if math.IsInf(l.ceiling, 1) { // first throttle without a cap: remember where we were
+		l.ceiling = max(cur, l.cfg.Min)
+		l.increase = l.cfg.Increase
+		if l.increase == 0 {
+			l.increase = l.ceiling / 20
+		}
+	}
+	next := cur * l.cfg.Decrease
+	if succeeded > next && succeeded < cur {
+		next = succeeded
+	}
+	next = max(next, l.cfg.Min)
+	l.setLimit(now, next)
+	l.lastCut = now
+	l.nextRaise.Store(now.Add(l.cfg.Window).UnixNano())
+	// Without a cap there is always a way back: to unlimited, even from Min.
+	l.reduced.Store(next < l.ceiling || l.cfg.Rate == 0)
+}
+
+// Succeeded records a successful call; once per Window it raises a lowered rate by
+// Increase, up to the cap (without a cap: lifting the limit once it is back to the rate
+// measured at the throttle).
+func (l *Limiter) Succeeded() {
+	l.succeeded.Add(1)
+	now := l.cfg.Clock()
+	l.tick(now)
+	if !l.reduced.Load() || now.UnixNano() < l.nextRaise.Load() {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.reduced.Load() || now.UnixNano() < l.nextRaise.Load() {
+		return // another goroutine raised it in the meantime
+	}
+	next := l.limit + l.increase
+	if next >= l.ceiling {
+		next = math.Inf(1)
+		if l.cfg.Rate > 0 {
+			next = l.cfg.Rate
+		}
+		l.ceiling = next
+		l.reduced.Store(false)
+	}
+	l.setLimit(now, next)
+	l.nextRaise.Store(now.Add(l.cfg.Window).UnixNano())
+}
+
+// Rate returns the current limit in req/s, 0 meaning none (as LimiterConfig.Rate).
+func (l *Limiter) Rate() float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if math.IsInf(l.limit, 1) {
+		return 0
+	}
+	return l.limit
+}
+
+// PausedUntil returns when the current or last Retry-After pause ends; the zero Time if
+// there never was one. Callers are paused while it is in the future.
+func (l *Limiter) PausedUntil() time.Time {
+	if n := l.pausedUntil.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
+// setLimit requires l.mu.
+func (l *Limiter) setLimit(now time.Time, r float64) {
+	l.limit = r
+	if math.IsInf(r, 1) {
+		l.unlimited.Store(true) // rl keeps its last finite limit; see NewLimiter
+		return
+	}
+	l.rl.SetLimitAt(now, rate.Limit(r))
+	l.rl.SetBurstAt(now, l.burstFor(r))
+	l.unlimited.Store(false)
+}
+
+func (l *Limiter) burstFor(r float64) int {
+	if l.cfg.Burst > 0 {
+		return l.cfg.Burst
+	}
+	return max(1, int(r/10))
+}
+
+// tick rolls the measuring window over when it has ended; the check is one atomic load.
+func (l *Limiter) tick(now time.Time) {
+	if now.UnixNano() < l.rollAt.Load() {
+		return
+	}
+	l.mu.Lock()
+	l.roll(now)
+	l.mu.Unlock()
+}
+
+// roll requires l.mu.
+func (l *Limiter) roll(now time.Time) {
+	if now.Sub(l.cur.at) < l.cfg.Window {
+		return
+	}
+	m := mark{at: now, admitted: l.admitted.Load(), succeeded: l.succeeded.Load()}
+	if now.Sub(l.cur.at) >= 2*l.cfg.Window {
+		l.prev = m // idle gap: what happened before it says nothing about now
+	} else {
+		l.prev = l.cur
+	}
+	l.cur = m
+	l.rollAt.Store(now.Add(l.cfg.Window).UnixNano())
+}
+
+// rates returns the admitted and successful calls per second since the previous window
+// began (one to two windows), not counting time paused, when nothing is admitted; it
+// requires l.mu.
+func (l *Limiter) rates(now time.Time) (admitted, succeeded float64) {
+	span := now.Sub(l.prev.at)
+	if n := l.pausedUntil.Load(); n != 0 {
+		from, to := maxTime(l.prev.at, l.pauseStart), minTime(now, time.Unix(0, n))
+		if to.After(from) {
+			span -= to.Sub(from)
+		}
+	}
+	span = max(span, l.cfg.Window/10)
+	return float64(l.admitted.Load()-l.prev.admitted) / span.Seconds(),
+		float64(l.succeeded.Load()-l.prev.succeeded) / span.Seconds()
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func (l *Limiter) waitPause(ctx context.Context) error {
+	for {
+		until := l.pausedUntil.Load()
+		if until == 0 {
+			return nil
+		}
+		d := time.Duration(until - l.cfg.Clock().UnixNano())
+		if d <= 0 {
+			return nil
+		}
+		if err := sleep(ctx, d, "Retry-After pause"); err != nil {
+			return err
+		}
+		if l.pausedUntil.Load() == until {
+			return nil // not extended while we slept
+		}
+	}
+}
+
+var errNoTokens = errors.New("retry: token source granted no tokens")
+
+func (l *Limiter) take(ctx context.Context) error {
+	for {
+		n := l.leased.Load()
+		if n <= 0 {
+			break
+		}
+		if l.leased.CompareAndSwap(n, n-1) {
+			return nil
+		}
+	}
+	got, err := l.cfg.Tokens.Take(ctx, l.cfg.TokenBatch)
+	if err != nil {
+		return fmt.Errorf("retry: take fleet tokens: %w", err)
+	}
+	if got < 1 {
+		return errNoTokens
+	}
+	if got > 1 {
+		l.leased.Add(int64(got - 1))
+	}
+	return nil
+}
+
+// sleep waits d or until ctx ends; it fails at once if ctx's deadline comes first.
+func sleep(ctx context.Context, d time.Duration, what string) error {
+	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < d {
+		return fmt.Errorf("retry: %s of %v would outlast the context deadline: %w", what, d, context.DeadlineExceeded)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
