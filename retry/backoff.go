@@ -55,6 +55,21 @@ type Policy struct {
 	Clock backoff.Clock
 }
 
+// DefaultPolicy returns the defaults spelled out, for flag defaults and help texts. It
+// behaves exactly as the zero Policy.
+func DefaultPolicy() Policy {
+	return Policy{
+		Initial:       DefaultInitial,
+		Max:           DefaultMax,
+		Multiplier:    DefaultMultiplier,
+		Jitter:        DefaultJitter,
+		MaxElapsed:    DefaultMaxElapsed,
+		MaxRetryAfter: DefaultMaxRetryAfter,
+		NakInitial:    DefaultNakInitial,
+		NakMax:        DefaultNakMax,
+	}
+}
+
 // Validate reports the first invalid field by name. Zero fields are valid (defaults).
 func (p Policy) Validate() error {
 	for _, f := range []struct {
@@ -164,7 +179,7 @@ func (p Policy) NakDelay(delivery uint64, err error) time.Duration {
 	}
 	d = min(d, p.NakMax)
 	if p.Jitter > 0 {
-		d -= time.Duration(p.Jitter * rand.Float64() * float64(d))
+		d -= time.Duration(p.Jitter * rand.Float64() * float64(d)) //nolint:gosec // G404: jitter needs no cryptographic randomness
 	}
 	if hint := min(RetryAfter(err), p.MaxRetryAfter); hint > d {
 		d = hint

@@ -18,7 +18,6 @@ func (c *manualClock) Add(d time.Duration) { c.now = c.now.Add(d) }
 func newManualClock() *manualClock {
 	return &manualClock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
 }
-func (c *manualClock) Func() func() time.Time { return c.Now }
 
 func TestPolicyValidate(t *testing.T) {
 	t.Parallel()
@@ -67,6 +66,12 @@ func TestPolicyNewUsesDefaults(t *testing.T) {
 	require.InDelta(t, DefaultJitter, b.RandomizationFactor, 0)
 	require.Equal(t, DefaultMaxElapsed, b.MaxElapsedTime, "MaxElapsed is set on purpose, not v4's 15m")
 	require.Equal(t, backoff.Stop, b.Stop)
+}
+
+func TestDefaultPolicyIsTheZeroPolicy(t *testing.T) {
+	t.Parallel()
+	require.NoError(t, DefaultPolicy().Validate())
+	require.Equal(t, Policy{}.withDefaults(), DefaultPolicy().withDefaults())
 }
 
 func TestPolicyBackoffGrowsAndCaps(t *testing.T) {

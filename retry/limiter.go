@@ -141,8 +141,9 @@ func (c LimiterConfig) withDefaults() LimiterConfig {
 //     it also pauses every caller until then (capped at MaxPause).
 //   - Succeeded raises the rate by Increase once per Window, up to the cap.
 //   - Without a cap (Rate 0) the limiter admits everything until the first throttle, then
-//     limits to the measured admission rate times Decrease and climbs back as above; once
-//     the limit is back to the rate measured at that throttle it is lifted again.
+//     limits to the measured admission rate times Decrease (Min if nothing was measured)
+//     and climbs back as above; once the limit is back to the rate measured at that
+//     throttle it is lifted again, and the next throttle measures afresh.
 //
 // Wait is cheap when nothing is limited (atomic loads and a clock read); Throttled takes a
 // mutex; Succeeded takes it only when the rate is below the cap and a Window has passed.
@@ -182,18 +183,15 @@ func NewLimiter(cfg LimiterConfig) (*Limiter, error) {
 	}
 	cfg = cfg.withDefaults()
 	l := &Limiter{cfg: cfg, limit: math.Inf(1), ceiling: math.Inf(1)}
+	// "No limit" is the unlimited flag, which lets Wait skip rl entirely; rl keeps a finite
+	// limit meanwhile (Min as a placeholder here, the last limit later).
+	initial := cfg.Min
 	if cfg.Rate > 0 {
-		l.limit, l.ceiling = cfg.Rate, cfg.Rate
+		l.limit, l.ceiling, initial = cfg.Rate, cfg.Rate, cfg.Rate
 		l.increase = cfg.Increase
 		if l.increase == 0 {
 			l.increase = cfg.Rate / 20
 		}
-	}
-	// "No limit" is the unlimited flag, which lets Wait skip rl entirely; rl keeps a finite
-	// limit meanwhile (a placeholder here, the last one later).
-	initial := cfg.Min
-	if cfg.Rate > 0 {
-		initial = cfg.Rate
 	}
 	l.rl = rate.NewLimiter(rate.Limit(initial), l.burstFor(initial))
 	l.unlimited.Store(cfg.Rate == 0)

@@ -111,7 +111,7 @@ func ParseRules(specs []string) ([]Rule, error) {
 
 func (r Rule) validate() error {
 	if err := r.check(); err != nil {
-		return fmt.Errorf("%w %q: %s", ErrBadRule, r.String(), err)
+		return fmt.Errorf("%w %q: %w", ErrBadRule, r.String(), err)
 	}
 	return nil
 }
@@ -121,7 +121,7 @@ func (r Rule) check() error {
 		return fmt.Errorf("status %d out of range 100-599", r.Status)
 	}
 	for _, ch := range r.ErrorCode {
-		if !(ch == '.' || ch == '_' || ch == '-' || ch >= '0' && ch <= '9' || ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z') {
+		if !isCodeChar(ch) {
 			return fmt.Errorf("error code %q may hold only letters, digits, '.', '_' and '-'", r.ErrorCode)
 		}
 	}
@@ -151,4 +151,14 @@ func isDigits(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+// isCodeChar reports whether ch may appear in an error code ("CB.00060211", "APIG.0308").
+func isCodeChar(ch rune) bool {
+	switch {
+	case ch >= '0' && ch <= '9', ch >= 'a' && ch <= 'z', ch >= 'A' && ch <= 'Z':
+		return true
+	default:
+		return ch == '.' || ch == '_' || ch == '-'
+	}
 }

@@ -48,7 +48,7 @@ func defaultRunOptions() runOptions {
 			Decode: worker.DecodeOptions{MaxBytes: 64 << 10},
 		},
 		api:       codearts.Config{Region: "cn-north-4", Timeout: 10 * time.Second},
-		backoff:   retry.DefaultPolicy(),
+		backoff:   retry.Policy{Initial: retry.DefaultInitial, Max: retry.DefaultMax},
 		logFormat: "json",
 		logLevel:  "info",
 		httpAddr:  ":8080",
@@ -220,13 +220,14 @@ func (o *runOptions) open(ctx context.Context, stderr io.Writer) (*service, erro
 	pc.Classifier = classifier
 	pc.Logger = log
 	pc.Decode.ValidRegion = api.AllowedRegion
-	if o.rateLimit > 0 {
-		burst := o.rateBurst
-		if burst == 0 {
-			burst = max(1, int(o.rateLimit/10))
-		}
-		pc.Limiter = retry.NewLimiter(retry.LimiterConfig{Rate: o.rateLimit, Burst: burst})
+	// Always a limiter: even without --rate-limit, throttle answers pause
+	// the whole pool for Retry-After and lower the rate.
+	limiter, err := retry.NewLimiter(retry.LimiterConfig{Rate: o.rateLimit, Burst: o.rateBurst})
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("rate-limit: %w", err)
 	}
+	pc.Limiter = limiter
 	pool, err := worker.New(pc, wire.Source{C: cons}, wire.Recoverer(api), conn)
 	if err != nil {
 		s.Close()

@@ -1,0 +1,412 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"golang.org/x/term"
+
+	"github.com/codearts-recover-worker/codearts-recover-worker/codearts"
+	"github.com/codearts-recover-worker/codearts-recover-worker/codearts/codeartssim"
+	"github.com/codearts-recover-worker/codearts-recover-worker/internal/wire"
+	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
+	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
+	"github.com/codearts-recover-worker/codearts-recover-worker/worker"
+)
+
+type demoOptions struct {
+	requests    int
+	concurrency int
+	latency     time.Duration
+	errorRate   float64
+	throttle    float64
+	gwThrottle  float64
+	notFound    float64
+	forbidden   float64
+	invalid     float64
+	timeout     time.Duration
+	seed        uint64
+	jsonOut     bool
+	logLevel    string
+}
+
+func newDemoCmd() *cobra.Command {
+	o := demoOptions{
+		requests: 1000, concurrency: 32, latency: 20 * time.Millisecond, errorRate: 0.05, throttle: 0.02,
+		gwThrottle: 0.002, notFound: 0.03, forbidden: 0.01, invalid: 0.01, timeout: 2 * time.Minute, logLevel: "error",
+	}
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run the whole system on this machine: embedded NATS, simulated API, N requests",
+		Long: `demo starts an embedded NATS server with JetStream (in a temporary directory),
+the simulated CodeArts API with faults (latency, 5xx, throttles, 403/404 jobs),
+enqueues N recover requests (some invalid), drains them with the worker pool
+through the real SDK, and prints a summary. It exits 0 only when no request
+was lost (recovered + dead-lettered = N).`,
+		Example: `  worker demo
+  worker demo --requests 5000 --concurrency 64 --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.validate(); err != nil {
+				return err
+			}
+			sum, err := runDemo(cmd.Context(), o, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			if o.jsonOut {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(sum); err != nil {
+					return err
+				}
+			} else if err := sum.print(cmd.OutOrStdout()); err != nil {
+				return err
+			}
+			if sum.Lost != 0 {
+				return &exitError{code: 2, err: fmt.Errorf("%d requests lost", sum.Lost)}
+			}
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	fs.IntVar(&o.requests, "requests", o.requests, "number of recover requests")
+	fs.IntVar(&o.concurrency, "concurrency", o.concurrency, "pool concurrency")
+	fs.DurationVar(&o.latency, "latency", o.latency, "simulated API latency (±50% jitter)")
+	fs.Float64Var(&o.errorRate, "error-rate", o.errorRate, "share of calls answered 500/502/503")
+	fs.Float64Var(&o.throttle, "throttle-rate", o.throttle, "share of calls answered 500 CB.00060211 (CodeArts' throttle)")
+	fs.Float64Var(&o.gwThrottle, "gateway-throttle-rate", o.gwThrottle, "share of calls answered 429 APIG.0308 with Retry-After 1s (pauses the pool)")
+	fs.Float64Var(&o.notFound, "not-found", o.notFound, "share of requests for jobs that do not exist (404)")
+	fs.Float64Var(&o.forbidden, "forbidden", o.forbidden, "share of requests for jobs without permission (403)")
+	fs.Float64Var(&o.invalid, "invalid", o.invalid, "share of invalid (poison) messages")
+	fs.DurationVar(&o.timeout, "timeout", o.timeout, "give up after this long")
+	fs.Uint64Var(&o.seed, "seed", 0, "random seed for the simulator's faults (0 = random)")
+	fs.BoolVar(&o.jsonOut, "json", false, "print the summary as one JSON object")
+	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "worker log level (logs go to stderr)")
+	return cmd
+}
+
+func (o demoOptions) validate() error {
+	switch {
+	case o.requests < 1:
+		return fmt.Errorf("requests: %d is below 1", o.requests)
+	case o.concurrency < 1:
+		return fmt.Errorf("concurrency: %d is below 1", o.concurrency)
+	case o.latency < 0:
+		return fmt.Errorf("latency: %s is negative", o.latency)
+	}
+	for name, v := range map[string]float64{"error-rate": o.errorRate, "throttle-rate": o.throttle, "gateway-throttle-rate": o.gwThrottle,
+		"not-found": o.notFound, "forbidden": o.forbidden, "invalid": o.invalid} {
+		if v < 0 || v > 1 {
+			return fmt.Errorf("%s: %g is not in [0, 1]", name, v)
+		}
+	}
+	if o.notFound+o.forbidden+o.invalid > 1 {
+		return errors.New("not-found + forbidden + invalid: shares add up to more than 1")
+	}
+	return nil
+}
+
+// demoSummary is the demo's result; its JSON is stable for scripts.
+type demoSummary struct {
+	Requests       int              `json:"requests"`
+	Recovered      int              `json:"recovered"`
+	DeadLettered   map[string]int   `json:"dead_lettered"`
+	Lost           int              `json:"lost"`
+	APICalls       map[string]int64 `json:"api_calls"`
+	Retries        map[string]int64 `json:"retries"`
+	ElapsedSeconds float64          `json:"elapsed_seconds"`
+	Throughput     float64          `json:"throughput_per_second"`
+}
+
+func (s demoSummary) print(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "requests\t%d\n", s.Requests)
+	fmt.Fprintf(tw, "recovered\t%d\n", s.Recovered)
+	total := 0
+	for _, k := range sortedKeys(s.DeadLettered) {
+		total += s.DeadLettered[k]
+	}
+	fmt.Fprintf(tw, "dead-lettered\t%d\n", total)
+	for _, k := range sortedKeys(s.DeadLettered) {
+		fmt.Fprintf(tw, "  %s\t%d\n", k, s.DeadLettered[k])
+	}
+	fmt.Fprintf(tw, "api calls\t\n")
+	for _, k := range sortedKeys(s.APICalls) {
+		fmt.Fprintf(tw, "  %s\t%d\n", k, s.APICalls[k])
+	}
+	fmt.Fprintf(tw, "retries\t\n")
+	for _, k := range sortedKeys(s.Retries) {
+		fmt.Fprintf(tw, "  %s\t%d\n", k, s.Retries[k])
+	}
+	fmt.Fprintf(tw, "elapsed\t%.2fs\n", s.ElapsedSeconds)
+	fmt.Fprintf(tw, "throughput\t%.0f req/s\n", s.Throughput)
+	fmt.Fprintf(tw, "lost\t%d\n", s.Lost)
+	return tw.Flush()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// demoCounter counts outcomes for progress and the summary.
+type demoCounter struct {
+	terminal  atomic.Int64
+	recovered atomic.Int64
+	retries   [4]atomic.Int64 // throttled, transient, redelivery, unauthorized
+}
+
+func (c *demoCounter) Outcome(o worker.Outcome) {
+	switch o.Kind {
+	case worker.OutcomeRecovered:
+		c.recovered.Add(1)
+		c.terminal.Add(1)
+	case worker.OutcomeDeadLettered:
+		c.terminal.Add(1)
+	}
+}
+
+func (c *demoCounter) Call(worker.Call) {}
+
+var retryCauses = [...]string{"throttled", "transient", "redelivery", "unauthorized"}
+
+func (c *demoCounter) Retry(cause string, _ time.Duration) {
+	for i, k := range retryCauses {
+		if k == cause {
+			c.retries[i].Add(1)
+		}
+	}
+}
+
+func runDemo(ctx context.Context, o demoOptions, stderr io.Writer) (demoSummary, error) {
+	log, err := newLogger(stderr, "console", o.logLevel)
+	if err != nil {
+		return demoSummary{}, err
+	}
+	defer func() { _ = log.Sync() }()
+
+	dir, err := os.MkdirTemp("", "recover-demo-")
+	if err != nil {
+		return demoSummary{}, err
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	ns, err := queue.StartEmbedded(queue.EmbeddedConfig{Dir: dir})
+	if err != nil {
+		return demoSummary{}, err
+	}
+	defer ns.Shutdown()
+
+	// Fresh credentials: the simulator verifies the SDK's AK/SK signature.
+	ak, sk := randomHex(10), randomHex(20)
+	simOpts := []codeartssim.Option{
+		codeartssim.WithCredentials(ak, sk),
+		codeartssim.WithLatency(o.latency, o.latency/2),
+		codeartssim.WithErrorRate(o.errorRate, 500, 502, 503),
+		codeartssim.WithThrottle(o.gwThrottle),
+		codeartssim.WithBackendThrottle(o.throttle),
+		codeartssim.WithRetryAfter(time.Second),
+		codeartssim.WithOutcomes(codeartssim.StandardPrefixOutcomes()),
+	}
+	if o.seed != 0 {
+		simOpts = append(simOpts, codeartssim.WithSeed(o.seed))
+	}
+	sim := codeartssim.New(simOpts...)
+	if err := sim.Start("127.0.0.1:0"); err != nil {
+		return demoSummary{}, err
+	}
+	defer func() { _ = sim.Close() }()
+
+	api, err := codearts.NewClient(codearts.Config{
+		Region: "cn-north-4", Endpoint: sim.URL(), ProjectID: "demo0000000000000000000000000000",
+		Credentials: codearts.Credentials{AK: ak, SK: sk}, Timeout: 10 * time.Second, MaxConns: o.concurrency, Logger: log,
+	})
+	if err != nil {
+		return demoSummary{}, err
+	}
+	defer func() { _ = api.Close() }()
+
+	qcfg := queue.Config{URL: ns.URL(), AckWait: 10 * time.Second, FetchWait: time.Second, Logger: log}
+	conn, err := queue.Connect(ctx, qcfg)
+	if err != nil {
+		return demoSummary{}, err
+	}
+	defer func() { _ = conn.Close(5 * time.Second) }()
+	if err := conn.Ensure(ctx); err != nil {
+		return demoSummary{}, err
+	}
+	qcfg = conn.Config()
+
+	if err := enqueueDemo(ctx, conn, o); err != nil {
+		return demoSummary{}, err
+	}
+
+	cons, err := conn.Consumer(ctx)
+	if err != nil {
+		return demoSummary{}, err
+	}
+	limiter, err := retry.NewLimiter(retry.LimiterConfig{})
+	if err != nil {
+		return demoSummary{}, err
+	}
+	counter := &demoCounter{}
+	pool, err := worker.New(worker.Config{
+		Concurrency: o.concurrency, MaxDeliver: qcfg.MaxDeliver, AckWait: qcfg.AckWait,
+		Decode: worker.DecodeOptions{ValidRegion: api.AllowedRegion}, Limiter: limiter,
+		Name: "demo", Logger: log, Observer: counter,
+	}, wire.Source{C: cons}, wire.Recoverer(api), conn)
+	if err != nil {
+		return demoSummary{}, err
+	}
+
+	start := time.Now()
+	runCtx, stop := context.WithTimeout(ctx, o.timeout)
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- pool.Run(runCtx) }()
+
+	bar := newProgress(stderr, o.requests)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+wait:
+	for {
+		select {
+		case <-tick.C:
+			n := int(counter.terminal.Load())
+			bar.set(n)
+			if n >= o.requests {
+				break wait
+			}
+		case <-runCtx.Done():
+			break wait
+		}
+	}
+	elapsed := time.Since(start)
+	stop()
+	if err := <-done; err != nil {
+		return demoSummary{}, err
+	}
+	bar.finish()
+
+	// The figures come from the streams and the simulator, not only from
+	// the pool's own counters.
+	sum := demoSummary{
+		Requests: o.requests, Recovered: int(counter.recovered.Load()), DeadLettered: map[string]int{},
+		APICalls: map[string]int64{}, Retries: map[string]int64{}, ElapsedSeconds: elapsed.Seconds(),
+	}
+	err = conn.Scan(ctx, qcfg.DLQStream, func(m queue.StoredMsg) error {
+		var d worker.DeadLetter
+		if err := json.Unmarshal(m.Data, &d); err != nil {
+			return err
+		}
+		sum.DeadLettered[d.Reason]++
+		return nil
+	})
+	if err != nil {
+		return demoSummary{}, err
+	}
+	dead := 0
+	for _, v := range sum.DeadLettered {
+		dead += v
+	}
+	sum.Lost = o.requests - sum.Recovered - dead
+	for status, n := range sim.Stats().ByStatus {
+		sum.APICalls[fmt.Sprint(status)] = n
+	}
+	for i, k := range retryCauses {
+		sum.Retries[k] = counter.retries[i].Load()
+	}
+	if elapsed > 0 {
+		sum.Throughput = float64(sum.Recovered+dead) / elapsed.Seconds()
+	}
+	log.Info("demo finished", zap.Int("recovered", sum.Recovered), zap.Int("dead_lettered", dead), zap.Int("lost", sum.Lost))
+	return sum, nil
+}
+
+// enqueueDemo publishes the demo's requests with a mix of body forms.
+func enqueueDemo(ctx context.Context, conn *queue.Conn, o demoOptions) error {
+	subject := conn.Config().Subject
+	for i := range o.requests {
+		frac := (float64(i) + 0.5) / float64(o.requests)
+		var body, id string
+		switch {
+		case frac < o.notFound:
+			id = ("404" + randomHex(16))[:32]
+		case frac < o.notFound+o.forbidden:
+			id = ("403" + randomHex(16))[:32]
+		case frac < o.notFound+o.forbidden+o.invalid:
+			body = fmt.Sprintf(`{"job_id":"../../etc/passwd-%d"}`, i)
+		default:
+			id = randomHex(16)
+		}
+		if id != "" {
+			switch i % 3 {
+			case 0:
+				body = id
+			case 1:
+				body = fmt.Sprintf(`{"job_id":%q,"reason":"demo","requested_by":"worker demo"}`, id)
+			default:
+				body = fmt.Sprintf(`{"specversion":"1.0","id":"demo-%d","source":"worker/demo","type":"codearts.build.recover","data":{"job_id":%q}}`, i, id)
+			}
+		}
+		if _, err := conn.Publish(ctx, subject, id, nil, []byte(body)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// progress is a bar on a terminal and nothing otherwise.
+type progress struct{ bar *progressbar.ProgressBar }
+
+func newProgress(w io.Writer, total int) progress {
+	f, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) { //nolint:gosec // Fd fits in int on every supported platform
+		return progress{}
+	}
+	return progress{bar: progressbar.NewOptions(total,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription("draining"),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("req"),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionThrottle(100*time.Millisecond),
+	)}
+}
+
+func (p progress) set(n int) {
+	if p.bar != nil {
+		_ = p.bar.Set(n)
+	}
+}
+
+func (p progress) finish() {
+	if p.bar != nil {
+		_ = p.bar.Finish()
+		_ = p.bar.Exit()
+	}
+}
