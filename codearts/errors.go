@@ -3,6 +3,7 @@ package codearts
 import (
 	"errors"
 	"fmt"
+	"github.com/codearts-recover-worker/codearts-recover-worker/internal/jobid"
 	"net/http"
 	"strconv"
 	"strings"
@@ -108,18 +109,7 @@ func truncate(s string, n int) string {
 
 // ValidJobID reports whether id is exactly 32 ASCII letters or digits, the
 // form the API accepts.
-func ValidJobID(id string) bool {
-	if len(id) != 32 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
-			return false
-		}
-	}
-	return true
-}
+func ValidJobID(id string) bool { return jobid.Valid(id) }
 
 // wrap wraps err as "recover <job>: err".
 func wrap(jobID string, err error) error {

@@ -69,8 +69,13 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !ok {
 		return t.base.RoundTrip(out)
 	}
-	c := v.(*call)
-	out = out.WithContext(c.ctx)
+	c, ok := v.(*call)
+	if !ok {
+		return t.base.RoundTrip(out)
+	}
+	// The SDK builds its requests on context.Background; the call's own
+	// context (caller's ctx + per-call timeout) replaces it here.
+	out = out.WithContext(c.ctx) //nolint:contextcheck // deliberately the call's context, see above
 	resp, err := t.base.RoundTrip(out)
 	if resp != nil {
 		c.requestID = resp.Header.Get("X-Request-Id")

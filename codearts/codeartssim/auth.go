@@ -17,7 +17,7 @@ import (
 const (
 	sdkHmacSha256 = "SDK-HMAC-SHA256"
 	headerXDate   = "X-Sdk-Date"
-	headerToken   = "X-Auth-Token"
+	headerToken   = "X-Auth-Token" //nolint:gosec // a header name, not a credential
 )
 
 // authenticate checks the request's X-Auth-Token or AK/SK signature against

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"github.com/codearts-recover-worker/codearts-recover-worker/internal/jobid"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -68,8 +69,9 @@ func New(opts ...Option) *Server {
 	_, _ = crand.Read(b[:]) // never fails (crypto/rand panics instead)
 	s := &Server{
 		idPrefix: hex.EncodeToString(b[:]),
-		rng:      rand.New(rand.NewPCG(binary.LittleEndian.Uint64(b[:]), 0x9e3779b97f4a7c15)),
-		done:     make(chan struct{}),
+		rng: rand.New(rand.NewPCG( //nolint:gosec // fault injection, not security
+			binary.LittleEndian.Uint64(b[:]), 0x9e3779b97f4a7c15)),
+		done: make(chan struct{}),
 	}
 	cfg := defaultSettings()
 	for _, o := range opts {
@@ -94,7 +96,7 @@ func (s *Server) Configure(opts ...Option) {
 func (s *Server) store(cfg *settings) {
 	if cfg.seed != nil {
 		s.rngMu.Lock()
-		s.rng = rand.New(rand.NewPCG(*cfg.seed, 0x9e3779b97f4a7c15))
+		s.rng = rand.New(rand.NewPCG(*cfg.seed, 0x9e3779b97f4a7c15)) //nolint:gosec // seeded fault injection, not security
 		s.rngMu.Unlock()
 		cfg.seed = nil
 	}
@@ -128,7 +130,10 @@ func (s *Server) nextScripted(jobID string) (Outcome, bool) {
 	if !ok {
 		return Outcome{}, false
 	}
-	sc := v.(*script)
+	sc, ok := v.(*script)
+	if !ok {
+		return Outcome{}, false
+	}
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
 	if len(sc.steps) == 0 {
@@ -152,7 +157,7 @@ func (s *Server) Start(addr string) error {
 		return errors.New("codeartssim: closed")
 	default:
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return err
 	}
@@ -220,7 +225,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serveRecover(w http.ResponseWriter, r *http.Request, jobID string) {
 	cfg := s.cfg.Load()
 	var job *jobRecord
-	if validJobID(jobID) {
+	if jobid.Valid(jobID) {
 		job = s.job(jobID)
 		job.calls.Add(1)
 	}
@@ -401,17 +406,4 @@ func parseRecoverPath(p string) (string, bool) {
 		return "", false
 	}
 	return id, true
-}
-
-func validJobID(id string) bool {
-	if len(id) != 32 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
-			return false
-		}
-	}
-	return true
 }

@@ -427,7 +427,7 @@ func TestStatsEndpoint(t *testing.T) {
 
 	resp, err := http.Get(sim.URL() + "/stats")
 	require.NoError(t, err)
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
 	var got codeartssim.Stats
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&got))

@@ -261,7 +261,9 @@ func (r *Recorder) Count(kind string) int {
 }
 
 // Terminal counts recovered + dead-lettered outcomes.
-func (r *Recorder) Terminal() int { return r.Count(worker.OutcomeRecovered) + r.Count(worker.OutcomeDeadLettered) }
+func (r *Recorder) Terminal() int {
+	return r.Count(worker.OutcomeRecovered) + r.Count(worker.OutcomeDeadLettered)
+}
 
 // Outcomes returns a copy of the recorded outcomes.
 func (r *Recorder) Outcomes() []worker.Outcome {

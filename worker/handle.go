@@ -1,0 +1,281 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"go.uber.org/zap"
+
+	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
+)
+
+// task is one delivery being worked on.
+type task struct {
+	d     Delivery
+	log   *zap.Logger
+	seq   uint64
+	n     uint64
+	req   Request
+	start time.Time
+	first time.Time // first API call of this delivery
+	calls int       // API calls made by this delivery
+	// last answer, for the dead letter
+	status    int
+	errorCode string
+	errorMsg  string
+	requestID string
+}
+
+// handle takes one delivery to a terminal state (acked, dead-lettered then
+// acked) or hands it back (nak). runCtx ending means shutdown has begun;
+// workCtx ending means the drain timeout passed.
+func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
+	t := &task{d: d, seq: d.StreamSeq(), n: d.NumDelivered(), start: time.Now()}
+	t.log = p.log.With(zap.Uint64("stream_seq", t.seq), zap.Uint64("delivery", t.n))
+	p.track(t)
+	defer p.untrack(t)
+
+	req, err := Decode(d.Body(), d.Header(), p.cfg.Decode)
+	if err != nil {
+		t.errorMsg = err.Error()
+		p.deadLetter(workCtx, t, ReasonInvalidRequest)
+		return
+	}
+	t.req = req
+	t.log = t.log.With(zap.String("job_id", req.JobID))
+
+	b := p.cfg.Backoff.New()
+	tries := 0 // transient failures in this delivery
+	for {
+		if err := p.wait(workCtx, p.limiterWait); err != nil {
+			p.nak(d, 0, "drain_timeout")
+			p.report(t, OutcomeHandedBack, "drain_timeout")
+			return
+		}
+		attempt := p.attemptsBefore(t) + tries + 1
+		callCtx := workCtx
+		if t.first.IsZero() {
+			t.first = time.Now()
+		}
+		started := time.Now()
+		rid, err := p.rec.Recover(callCtx, req)
+		took := time.Since(started)
+		t.calls++
+		class := p.cfg.Classifier.Classify(err)
+		t.record(rid, err)
+		p.obs.Call(Call{JobID: req.JobID, Status: t.status, ErrorCode: t.errorCode, Class: class.String(), Duration: took})
+		if ce := t.log.Check(zap.DebugLevel, "api call"); ce != nil {
+			ce.Write(zap.Int("attempt", attempt), zap.Int("status", t.status), zap.String("error_code", t.errorCode),
+				zap.String("request_id", t.requestID), zap.Duration("duration", took), zap.Stringer("class", class), zap.Error(err))
+		}
+
+		var wait time.Duration
+		switch class {
+		case retry.Success:
+			if p.cfg.Limiter != nil {
+				p.cfg.Limiter.Succeeded()
+			}
+			p.ack(workCtx, t, OutcomeRecovered, "")
+			return
+		case retry.ClientError, retry.Forbidden:
+			p.deadLetter(workCtx, t, ReasonClientError)
+			return
+		case retry.Canceled:
+			// Only the drain timeout cancels a call.
+			p.nak(d, 0, "drain_timeout")
+			p.report(t, OutcomeHandedBack, "drain_timeout")
+			return
+		case retry.Throttled:
+			// Never spends the attempt budget; slows the whole process.
+			wait = p.holdWait(b, err)
+			if p.cfg.Limiter != nil {
+				p.cfg.Limiter.Throttled(retry.RetryAfter(err))
+			}
+			p.obs.Retry("throttled", wait)
+		case retry.Unauthorized:
+			// Credentials are wrong for every job: never dead-letter.
+			// Hold the message and try again later without spending its
+			// budget; the credential pause stops the rest of the pool.
+			wait = p.holdWait(b, nil)
+			t.log.Error("api rejected the credentials (401); holding the request", zap.String("request_id", t.requestID))
+			p.obs.Retry("unauthorized", wait)
+		default: // Transient
+			tries++
+			w, ok := p.cfg.Backoff.Next(b, err)
+			if tries >= p.cfg.TriesPerDelivery || !ok {
+				if t.n >= p.maxDeliver {
+					p.deadLetter(workCtx, t, ReasonRetriesExhausted)
+					return
+				}
+				delay := p.cfg.Backoff.NakDelay(t.n, err)
+				p.nak(d, delay, "retries_of_delivery_used")
+				p.obs.Retry("redelivery", delay)
+				p.report(t, OutcomeHandedBack, "retries_of_delivery_used")
+				return
+			}
+			wait = w
+			p.obs.Retry("transient", wait)
+		}
+
+		// Wait before the next try, unless shutdown begins: then hand the
+		// message back with the rest of the wait as its delay.
+		if err := sleep(runCtx, wait); err != nil {
+			p.nak(d, wait, "shutdown")
+			p.report(t, OutcomeHandedBack, "shutdown")
+			return
+		}
+	}
+}
+
+func (p *Pool) limiterWait(ctx context.Context) error {
+	if p.cfg.Limiter == nil {
+		return nil
+	}
+	return p.cfg.Limiter.Wait(ctx)
+}
+
+func (p *Pool) wait(ctx context.Context, f func(context.Context) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return f(ctx)
+}
+
+// attemptsBefore counts earlier deliveries at their full per-delivery
+// budget: a redelivery only happens once a delivery used its tries (or
+// crashed, which we count the same to stay bounded).
+func (p *Pool) attemptsBefore(t *task) int {
+	return int(min(t.n-1, p.maxDeliver)) * p.cfg.TriesPerDelivery //nolint:gosec // bounded by MaxDeliver, an int
+}
+
+// record keeps the last API answer for logs and the dead letter.
+func (t *task) record(requestID string, err error) {
+	t.requestID = requestID
+	t.status, t.errorCode, t.errorMsg = 0, "", ""
+	if err == nil {
+		t.status = 200
+		return
+	}
+	var a retry.Answer
+	if errors.As(err, &a) {
+		t.status = a.HTTPStatus()
+		t.errorCode = a.APIErrorCode()
+		var rid interface{ APIRequestID() string }
+		if errors.As(err, &rid) && rid.APIRequestID() != "" {
+			t.requestID = rid.APIRequestID()
+		}
+		var msg interface{ APIErrorMsg() string }
+		if errors.As(err, &msg) {
+			t.errorMsg = msg.APIErrorMsg()
+			return
+		}
+	}
+	t.errorMsg = err.Error()
+}
+
+// holdWait is the wait before retrying a request whose failure does not
+// spend its budget (throttle, 401): the API's Retry-After when given (capped
+// by the policy), else the next backoff, never "stop".
+func (p *Pool) holdWait(b backoff.BackOff, err error) time.Duration {
+	if hint := retry.RetryAfter(err); hint > 0 {
+		return min(hint, p.cfg.Backoff.MaxRetryAfter)
+	}
+	if d := b.NextBackOff(); d != backoff.Stop {
+		return d
+	}
+	return p.cfg.Backoff.Max
+}
+
+// deadLetter publishes the record, waits for its ack, then acks the request.
+// If the publish fails the request is handed back, never acked.
+func (p *Pool) deadLetter(ctx context.Context, t *task, reason string) {
+	now := time.Now()
+	rec := DeadLetter{
+		JobID:          t.req.JobID,
+		Reason:         reason,
+		StatusCode:     t.status,
+		ErrorCode:      t.errorCode,
+		ErrorMsg:       t.errorMsg,
+		RequestID:      t.requestID,
+		Attempts:       t.calls,
+		Deliveries:     t.n,
+		FirstAttemptAt: t.first,
+		EnqueuedAt:     t.d.Timestamp(),
+		FailedAt:       now.UTC(),
+		Worker:         p.cfg.Name,
+		Original:       NewOriginal(t.d.Subject(), t.seq, t.d.Header(), t.d.Body()),
+	}
+	if t.calls > 0 {
+		rec.Attempts = p.attemptsBefore(t) + t.calls
+	}
+	data, err := rec.Marshal()
+	if err != nil {
+		// Cannot happen for this struct; hand back rather than lose.
+		p.nak(t.d, time.Second, "dead_letter_encode")
+		p.report(t, OutcomeHandedBack, "dead_letter_failed")
+		return
+	}
+	if err := p.dlq.DeadLetter(ctx, DeadLetterID(t.seq, t.d.Timestamp()), data); err != nil {
+		t.log.Error("dead letter not stored; handing the request back", zap.String("reason", reason), zap.Error(err))
+		p.nak(t.d, p.cfg.Backoff.NakDelay(1, nil), "dead_letter_failed")
+		p.report(t, OutcomeHandedBack, "dead_letter_failed")
+		return
+	}
+	t.log.Warn("dead-lettered", zap.String("reason", reason), zap.Int("status", t.status),
+		zap.String("error_code", t.errorCode), zap.String("error_msg", t.errorMsg),
+		zap.String("request_id", t.requestID), zap.Int("attempt", rec.Attempts))
+	p.ack(ctx, t, OutcomeDeadLettered, reason)
+}
+
+// ack confirms a terminal state with the server.
+func (p *Pool) ack(ctx context.Context, t *task, kind, reason string) {
+	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := t.d.Ack(actx); err != nil {
+		// The request will come back; recover is idempotent and a dead
+		// letter's id dedupes, so this costs a repeat, never a loss.
+		t.log.Error("ack not confirmed; the request will be redelivered", zap.String("outcome", kind), zap.Error(err))
+		p.report(t, OutcomeAckFailed, kind)
+		return
+	}
+	if kind == OutcomeRecovered {
+		if ce := t.log.Check(zap.InfoLevel, "recovered"); ce != nil {
+			ce.Write(zap.Int("status", t.status), zap.String("request_id", t.requestID),
+				zap.Int("attempt", p.attemptsBefore(t)+t.calls), zap.Duration("duration", time.Since(t.start)))
+		}
+	}
+	p.report(t, kind, reason)
+}
+
+func (p *Pool) nak(d Delivery, delay time.Duration, cause string) {
+	if err := d.Nak(delay); err != nil {
+		// Without the nak the server redelivers after AckWait.
+		p.log.Warn("nak failed; the request comes back after AckWait", zap.Uint64("stream_seq", d.StreamSeq()),
+			zap.String("cause", cause), zap.Error(err))
+	}
+}
+
+func (p *Pool) report(t *task, kind, reason string) {
+	p.obs.Outcome(Outcome{
+		Kind: kind, Reason: reason, JobID: t.req.JobID, StreamSeq: t.seq, Delivery: t.n,
+		Status: t.status, RequestID: t.requestID, Attempts: p.attemptsBefore(t) + t.calls,
+		Duration: time.Since(t.start),
+	})
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,386 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
+)
+
+// Delivery is one delivery of a request message, with the verbs that end
+// or extend it. queue.Message implements it.
+type Delivery interface {
+	Body() []byte
+	Header() map[string][]string
+	Subject() string
+	StreamSeq() uint64
+	NumDelivered() uint64
+	Timestamp() time.Time
+	// Ack acknowledges and waits for the server's confirmation.
+	Ack(ctx context.Context) error
+	// Nak hands the message back for redelivery after delay.
+	Nak(delay time.Duration) error
+	// InProgress extends the message's AckWait.
+	InProgress() error
+}
+
+// Source delivers request messages.
+type Source interface {
+	// Fetch asks for at most n messages and calls deliver for each as it
+	// arrives; it returns when the pull is over (complete, expired or ctx
+	// done). deliver must not block for long.
+	Fetch(ctx context.Context, n int, deliver func(Delivery)) error
+}
+
+// Recoverer calls the recover API for one request and returns the API's
+// request id.
+type Recoverer interface {
+	Recover(ctx context.Context, req Request) (requestID string, err error)
+}
+
+// RecoverFunc adapts a function to Recoverer.
+type RecoverFunc func(ctx context.Context, req Request) (string, error)
+
+// Recover calls f.
+func (f RecoverFunc) Recover(ctx context.Context, req Request) (string, error) { return f(ctx, req) }
+
+// DeadLetterer stores a dead-letter record and returns once it is durably
+// acknowledged; msgID makes a repeat a no-op.
+type DeadLetterer interface {
+	DeadLetter(ctx context.Context, msgID string, record []byte) error
+}
+
+// Limiter paces API calls. retry.Limiter implements it.
+type Limiter interface {
+	Wait(ctx context.Context) error
+	Throttled(retryAfter time.Duration)
+	Succeeded()
+}
+
+// Config configures a Pool. Zero values mean the documented defaults.
+type Config struct {
+	// Concurrency is the number of requests worked on at once (and the most
+	// messages held from the stream). Default 32.
+	Concurrency int
+	// MaxDeliver must equal the consumer's MaxDeliver: the delivery with
+	// this number dead-letters the request itself when its tries run out,
+	// instead of leaving it to die at the server's limit. Default 5.
+	MaxDeliver int
+	// TriesPerDelivery is how many API calls one delivery makes for
+	// transient failures before handing the message back with a delay.
+	// The attempt budget of a request is MaxDeliver × TriesPerDelivery.
+	// Throttles do not count. Default 3.
+	TriesPerDelivery int
+	// Backoff is the wait between tries within a delivery.
+	// Zero fields take retry's defaults.
+	Backoff retry.Policy
+	// AckWait must equal the consumer's AckWait; InProgress is sent every
+	// AckWait/3 for each message being worked on. Default 30s.
+	AckWait time.Duration
+	// DrainTimeout bounds how long in-flight requests may take to finish
+	// after shutdown begins; the rest are handed back. Default 20s.
+	DrainTimeout time.Duration
+	// MaxBatch caps one pull request. Default Concurrency.
+	MaxBatch int
+	// Decode bounds accepted bodies and says which regions are allowed.
+	Decode DecodeOptions
+	// Classifier decides what an API answer means. nil = retry defaults.
+	Classifier *retry.Classifier
+	// Limiter paces API calls. nil = no limit.
+	Limiter Limiter
+	// Name is this worker's host/pod name in dead letters. Default: the
+	// POD_NAME environment variable, else the host name.
+	Name string
+	// Logger receives one line per decision. nil = no logs.
+	Logger *zap.Logger
+	// Observer is told every outcome (metrics, demo progress). nil = none.
+	Observer Observer
+}
+
+func (c Config) withDefaults() Config {
+	if c.Concurrency == 0 {
+		c.Concurrency = 32
+	}
+	if c.MaxDeliver == 0 {
+		c.MaxDeliver = 5
+	}
+	if c.TriesPerDelivery == 0 {
+		c.TriesPerDelivery = 3
+	}
+	if c.Backoff.Max == 0 {
+		c.Backoff.Max = retry.DefaultMax
+	}
+	if c.Backoff.MaxRetryAfter == 0 {
+		c.Backoff.MaxRetryAfter = retry.DefaultMaxRetryAfter
+	}
+	if c.AckWait == 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = 20 * time.Second
+	}
+	if c.MaxBatch == 0 {
+		c.MaxBatch = c.Concurrency
+	}
+	if c.Name == "" {
+		c.Name = os.Getenv("POD_NAME")
+	}
+	if c.Name == "" {
+		c.Name, _ = os.Hostname()
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
+	}
+	return c
+}
+
+// Validate names the first invalid field.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	switch {
+	case c.Concurrency < 1 || c.Concurrency > 4096:
+		return fmt.Errorf("concurrency: %d is not in 1..4096", c.Concurrency)
+	case c.MaxDeliver < 1:
+		return fmt.Errorf("max-deliver: %d is below 1", c.MaxDeliver)
+	case c.TriesPerDelivery < 1:
+		return fmt.Errorf("tries-per-delivery: %d is below 1", c.TriesPerDelivery)
+	case c.AckWait < time.Second:
+		return fmt.Errorf("ack-wait: %s is below 1s", c.AckWait)
+	case c.DrainTimeout < 0:
+		return fmt.Errorf("drain-timeout: %s is negative", c.DrainTimeout)
+	case c.MaxBatch < 1:
+		return fmt.Errorf("max-batch: %d is below 1", c.MaxBatch)
+	}
+	if err := c.Backoff.Validate(); err != nil {
+		return fmt.Errorf("backoff: %w", err)
+	}
+	return nil
+}
+
+// Pool works on requests from a Source with Concurrency goroutines.
+type Pool struct {
+	cfg  Config
+	src  Source
+	rec  Recoverer
+	dlq  DeadLetterer
+	log  *zap.Logger
+	obs  Observer
+	slot chan struct{} // one token per busy slot
+
+	mu       sync.Mutex
+	inflight map[*task]struct{}
+
+	draining   atomic.Bool
+	maxDeliver uint64
+}
+
+// New returns a Pool; it does nothing until Run.
+func New(cfg Config, src Source, rec Recoverer, dlq DeadLetterer) (*Pool, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if src == nil || rec == nil || dlq == nil {
+		return nil, errors.New("worker: source, recoverer and dead-letterer are required")
+	}
+	cfg = cfg.withDefaults()
+	return &Pool{
+		cfg:        cfg,
+		src:        src,
+		rec:        rec,
+		dlq:        dlq,
+		log:        cfg.Logger,
+		obs:        cfg.Observer,
+		slot:       make(chan struct{}, cfg.Concurrency),
+		inflight:   make(map[*task]struct{}),
+		maxDeliver: uint64(cfg.MaxDeliver), //nolint:gosec // validated >= 1
+	}, nil
+}
+
+// Draining reports whether shutdown has begun.
+func (p *Pool) Draining() bool { return p.draining.Load() }
+
+// InFlight is the number of requests being worked on.
+func (p *Pool) InFlight() int { return len(p.slot) }
+
+// Run fetches and works on requests until ctx ends, then drains: it stops
+// fetching, lets in-flight requests finish within DrainTimeout (on a
+// context that outlives ctx), hands the rest back with a nak, and returns.
+// Every message Run received is acked, dead-lettered-then-acked or nak'd
+// before Run returns, unless the connection to NATS is gone.
+func (p *Pool) Run(ctx context.Context) error {
+	// Work outlives ctx by at most DrainTimeout.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+
+	jobs := make(chan Delivery)
+	var workers sync.WaitGroup
+	for range p.cfg.Concurrency {
+		workers.Go(func() {
+			for d := range jobs {
+				p.handle(ctx, workCtx, d)
+				<-p.slot
+			}
+		})
+	}
+
+	hbDone := make(chan struct{})
+	hbStop := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		p.heartbeat(hbStop)
+	}()
+
+	var fetchers sync.WaitGroup
+	fetchErrs := newFetchBackoff()
+	for {
+		// Take one free slot (block), then as many more as are free.
+		select {
+		case p.slot <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		n := 1
+	more:
+		for n < p.cfg.MaxBatch {
+			select {
+			case p.slot <- struct{}{}:
+				n++
+			default:
+				break more
+			}
+		}
+		if err := fetchErrs.wait(ctx); err != nil {
+			p.release(n)
+			break
+		}
+		fetchers.Go(func() {
+			got := 0
+			err := p.src.Fetch(ctx, n, func(d Delivery) {
+				got++
+				if ctx.Err() != nil {
+					// Arrived after shutdown began: hand it back at once.
+					p.nak(d, 0, "shutdown")
+					<-p.slot
+					return
+				}
+				jobs <- d
+			})
+			p.release(n - got)
+			if err != nil && ctx.Err() == nil {
+				p.log.Warn("fetch failed", zap.Error(err))
+				fetchErrs.failed()
+				return
+			}
+			fetchErrs.succeeded()
+		})
+	}
+
+	// Shutdown: not ready, stop fetching, drain.
+	p.draining.Store(true)
+	inFlight := p.InFlight()
+	p.log.Info("draining", zap.Int("in_flight", inFlight), zap.Duration("drain_timeout", p.cfg.DrainTimeout))
+	fetchers.Wait()
+	close(jobs)
+	timer := time.AfterFunc(p.cfg.DrainTimeout, cancelWork)
+	workers.Wait()
+	timer.Stop()
+	close(hbStop)
+	<-hbDone
+	return nil
+}
+
+func (p *Pool) release(n int) {
+	for range n {
+		<-p.slot
+	}
+}
+
+// heartbeat sends InProgress for every message being worked on, every
+// AckWait/3, so the server never hands a message we still work on to
+// another worker.
+func (p *Pool) heartbeat(stop <-chan struct{}) {
+	t := time.NewTicker(p.cfg.AckWait / 3)
+	defer t.Stop()
+	var batch []*task
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		batch = batch[:0]
+		p.mu.Lock()
+		for tk := range p.inflight {
+			batch = append(batch, tk)
+		}
+		p.mu.Unlock()
+		for _, tk := range batch {
+			if err := tk.d.InProgress(); err != nil {
+				tk.log.Debug("in-progress heartbeat failed", zap.Error(err))
+			}
+		}
+	}
+}
+
+func (p *Pool) track(t *task) {
+	p.mu.Lock()
+	p.inflight[t] = struct{}{}
+	p.mu.Unlock()
+}
+
+func (p *Pool) untrack(t *task) {
+	p.mu.Lock()
+	delete(p.inflight, t)
+	p.mu.Unlock()
+}
+
+// fetchBackoff spaces out pull requests while they fail (NATS down, consumer
+// deleted), so the fetch loop never spins.
+type fetchBackoff struct {
+	mu    sync.Mutex
+	fails int
+}
+
+func newFetchBackoff() *fetchBackoff { return &fetchBackoff{} }
+
+func (f *fetchBackoff) failed() {
+	f.mu.Lock()
+	f.fails++
+	f.mu.Unlock()
+}
+
+func (f *fetchBackoff) succeeded() {
+	f.mu.Lock()
+	f.fails = 0
+	f.mu.Unlock()
+}
+
+func (f *fetchBackoff) wait(ctx context.Context) error {
+	f.mu.Lock()
+	fails := f.fails
+	f.mu.Unlock()
+	if fails == 0 {
+		return nil
+	}
+	d := min(100*time.Millisecond<<min(fails, 6), 5*time.Second)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
