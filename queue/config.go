@@ -46,6 +46,14 @@ type Config struct {
 	DLQSubject string
 	// DLQMaxAge is how long dead letters are kept. Default 14 days.
 	DLQMaxAge time.Duration
+	// ResultStream holds one result event per finished request. Default
+	// CODEARTS_RECOVER_RESULTS.
+	ResultStream string
+	// ResultSubject is where result events go. Default
+	// codearts.build.recover.result; "-" turns result events off.
+	ResultSubject string
+	// ResultMaxAge is how long result events are kept. Default 7 days.
+	ResultMaxAge time.Duration
 	// Replicas is the replica count of the streams the worker creates.
 	// Default 1; use 3 on a cluster.
 	Replicas int
@@ -82,6 +90,10 @@ const (
 	DefaultConsumer   = "recover-worker"
 	DefaultDLQStream  = "CODEARTS_RECOVER_DLQ"
 	DefaultDLQSubject = "codearts.build.recover.dlq"
+	DefaultResultStream  = "CODEARTS_RECOVER_RESULTS"
+	DefaultResultSubject = "codearts.build.recover.result"
+	// ResultsOff as ResultSubject turns result events off.
+	ResultsOff = "-"
 )
 
 // WithDefaults returns c with every zero field set to its default.
@@ -98,6 +110,11 @@ func (c Config) WithDefaults() Config {
 	set(&c.Consumer, DefaultConsumer)
 	set(&c.DLQStream, DefaultDLQStream)
 	set(&c.DLQSubject, DefaultDLQSubject)
+	set(&c.ResultStream, DefaultResultStream)
+	set(&c.ResultSubject, DefaultResultSubject)
+	if c.ResultMaxAge == 0 {
+		c.ResultMaxAge = 7 * 24 * time.Hour
+	}
 	if c.DLQMaxAge == 0 {
 		c.DLQMaxAge = 14 * 24 * time.Hour
 	}
@@ -134,6 +151,12 @@ func (c Config) Validate() error {
 	}
 	if c.Stream == c.DLQStream {
 		bad("dlq-stream", "must differ from the request stream %q", c.Stream)
+	}
+	if c.Results() && (c.ResultSubject == c.Subject || c.ResultSubject == c.DLQSubject) {
+		bad("result-subject", "must differ from the request and dead-letter subjects")
+	}
+	if c.Results() && (c.ResultStream == c.Stream || c.ResultStream == c.DLQStream) {
+		bad("result-stream", "must differ from the request and dead-letter streams")
 	}
 	if c.AckWait < time.Second {
 		bad("ack-wait", "%s is below 1s", c.AckWait)
@@ -172,3 +195,6 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Results reports whether result events are on.
+func (c Config) Results() bool { return c.ResultSubject != ResultsOff }

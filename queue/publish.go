@@ -24,6 +24,17 @@ func (c *Conn) Publish(ctx context.Context, subject, msgID string, header nats.H
 	return ack.Duplicate, nil
 }
 
+// Result stores a result event and returns once JetStream acknowledged it;
+// msgID is derived from the request's stream sequence, like a dead letter's.
+// With result events off it does nothing.
+func (c *Conn) Result(ctx context.Context, msgID string, record []byte) error {
+	if !c.cfg.Results() {
+		return nil
+	}
+	_, err := c.Publish(ctx, c.cfg.ResultSubject, msgID, nil, record)
+	return err
+}
+
 // DeadLetter stores a dead-letter record on the dead-letter subject and
 // returns once JetStream acknowledged it. msgID must be derived from the
 // request's stream sequence so a repeat after a crash is dropped as a

@@ -48,6 +48,23 @@ func (c Config) DLQStreamConfig() jetstream.StreamConfig {
 	}
 }
 
+// ResultStreamConfig is the result-event stream: limits retention for
+// ResultMaxAge, so automation and reconciliation can read outcomes back.
+func (c Config) ResultStreamConfig() jetstream.StreamConfig {
+	c = c.WithDefaults()
+	return jetstream.StreamConfig{
+		Name:        c.ResultStream,
+		Description: "CodeArts Build recover results, one per finished request",
+		Subjects:    []string{c.ResultSubject},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      c.ResultMaxAge,
+		Replicas:    c.Replicas,
+		Duplicates:  min(dlqDuplicateWindow, c.ResultMaxAge),
+	}
+}
+
 // ConsumerConfig is the durable pull consumer the pool fetches from.
 func (c Config) ConsumerConfig() jetstream.ConsumerConfig {
 	c = c.WithDefaults()
@@ -83,7 +100,11 @@ func (c *Conn) Ensure(ctx context.Context) error {
 		}
 		return nil
 	}
-	for _, sc := range []jetstream.StreamConfig{cfg.RequestStreamConfig(), cfg.DLQStreamConfig()} {
+	streams := []jetstream.StreamConfig{cfg.RequestStreamConfig(), cfg.DLQStreamConfig()}
+	if cfg.Results() {
+		streams = append(streams, cfg.ResultStreamConfig())
+	}
+	for _, sc := range streams {
 		if err := c.ensureStream(ctx, sc); err != nil {
 			return err
 		}

@@ -78,6 +78,31 @@ func (o Original) Bytes() ([]byte, error) {
 // Marshal encodes the record as JSON.
 func (d *DeadLetter) Marshal() ([]byte, error) { return json.Marshal(d) }
 
+// Result is the event published once per request that reached a terminal
+// state (recovered or dead-lettered), for automation that chains on
+// "job recovered" and for reconciliation.
+type Result struct {
+	JobID      string `json:"job_id,omitempty"`
+	Outcome    string `json:"outcome"`          // recovered | dead_lettered
+	Reason     string `json:"reason,omitempty"` // the dead-letter reason
+	Status     int    `json:"status,omitempty"`
+	ErrorCode  string `json:"error_code,omitempty"`
+	RequestID  string `json:"request_id,omitempty"`
+	Attempts   int    `json:"attempts"`
+	Deliveries uint64 `json:"deliveries"`
+	// DurationMS is the time this delivery took, in milliseconds.
+	DurationMS int64     `json:"duration_ms"`
+	StreamSeq  uint64    `json:"stream_seq"`
+	At         time.Time `json:"at"`
+	Worker     string    `json:"worker"`
+}
+
+// ResultID is the Nats-Msg-Id of the result event for the request stored at
+// seq at time stored, so a redelivery after a crash cannot make two.
+func ResultID(seq uint64, stored time.Time) string {
+	return fmt.Sprintf("result-%d-%d", seq, stored.UnixNano())
+}
+
 // DeadLetterID is the Nats-Msg-Id of the dead letter for the request stored
 // at seq at time stored: the same on every redelivery, so a crash between
 // dead-lettering and acking cannot make two.

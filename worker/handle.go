@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -207,9 +208,7 @@ func (p *Pool) deadLetter(ctx context.Context, t *task, reason string) {
 		Worker:         p.cfg.Name,
 		Original:       NewOriginal(t.d.Subject(), t.seq, t.d.Header(), t.d.Body()),
 	}
-	if t.calls > 0 {
-		rec.Attempts = p.attemptsBefore(t) + t.calls
-	}
+	rec.Attempts = p.attempts(t)
 	data, err := rec.Marshal()
 	if err != nil {
 		// Cannot happen for this struct; hand back rather than lose.
@@ -229,10 +228,19 @@ func (p *Pool) deadLetter(ctx context.Context, t *task, reason string) {
 	p.ack(ctx, t, OutcomeDeadLettered, reason)
 }
 
-// ack confirms a terminal state with the server.
+// ack confirms a terminal state with the server, after storing its result
+// event; if the event cannot be stored the request is handed back instead.
 func (p *Pool) ack(ctx context.Context, t *task, kind, reason string) {
 	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	if p.cfg.Results != nil {
+		if err := p.publishResult(actx, t, kind, reason); err != nil {
+			t.log.Error("result event not stored; handing the request back", zap.String("outcome", kind), zap.Error(err))
+			p.nak(t.d, p.cfg.Backoff.NakDelay(1, nil), "result_failed")
+			p.report(t, OutcomeHandedBack, "result_failed")
+			return
+		}
+	}
 	if err := t.d.Ack(actx); err != nil {
 		// The request will come back; recover is idempotent and a dead
 		// letter's id dedupes, so this costs a repeat, never a loss.
@@ -243,10 +251,32 @@ func (p *Pool) ack(ctx context.Context, t *task, kind, reason string) {
 	if kind == OutcomeRecovered {
 		if ce := t.log.Check(zap.InfoLevel, "recovered"); ce != nil {
 			ce.Write(zap.Int("status", t.status), zap.String("request_id", t.requestID),
-				zap.Int("attempt", p.attemptsBefore(t)+t.calls), zap.Duration("duration", time.Since(t.start)))
+				zap.Int("attempt", p.attempts(t)), zap.Duration("duration", time.Since(t.start)))
 		}
 	}
 	p.report(t, kind, reason)
+}
+
+func (p *Pool) publishResult(ctx context.Context, t *task, kind, reason string) error {
+	r := Result{
+		JobID: t.req.JobID, Outcome: kind, Reason: reason, Status: t.status, ErrorCode: t.errorCode,
+		RequestID: t.requestID, Attempts: p.attempts(t), Deliveries: t.n,
+		DurationMS: time.Since(t.start).Milliseconds(), StreamSeq: t.seq, At: time.Now().UTC(), Worker: p.cfg.Name,
+	}
+	data, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return p.cfg.Results.Result(ctx, ResultID(t.seq, t.d.Timestamp()), data)
+}
+
+// attempts counts the request's API calls across deliveries (earlier
+// deliveries at their full budget); 0 when no call was made.
+func (p *Pool) attempts(t *task) int {
+	if t.calls == 0 {
+		return 0
+	}
+	return p.attemptsBefore(t) + t.calls
 }
 
 func (p *Pool) nak(d Delivery, delay time.Duration, cause string) {
@@ -260,7 +290,7 @@ func (p *Pool) nak(d Delivery, delay time.Duration, cause string) {
 func (p *Pool) report(t *task, kind, reason string) {
 	p.obs.Outcome(Outcome{
 		Kind: kind, Reason: reason, JobID: t.req.JobID, StreamSeq: t.seq, Delivery: t.n,
-		Status: t.status, RequestID: t.requestID, Attempts: p.attemptsBefore(t) + t.calls,
+		Status: t.status, RequestID: t.requestID, Attempts: p.attempts(t),
 		Duration: time.Since(t.start),
 	})
 }

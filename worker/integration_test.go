@@ -128,6 +128,22 @@ func TestMixedWorkload(t *testing.T) {
 	}
 	require.Equal(t, int64(len(good)+len(notFound)+len(forbidden)), int64(len(stats.Jobs)),
 		"invalid requests never reach the API")
+	// Exactly one result event per request, agreeing with the outcomes.
+	results := env.Results()
+	require.Len(t, results, n)
+	seen := map[uint64]bool{}
+	byOutcome := map[string]int{}
+	for _, r := range results {
+		require.False(t, seen[r.StreamSeq], "one result per request (seq %d)", r.StreamSeq)
+		seen[r.StreamSeq] = true
+		byOutcome[r.Outcome]++
+		if r.Outcome == worker.OutcomeRecovered {
+			require.Equal(t, 200, r.Status)
+			require.NotEmpty(t, r.RequestID)
+		}
+	}
+	require.Equal(t, len(good), byOutcome[worker.OutcomeRecovered])
+	require.Equal(t, len(dls), byOutcome[worker.OutcomeDeadLettered])
 	require.Positive(t, rec.Retries("transient"))
 	require.Positive(t, rec.Retries("throttled"))
 	t.Logf("recovered=%d dead_lettered=%d api_calls=%d by_status=%v retries transient=%d throttled=%d",

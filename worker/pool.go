@@ -57,6 +57,12 @@ type DeadLetterer interface {
 	DeadLetter(ctx context.Context, msgID string, record []byte) error
 }
 
+// Resulter stores a result event and returns once it is durably
+// acknowledged; msgID makes a repeat a no-op. queue.Conn implements it.
+type Resulter interface {
+	Result(ctx context.Context, msgID string, record []byte) error
+}
+
 // Limiter paces API calls. retry.Limiter implements it.
 type Limiter interface {
 	Wait(ctx context.Context) error
@@ -95,6 +101,9 @@ type Config struct {
 	Classifier *retry.Classifier
 	// Limiter paces API calls. nil = no limit.
 	Limiter Limiter
+	// Results receives one result event per request that reached a
+	// terminal state, before its ack. nil = no result events.
+	Results Resulter
 	// Name is this worker's host/pod name in dead letters. Default: the
 	// POD_NAME environment variable, else the host name.
 	Name string

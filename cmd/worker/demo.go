@@ -270,7 +270,7 @@ func runDemo(ctx context.Context, o demoOptions, stderr io.Writer) (demoSummary,
 	pool, err := worker.New(worker.Config{
 		Concurrency: o.concurrency, MaxDeliver: qcfg.MaxDeliver, AckWait: qcfg.AckWait,
 		Decode: worker.DecodeOptions{ValidRegion: api.AllowedRegion}, Limiter: limiter,
-		Name: "demo", Logger: log, Observer: counter,
+		Name: "demo", Logger: log, Observer: counter, Results: conn,
 	}, wire.Source{C: cons}, wire.Recoverer(api), conn)
 	if err != nil {
 		return demoSummary{}, err

@@ -75,6 +75,9 @@ func (o *runOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&n.DLQStream, "dlq-stream", n.DLQStream, "dead-letter stream")
 	fs.StringVar(&n.DLQSubject, "dlq-subject", n.DLQSubject, "dead-letter subject")
 	fs.DurationVar(&n.DLQMaxAge, "dlq-max-age", n.DLQMaxAge, "how long dead letters are kept")
+	fs.StringVar(&n.ResultStream, "result-stream", queue.DefaultResultStream, "stream of result events")
+	fs.StringVar(&n.ResultSubject, "result-subject", queue.DefaultResultSubject, `subject of result events, one per finished request ("-" = off)`)
+	fs.DurationVar(&n.ResultMaxAge, "result-max-age", 7*24*time.Hour, "how long result events are kept")
 	fs.IntVar(&n.Replicas, "replicas", n.Replicas, "replicas of the streams the worker creates (3 on a cluster)")
 	fs.DurationVar(&n.AckWait, "ack-wait", n.AckWait, "consumer AckWait: how soon a crashed worker's requests come back (heartbeats keep live ones)")
 	fs.IntVar(&n.MaxDeliver, "max-deliver", n.MaxDeliver, "deliveries of one request before it is dead-lettered retries_exhausted")
@@ -218,6 +221,7 @@ func (o *runOptions) open(ctx context.Context, stderr io.Writer) (*service, erro
 	}
 	pc := o.pool
 	pc.Classifier = classifier
+	pc.Results = conn
 	pc.Logger = log
 	pc.Decode.ValidRegion = api.AllowedRegion
 	// Always a limiter: even without --rate-limit, throttle answers pause

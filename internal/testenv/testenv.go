@@ -117,6 +117,9 @@ func (e *Env) Pool(conn *queue.Conn, cfg worker.Config) *worker.Pool {
 	if cfg.Name == "" {
 		cfg.Name = "test-worker"
 	}
+	if cfg.Results == nil {
+		cfg.Results = conn
+	}
 	p, err := worker.New(cfg, wire.Source{C: cons}, wire.Recoverer(e.API), conn)
 	require.NoError(e.T, err)
 	return p
@@ -176,6 +179,22 @@ func (e *Env) DeadLetters() []worker.DeadLetter {
 			return fmt.Errorf("dead letter %d: %w", m.Seq, err)
 		}
 		out = append(out, d)
+		return nil
+	})
+	require.NoError(e.T, err)
+	return out
+}
+
+// Results reads every result event.
+func (e *Env) Results() []worker.Result {
+	e.T.Helper()
+	var out []worker.Result
+	err := e.Conn.Scan(context.Background(), e.Conn.Config().ResultStream, func(m queue.StoredMsg) error {
+		var r worker.Result
+		if err := json.Unmarshal(m.Data, &r); err != nil {
+			return fmt.Errorf("result %d: %w", m.Seq, err)
+		}
+		out = append(out, r)
 		return nil
 	})
 	require.NoError(e.T, err)
