@@ -75,6 +75,12 @@ func (e *APIError) APIErrorCode() string { return e.ErrorCode }
 // RetryAfterHint returns RetryAfter.
 func (e *APIError) RetryAfterHint() time.Duration { return e.RetryAfter }
 
+// APIErrorMsg is the API's error_msg.
+func (e *APIError) APIErrorMsg() string { return e.ErrorMsg }
+
+// APIRequestID is the API's request id (X-Request-Id).
+func (e *APIError) APIRequestID() string { return e.RequestID }
+
 // parseRetryAfter reads a Retry-After value: delay-seconds or an HTTP-date.
 func parseRetryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)

@@ -50,7 +50,16 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 	b := p.cfg.Backoff.New()
 	tries := 0 // transient failures in this delivery
 	for {
+		// Breaker open or paused: wait (heartbeats keep the message) unless
+		// shutdown begins, then hand it back.
+		probe, err := p.gate.acquire(runCtx, req.Region)
+		if err != nil {
+			p.nak(d, 0, "shutdown")
+			p.report(t, OutcomeHandedBack, "shutdown")
+			return
+		}
 		if err := p.wait(workCtx, p.limiterWait); err != nil {
+			p.gate.record(workCtx, req.Region, req.JobID, retry.Canceled, probe)
 			p.nak(d, 0, "drain_timeout")
 			p.report(t, OutcomeHandedBack, "drain_timeout")
 			return
@@ -65,6 +74,7 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 		took := time.Since(started)
 		t.calls++
 		class := p.cfg.Classifier.Classify(err)
+		breakerOpen := p.gate.record(workCtx, req.Region, req.JobID, class, probe)
 		t.record(rid, err)
 		p.obs.Call(Call{JobID: req.JobID, Status: t.status, ErrorCode: t.errorCode, Class: class.String(), Duration: took})
 		if ce := t.log.Check(zap.DebugLevel, "api call"); ce != nil {
@@ -80,9 +90,24 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 			}
 			p.ack(workCtx, t, OutcomeRecovered, "")
 			return
-		case retry.ClientError, retry.Forbidden:
+		case retry.ClientError:
 			p.deadLetter(workCtx, t, ReasonClientError)
 			return
+		case retry.Forbidden:
+			// One 403 is about the job; a run of them is a missing
+			// permission for every job, which pauses instead.
+			dead, err := p.gate.forbiddenVerdict(runCtx)
+			if err != nil {
+				p.nak(d, 0, "shutdown")
+				p.report(t, OutcomeHandedBack, "shutdown")
+				return
+			}
+			if dead {
+				p.deadLetter(workCtx, t, ReasonClientError)
+				return
+			}
+			p.obs.Retry("forbidden_run", 0)
+			continue
 		case retry.Canceled:
 			// Only the drain timeout cancels a call.
 			p.nak(d, 0, "drain_timeout")
@@ -99,10 +124,15 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 			// Credentials are wrong for every job: never dead-letter.
 			// Hold the message and try again later without spending its
 			// budget; the credential pause stops the rest of the pool.
-			wait = p.holdWait(b, nil)
-			t.log.Error("api rejected the credentials (401); holding the request", zap.String("request_id", t.requestID))
-			p.obs.Retry("unauthorized", wait)
+			// The gate paused the pool; the request waits there.
+			p.obs.Retry("unauthorized", 0)
+			continue
 		default: // Transient
+			if breakerOpen {
+				// An outage: wait at the gate without spending the budget.
+				p.obs.Retry("breaker_open", 0)
+				continue
+			}
 			tries++
 			w, ok := p.cfg.Backoff.Next(b, err)
 			if tries >= p.cfg.TriesPerDelivery || !ok {

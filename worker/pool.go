@@ -101,6 +101,14 @@ type Config struct {
 	Classifier *retry.Classifier
 	// Limiter paces API calls. nil = no limit.
 	Limiter Limiter
+	// Gate tunes the circuit breaker and the credential pause.
+	Gate GateConfig
+	// Pauser pauses the consumer for the whole fleet on a credential
+	// failure. nil = this process only.
+	Pauser Pauser
+	// BeforeProbe runs before each probe while paused for credentials
+	// (e.g. re-read rotated credentials). nil = nothing.
+	BeforeProbe func()
 	// Results receives one result event per request that reached a
 	// terminal state, before its ack. nil = no result events.
 	Results Resulter
@@ -191,6 +199,8 @@ type Pool struct {
 
 	draining   atomic.Bool
 	maxDeliver uint64
+	gate       *gate
+	leaseLost  atomic.Int64
 }
 
 // New returns a Pool; it does nothing until Run.
@@ -212,11 +222,27 @@ func New(cfg Config, src Source, rec Recoverer, dlq DeadLetterer) (*Pool, error)
 		slot:       make(chan struct{}, cfg.Concurrency),
 		inflight:   make(map[*task]struct{}),
 		maxDeliver: uint64(cfg.MaxDeliver), //nolint:gosec // validated >= 1
+		gate:       newGate(gateConfig(cfg), cfg.Logger, cfg.Pauser, cfg.BeforeProbe),
 	}, nil
 }
 
 // Draining reports whether shutdown has begun.
 func (p *Pool) Draining() bool { return p.draining.Load() }
+
+// gateConfig caps the 403 run at the concurrency: held 403s occupy slots,
+// so a longer run could never be seen.
+func gateConfig(cfg Config) GateConfig {
+	g := cfg.Gate.withDefaults()
+	g.ForbiddenRun = min(g.ForbiddenRun, cfg.Concurrency)
+	return g
+}
+
+// State reports the circuit breakers and the credential pause.
+func (p *Pool) State() State { return p.gate.state() }
+
+// LeaseLost counts messages dropped because their lease could not be kept
+// (no heartbeat reached the server for longer than AckWait).
+func (p *Pool) LeaseLost() int64 { return p.leaseLost.Load() }
 
 // InFlight is the number of requests being worked on.
 func (p *Pool) InFlight() int { return len(p.slot) }
@@ -271,6 +297,12 @@ func (p *Pool) Run(ctx context.Context) error {
 			}
 		}
 		if err := fetchErrs.wait(ctx); err != nil {
+			p.release(n)
+			break
+		}
+		// Breaker open or paused: take nothing new; in-flight requests
+		// wait at the gate with their heartbeats.
+		if err := p.gate.waitOpen(ctx); err != nil {
 			p.release(n)
 			break
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,6 +15,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/codearts-recover-worker/codearts-recover-worker/codearts"
+	"github.com/codearts-recover-worker/codearts-recover-worker/internal/buildinfo"
+	"github.com/codearts-recover-worker/codearts-recover-worker/internal/ops"
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/wire"
 	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
 	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
@@ -33,6 +36,8 @@ type runOptions struct {
 	logFormat  string
 	logLevel   string
 	httpAddr   string
+
+	fs *pflag.FlagSet // the flags, for the startup log line
 }
 
 func defaultRunOptions() runOptions {
@@ -57,6 +62,7 @@ func defaultRunOptions() runOptions {
 
 // addFlags registers every run flag on fs. Each also reads RECOVER_<NAME>.
 func (o *runOptions) addFlags(fs *pflag.FlagSet) {
+	o.fs = fs
 	fs.StringVar(&o.configFile, "config", "", "YAML file of flag values (keys are flag names); flags and environment win")
 
 	n := &o.nats
@@ -146,6 +152,12 @@ type service struct {
 	conn *queue.Conn
 	api  *codearts.Client
 	pool *worker.Pool
+
+	ops     *ops.Server // nil with --http-addr ""
+	metrics *ops.Metrics
+	lag     *ops.LagPoller
+	tally   ops.DrainTally
+	wired   atomic.Bool // startup done: NATS connected, consumer bound, pool built
 }
 
 // validate checks every option and names the offending flag.
@@ -172,7 +184,7 @@ func (o *runOptions) validate() error {
 	return errors.Join(errs...)
 }
 
-func (o *runOptions) open(ctx context.Context, stderr io.Writer) (*service, error) {
+func (o *runOptions) open(ctx context.Context, stderr io.Writer) (_ *service, err error) {
 	log, err := newLogger(stderr, o.logFormat, o.logLevel)
 	if err != nil {
 		return nil, err
@@ -180,6 +192,18 @@ func (o *runOptions) open(ctx context.Context, stderr io.Writer) (*service, erro
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
+	// The ops server comes up first, so /healthz answers while NATS is
+	// still unreachable (a restart would not help) and /readyz says why.
+	s := &service{log: log}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if err := s.startOps(o.httpAddr); err != nil {
+		return nil, err
+	}
+	log.Info("worker starting", o.startupFields()...)
 	rules, err := retry.ParseRules(o.classify)
 	if err != nil {
 		return nil, fmt.Errorf("classify: %w", err)
@@ -209,51 +233,58 @@ func (o *runOptions) open(ctx context.Context, stderr io.Writer) (*service, erro
 	if err != nil {
 		return nil, err
 	}
-	s := &service{log: log, conn: conn, api: api}
+	s.conn, s.api = conn, api
 	if err := conn.Ensure(ctx); err != nil {
-		s.Close()
 		return nil, err
 	}
 	cons, err := conn.Consumer(ctx)
 	if err != nil {
-		s.Close()
 		return nil, err
 	}
 	pc := o.pool
 	pc.Classifier = classifier
 	pc.Results = conn
+	pc.Pauser = conn
+	pc.BeforeProbe = func() {
+		// Credentials may have been rotated (env, profile file, pod
+		// identity): re-read them before each probe.
+		if err := api.ReloadCredentials(); err != nil {
+			log.Warn("re-reading credentials failed", zap.Error(err))
+		}
+	}
 	pc.Logger = log
+	pc.Observer = worker.Observers{s.metrics, &s.tally}
 	pc.Decode.ValidRegion = api.AllowedRegion
 	// Always a limiter: even without --rate-limit, throttle answers pause
 	// the whole pool for Retry-After and lower the rate.
 	limiter, err := retry.NewLimiter(retry.LimiterConfig{Rate: o.rateLimit, Burst: o.rateBurst})
 	if err != nil {
-		s.Close()
 		return nil, fmt.Errorf("rate-limit: %w", err)
 	}
 	pc.Limiter = limiter
 	pool, err := worker.New(pc, wire.Source{C: cons}, wire.Recoverer(api), conn)
 	if err != nil {
-		s.Close()
 		return nil, err
 	}
 	s.pool = pool
-	log.Info("worker started",
-		zap.String("version", buildVersion()),
-		zap.String("nats_url", redact(o.nats.URL)),
-		zap.String("stream", o.nats.Stream), zap.String("subject", o.nats.Subject),
-		zap.String("consumer", o.nats.Consumer), zap.String("dlq_subject", o.nats.DLQSubject),
-		zap.Int("concurrency", o.pool.Concurrency), zap.Duration("ack_wait", o.nats.AckWait),
-		zap.Int("max_deliver", o.nats.MaxDeliver), zap.String("region", o.api.Region),
-		zap.String("endpoint", o.api.Endpoint), zap.Duration("api_timeout", o.api.Timeout),
-		zap.Float64("rate_limit", o.rateLimit), zap.Stringer("credentials", o.api.Credentials))
+	s.wire(cons, limiter)
+	log.Info("worker started", zap.Stringer("credentials", o.api.Credentials), zap.String("project_id", o.api.ProjectID))
 	return s, nil
 }
 
 // Run works until ctx ends, then drains.
 func (s *service) Run(ctx context.Context) error {
+	stopTally := context.AfterFunc(ctx, s.tally.Begin)
+	defer stopTally()
+	lagDone := make(chan struct{})
+	go func() {
+		defer close(lagDone)
+		s.lag.Run(ctx)
+	}()
 	err := s.pool.Run(ctx)
-	s.log.Info("worker stopped")
+	<-lagDone
+	drained, handedBack := s.tally.Counts()
+	s.log.Info("worker stopped", zap.Int64("drained", drained), zap.Int64("handed_back", handedBack))
 	return err
 }
 
@@ -264,7 +295,68 @@ func (s *service) Close() {
 			s.log.Warn("closing nats", zap.Error(err))
 		}
 	}
+	// Last, so /metrics and /readyz answer until the very end.
+	if s.ops != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.ops.Shutdown(ctx); err != nil {
+			s.log.Warn("closing the ops http server", zap.Error(err))
+		}
+	}
 	_ = s.log.Sync()
+}
+
+// startOps builds the metrics and, unless addr is "", starts the ops HTTP
+// server with a readiness check that fails until wire has run.
+func (s *service) startOps(addr string) error {
+	reg := ops.NewRegistry(buildinfo.Get(buildVersion()))
+	m, err := ops.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	s.metrics = m
+	if addr == "" {
+		return nil
+	}
+	srv := ops.New(ops.Config{Addr: addr, Gatherer: reg, Logger: s.log})
+	srv.AddCheck("startup", func() error {
+		if !s.wired.Load() {
+			return errors.New("connecting to NATS and binding the consumer")
+		}
+		return nil
+	})
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	s.ops = srv
+	return nil
+}
+
+// wire feeds the metrics and readiness from the running pieces.
+func (s *service) wire(cons *queue.Consumer, limiter *retry.Limiter) {
+	pool := s.pool
+	s.metrics.SetState(ops.State{
+		InFlight:       pool.InFlight,
+		RateLimit:      limiter.Rate,
+		ThrottlePaused: func() bool { return time.Now().Before(limiter.PausedUntil()) },
+	})
+	s.lag = &ops.LagPoller{Consumer: cons, Metrics: s.metrics, Logger: s.log}
+	if s.ops != nil {
+		s.ops.AddCheck("nats", func() error {
+			if !s.conn.Connected() {
+				return errors.New("not connected")
+			}
+			return nil
+		})
+		s.ops.AddCheck("consumer", s.lag.Bound)
+		s.ops.AddCheck("draining", func() error {
+			if pool.Draining() {
+				return errors.New("shutting down")
+			}
+			return nil
+		})
+	}
+	s.wired.Store(true)
 }
 
 // redact hides credentials embedded in URLs for logs.

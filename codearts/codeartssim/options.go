@@ -14,7 +14,8 @@ import (
 // Error codes the simulator answers with.
 const (
 	CodeInvalidParam    = "CB.00060200" // 400: job_id malformed
-	CodeForbidden       = "CB.00060201" // 403: no permission on the job
+	CodeForbidden       = "CB.00060201" // 403: no permission on this one job (job-level, dead-lettered)
+	CodeIAMDenied       = "APIGW.0302"  // 403: the IAM user lacks the API permission (every job)
 	CodeJobNotFound     = "CB.00060204" // 404: no such job
 	CodeInternal        = "CB.00060001" // 500: internal error
 	CodeTooManyRequests = "CB.00060211" // 500: CodeArts throttling
@@ -45,7 +46,7 @@ func StandardOutcome(status int) Outcome {
 	case http.StatusUnauthorized:
 		return Outcome{status, CodeAuthFailed, "Incorrect IAM authentication information: verify aksk signature fail"}
 	case http.StatusForbidden:
-		return Outcome{status, CodeForbidden, "You do not have permission to perform this operation on the build job"}
+		return Outcome{status, CodeIAMDenied, "The IAM user is not authorized to call this API"}
 	case http.StatusNotFound:
 		return Outcome{status, CodeJobNotFound, "The build job does not exist"}
 	case http.StatusTooManyRequests:

@@ -201,7 +201,7 @@ func TestFaults(t *testing.T) {
 		{name: "prefix 404", give: []codeartssim.Option{codeartssim.WithOutcomes(codeartssim.StandardPrefixOutcomes())}, giveJob: "404" + jobA[3:],
 			wantStatus: 404, wantCode: codeartssim.CodeJobNotFound},
 		{name: "prefix 403", give: []codeartssim.Option{codeartssim.WithOutcomes(codeartssim.StandardPrefixOutcomes())}, giveJob: "403" + jobA[3:],
-			wantStatus: 403, wantCode: codeartssim.CodeForbidden},
+			wantStatus: 403, wantCode: codeartssim.CodeIAMDenied},
 		{name: "prefix not matching", give: []codeartssim.Option{codeartssim.WithOutcomes(codeartssim.StandardPrefixOutcomes())}, giveJob: jobA},
 		{name: "custom prefix, longest wins", give: []codeartssim.Option{
 			codeartssim.WithOutcome("cb", codeartssim.Outcome{Status: 409, Code: "CB.X", Msg: "short"}),

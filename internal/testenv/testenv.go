@@ -120,6 +120,9 @@ func (e *Env) Pool(conn *queue.Conn, cfg worker.Config) *worker.Pool {
 	if cfg.Results == nil {
 		cfg.Results = conn
 	}
+	if cfg.Pauser == nil {
+		cfg.Pauser = conn
+	}
 	p, err := worker.New(cfg, wire.Source{C: cons}, wire.Recoverer(e.API), conn)
 	require.NoError(e.T, err)
 	return p

@@ -1,0 +1,403 @@
+package worker
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
+)
+
+// Pauser stops and restarts delivery to every replica of the consumer
+// (JetStream consumer pause). queue.Conn implements it.
+type Pauser interface {
+	PauseConsumer(ctx context.Context, until time.Time) error
+	ResumeConsumer(ctx context.Context) error
+}
+
+// GateConfig tunes the circuit breaker and the credential pause. Zero
+// values mean the documented defaults.
+type GateConfig struct {
+	// BreakerWindow is how many recent calls (per region) the breaker
+	// looks at. Default 20.
+	BreakerWindow int
+	// BreakerMinCalls is the fewest calls in the window before it may
+	// open. Default 10.
+	BreakerMinCalls int
+	// BreakerRatio opens the breaker when at least this share of the
+	// window failed with 5xx, 408, a timeout or a transport error.
+	// Default 0.5.
+	BreakerRatio float64
+	// BreakerOpen is the first wait before a half-open probe; it doubles
+	// while probes fail, up to BreakerMaxOpen. Defaults 500ms and 2s: one
+	// call every 2s does not hammer a recovering API, and the pool resumes
+	// within about 2s of it coming back.
+	BreakerOpen    time.Duration
+	BreakerMaxOpen time.Duration
+	// ForbiddenRun is how many 403s on distinct jobs, with no success in
+	// between, pause consumption like a 401. Default 20.
+	ForbiddenRun int
+	// ForbiddenHold is how long a 403 waits for a success (which proves
+	// the credentials fine, so the 403 is about that job) before it is
+	// dead-lettered anyway. Default 30s.
+	ForbiddenHold time.Duration
+	// PauseProbe is the first wait between probes while paused for
+	// credentials; it doubles up to PauseMaxProbe. Defaults 2s and 1m.
+	PauseProbe    time.Duration
+	PauseMaxProbe time.Duration
+	// PauseLease is how long the fleet-wide consumer pause is set for; it
+	// is renewed while paused, so a replica that dies while paused does
+	// not stop the fleet forever. Default 2m.
+	PauseLease time.Duration
+}
+
+func (c GateConfig) withDefaults() GateConfig {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	if c.BreakerWindow == 0 {
+		c.BreakerWindow = 20
+	}
+	if c.BreakerMinCalls == 0 {
+		c.BreakerMinCalls = 10
+	}
+	if c.BreakerRatio == 0 {
+		c.BreakerRatio = 0.5
+	}
+	if c.ForbiddenRun == 0 {
+		c.ForbiddenRun = 20
+	}
+	def(&c.BreakerOpen, 500*time.Millisecond)
+	def(&c.BreakerMaxOpen, 2*time.Second)
+	def(&c.ForbiddenHold, 30*time.Second)
+	def(&c.PauseProbe, 2*time.Second)
+	def(&c.PauseMaxProbe, time.Minute)
+	def(&c.PauseLease, 2*time.Minute)
+	return c
+}
+
+// Breaker states, as exported by State.
+const (
+	BreakerClosed   = "closed"
+	BreakerHalfOpen = "half_open"
+	BreakerOpen     = "open"
+)
+
+// gate decides whether a call may go out: it holds the per-region circuit
+// breakers and the process-wide credential pause. Waiters block on ch,
+// which is closed and replaced on every change.
+type gate struct {
+	cfg    GateConfig
+	log    *zap.Logger
+	pauser Pauser
+	probe  func() // before a credential probe (re-read credentials)
+
+	mu       sync.Mutex
+	ch       chan struct{}
+	breakers map[string]*breaker
+
+	paused      bool
+	pauseReason string
+	pauseWait   time.Duration
+	pauseProbe  time.Time // earliest next probe while paused
+	probing     bool      // a pause probe is out
+
+	okGen     uint64              // bumped by each success
+	forbidden map[string]struct{} // distinct jobs answered 403 since the last success
+}
+
+type breaker struct {
+	region  string
+	state   string
+	window  []bool // true = failure
+	next    int
+	filled  int
+	fails   int
+	wait    time.Duration
+	until   time.Time // open until
+	probing bool
+}
+
+func newGate(cfg GateConfig, log *zap.Logger, pauser Pauser, probe func()) *gate {
+	return &gate{
+		cfg: cfg.withDefaults(), log: log, pauser: pauser, probe: probe,
+		ch: make(chan struct{}), breakers: map[string]*breaker{}, forbidden: map[string]struct{}{},
+	}
+}
+
+// notify wakes every waiter; callers hold mu.
+func (g *gate) notify() {
+	close(g.ch)
+	g.ch = make(chan struct{})
+}
+
+func (g *gate) breaker(region string) *breaker {
+	b, ok := g.breakers[region]
+	if !ok {
+		b = &breaker{region: region, state: BreakerClosed, window: make([]bool, g.cfg.BreakerWindow)}
+		g.breakers[region] = b
+	}
+	return b
+}
+
+// acquire blocks until a call to region may go out: not paused (or this
+// call is the pause probe) and the breaker closed (or this call is the
+// half-open probe). It returns promptly when ctx ends.
+func (g *gate) acquire(ctx context.Context, region string) (probe bool, err error) {
+	for {
+		g.mu.Lock()
+		now := time.Now()
+		var wake time.Duration
+		switch {
+		case g.paused && !g.probing && !now.Before(g.pauseProbe):
+			g.probing = true
+			g.mu.Unlock()
+			if g.probe != nil {
+				g.probe()
+			}
+			return true, nil
+		case g.paused:
+			wake = max(time.Until(g.pauseProbe), time.Millisecond)
+		default:
+			b := g.breaker(region)
+			switch {
+			case b.state == BreakerClosed:
+				g.mu.Unlock()
+				return false, nil
+			case b.state == BreakerOpen && !now.Before(b.until):
+				b.state = BreakerHalfOpen
+				b.probing = true
+				g.log.Info("circuit breaker half-open: probing", zap.String("region", region))
+				g.notify()
+				g.mu.Unlock()
+				return true, nil
+			case b.state == BreakerOpen:
+				wake = max(time.Until(b.until), time.Millisecond)
+			default: // half-open with its probe out: wait for its answer
+				wake = time.Second
+			}
+		}
+		ch := g.ch
+		g.mu.Unlock()
+		t := time.NewTimer(wake)
+		select {
+		case <-ch:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return false, ctx.Err()
+		}
+		t.Stop()
+	}
+}
+
+// open reports whether new messages should wait: paused, or any region's
+// breaker not closed.
+func (g *gate) blocked() (bool, <-chan struct{}) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.paused {
+		return true, g.ch
+	}
+	for _, b := range g.breakers {
+		if b.state != BreakerClosed {
+			return true, g.ch
+		}
+	}
+	return false, g.ch
+}
+
+// waitOpen blocks while new messages should wait (see blocked).
+func (g *gate) waitOpen(ctx context.Context) error {
+	for {
+		blocked, ch := g.blocked()
+		if !blocked {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// record feeds a call's class to the breaker and the pause. It returns
+// whether the breaker of region is now open (a transient failure then
+// does not spend the request's attempt budget).
+func (g *gate) record(ctx context.Context, region, jobID string, class retry.Class, probe bool) (breakerOpen bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	b := g.breaker(region)
+	failure := class == retry.Transient
+
+	// The pause: a 401 (or a 403 run) pauses; any answer proving the
+	// credentials good resumes.
+	switch class {
+	case retry.Unauthorized:
+		g.pauseLocked(ctx, "api rejected the credentials (401)")
+	case retry.Forbidden:
+		if g.paused {
+			g.pauseLocked(ctx, g.pauseReason) // a probe answered 403 again
+			break
+		}
+		g.forbidden[jobID] = struct{}{}
+		if len(g.forbidden) >= g.cfg.ForbiddenRun {
+			g.pauseLocked(ctx, "a run of 403s on distinct jobs: missing IAM permission?")
+		}
+	case retry.Success, retry.ClientError:
+		if class == retry.Success {
+			g.okGen++
+			clear(g.forbidden)
+			g.notify()
+		}
+		if g.paused {
+			g.resumeLocked(ctx)
+		}
+	case retry.Transient, retry.Throttled, retry.Canceled:
+		if probe && g.paused {
+			// Inconclusive probe: try again later.
+			g.probing = false
+			g.pauseProbe = time.Now().Add(g.pauseWait)
+		}
+	}
+
+	// The breaker, per region: only 5xx/transport failures count; any
+	// other answer shows the API is up.
+	if class == retry.Canceled || class == retry.Throttled || class == retry.Unauthorized {
+		return b.state == BreakerOpen
+	}
+	switch b.state {
+	case BreakerHalfOpen:
+		if !probe {
+			return false
+		}
+		b.probing = false
+		if failure {
+			b.wait = min(b.wait*2, g.cfg.BreakerMaxOpen)
+			b.state, b.until = BreakerOpen, time.Now().Add(b.wait)
+		} else {
+			b.state = BreakerClosed
+			b.reset()
+			g.log.Info("circuit breaker closed: the API answers again", zap.String("region", region))
+		}
+		g.notify()
+	case BreakerClosed:
+		b.add(failure)
+		if b.filled >= g.cfg.BreakerMinCalls && float64(b.fails) >= g.cfg.BreakerRatio*float64(b.filled) {
+			b.wait = g.cfg.BreakerOpen
+			b.state, b.until = BreakerOpen, time.Now().Add(b.wait)
+			g.log.Error("circuit breaker open: most API calls fail; no new requests until a probe succeeds",
+				zap.String("region", region), zap.Int("failed", b.fails), zap.Int("of", b.filled))
+			g.notify()
+		}
+	}
+	return b.state == BreakerOpen
+}
+
+func (b *breaker) add(failure bool) {
+	if b.filled == len(b.window) {
+		if b.window[b.next] {
+			b.fails--
+		}
+	} else {
+		b.filled++
+	}
+	b.window[b.next] = failure
+	if failure {
+		b.fails++
+	}
+	b.next = (b.next + 1) % len(b.window)
+}
+
+func (b *breaker) reset() {
+	clear(b.window)
+	b.next, b.filled, b.fails = 0, 0, 0
+}
+
+// pauseLocked pauses (or, while paused, schedules the next probe) and
+// pauses the consumer fleet-wide for PauseLease.
+func (g *gate) pauseLocked(ctx context.Context, reason string) {
+	if !g.paused {
+		g.paused, g.pauseReason, g.pauseWait = true, reason, g.cfg.PauseProbe
+		g.log.Error("paused: "+reason+"; probing with backoff, nothing is dead-lettered meanwhile",
+			zap.Duration("next_probe", g.pauseWait))
+	} else {
+		g.pauseWait = min(g.pauseWait*2, g.cfg.PauseMaxProbe)
+	}
+	g.probing = false
+	g.pauseProbe = time.Now().Add(g.pauseWait)
+	if g.pauser != nil {
+		if err := g.pauser.PauseConsumer(ctx, time.Now().Add(g.cfg.PauseLease)); err != nil {
+			g.log.Warn("fleet-wide consumer pause failed; pausing this process only", zap.Error(err))
+		}
+	}
+	g.notify()
+}
+
+func (g *gate) resumeLocked(ctx context.Context) {
+	g.paused, g.probing = false, false
+	clear(g.forbidden)
+	g.log.Info("resumed: the API accepts the credentials again", zap.String("was", g.pauseReason))
+	g.pauseReason = ""
+	if g.pauser != nil {
+		if err := g.pauser.ResumeConsumer(ctx); err != nil {
+			g.log.Warn("fleet-wide consumer resume failed; it resumes when the pause lease ends", zap.Error(err))
+		}
+	}
+	g.notify()
+}
+
+// forbiddenVerdict waits to learn whether a 403 is about this job (a
+// success elsewhere proves the credentials fine: dead-letter it) or part of
+// a run (the pool paused: retry it after resume). It gives up waiting after
+// ForbiddenHold and dead-letters.
+func (g *gate) forbiddenVerdict(ctx context.Context) (deadLetter bool, err error) {
+	g.mu.Lock()
+	gen := g.okGen
+	g.mu.Unlock()
+	deadline := time.NewTimer(g.cfg.ForbiddenHold)
+	defer deadline.Stop()
+	for {
+		g.mu.Lock()
+		paused, okGen, ch := g.paused, g.okGen, g.ch
+		g.mu.Unlock()
+		switch {
+		case paused:
+			return false, nil
+		case okGen != gen:
+			return true, nil
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			return true, nil
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
+}
+
+// State is a snapshot for readiness and metrics.
+type State struct {
+	Paused      bool
+	PauseReason string
+	// Breakers maps region ("" = default) to BreakerClosed, BreakerHalfOpen
+	// or BreakerOpen.
+	Breakers map[string]string
+}
+
+func (g *gate) state() State {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s := State{Paused: g.paused, PauseReason: g.pauseReason, Breakers: map[string]string{}}
+	for r, b := range g.breakers {
+		s.Breakers[r] = b.state
+	}
+	return s
+}

@@ -1,0 +1,130 @@
+package worker_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/codearts-recover-worker/codearts-recover-worker/codearts/codeartssim"
+	"github.com/codearts-recover-worker/codearts-recover-worker/internal/testenv"
+	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
+	"github.com/codearts-recover-worker/codearts-recover-worker/worker"
+)
+
+func publishN(env *testenv.Env, n int, prefix string) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = testenv.JobID(prefix)
+		env.Publish(ids[i], ids[i])
+	}
+	return ids
+}
+
+func requireAllRecovered(t *testing.T, env *testenv.Env, ids []string) {
+	t.Helper()
+	for _, id := range ids {
+		require.GreaterOrEqual(t, env.Sim.Recovered(id), 1, "job %s", id)
+	}
+}
+
+// An API outage far longer than the whole retry budget dead-letters
+// nothing: the breaker opens, calls during the outage stay few, and
+// everything is recovered once the API is back.
+func TestOutageLongerThanBudget(t *testing.T) {
+	const n = 200
+	env := testenv.New(t, testenv.Options{Queue: queue.Config{MaxDeliver: 2}})
+	env.Sim.SetOutage(true)
+	ids := publishN(env, n, "o")
+	rec := testenv.NewRecorder()
+	cfg := poolConfig(rec)
+	cfg.TriesPerDelivery = 2 // budget: 4 calls, well under a second with fastBackoff
+	p := env.Pool(nil, cfg)
+	env.Start(p)
+
+	testenv.Eventually(t, 10*time.Second, func() bool { return p.State().Breakers[""] == worker.BreakerOpen }, "breaker opens")
+	before := env.Sim.Stats().Calls
+	// Hold the outage for several times the retry budget.
+	outage := time.NewTimer(4 * time.Second)
+	<-outage.C
+	during := env.Sim.Stats().Calls - before
+	env.Sim.SetOutage(false)
+
+	testenv.Eventually(t, 60*time.Second, func() bool { return rec.Count(worker.OutcomeRecovered) >= n }, "recovered %d", rec.Count(worker.OutcomeRecovered))
+	require.Zero(t, env.DLQCount(), "an outage dead-letters nothing")
+	require.Equal(t, worker.BreakerClosed, p.State().Breakers[""])
+	requireAllRecovered(t, env, ids)
+	// Half-open probes only: one call per BreakerMaxOpen (2s) at most.
+	require.LessOrEqual(t, during, int64(10), "calls during 4s of outage")
+	t.Logf("api calls during a 4s outage with the breaker open: %d", during)
+}
+
+// A wrong secret key (401) pauses consumption fleet-wide and dead-letters
+// nothing; fixing the key resumes by itself.
+func TestUnauthorizedPausesThenResumes(t *testing.T) {
+	const n = 500
+	env := testenv.New(t, testenv.Options{})
+	env.Sim.SetCredentials(testenv.AK, "rotated-secret")
+	ids := publishN(env, n, "u")
+	rec := testenv.NewRecorder()
+	cfg := poolConfig(rec)
+	cfg.Gate = worker.GateConfig{PauseProbe: 50 * time.Millisecond, PauseMaxProbe: 200 * time.Millisecond}
+	p := env.Pool(nil, cfg)
+	env.Start(p)
+
+	testenv.Eventually(t, 10*time.Second, func() bool { return p.State().Paused }, "paused")
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		info, err := env.Conn.JS.Consumer(context.Background(), env.Queue.WithDefaults().Stream, env.Queue.WithDefaults().Consumer)
+		return err == nil && info.CachedInfo().Paused
+	}, "consumer paused fleet-wide")
+	require.Zero(t, env.DLQCount())
+	require.Greater(t, env.Pending(), uint64(n/2), "the backlog waits")
+
+	env.Sim.SetCredentials(testenv.AK, testenv.SK) // the key is fixed
+	testenv.Eventually(t, 60*time.Second, func() bool { return rec.Count(worker.OutcomeRecovered) >= n }, "recovered %d", rec.Count(worker.OutcomeRecovered))
+	require.False(t, p.State().Paused)
+	require.Zero(t, env.DLQCount())
+	requireAllRecovered(t, env, ids)
+}
+
+// A run of 403s on distinct jobs pauses instead of dead-lettering; the
+// 403'd requests are retried after resume.
+func TestForbiddenRunPauses(t *testing.T) {
+	const n = 30
+	env := testenv.New(t, testenv.Options{Sim: []codeartssim.Option{codeartssim.WithOutcomes(codeartssim.StandardPrefixOutcomes())}})
+	ids := publishN(env, n, "403")
+	rec := testenv.NewRecorder()
+	cfg := poolConfig(rec)
+	cfg.Concurrency = 32
+	cfg.Gate = worker.GateConfig{PauseProbe: 50 * time.Millisecond, PauseMaxProbe: 200 * time.Millisecond}
+	p := env.Pool(nil, cfg)
+	env.Start(p)
+
+	testenv.Eventually(t, 10*time.Second, func() bool { return p.State().Paused }, "paused")
+	require.Zero(t, env.DLQCount(), "403s in a run are not dead-lettered")
+
+	env.Sim.Configure(codeartssim.WithoutOutcomes()) // the permission is granted
+	testenv.Eventually(t, 60*time.Second, func() bool { return rec.Count(worker.OutcomeRecovered) >= n }, "recovered %d", rec.Count(worker.OutcomeRecovered))
+	require.Zero(t, env.DLQCount())
+	requireAllRecovered(t, env, ids)
+}
+
+// A single 403 among successes is about that job: dead-lettered.
+func TestSingleForbiddenDeadLettered(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Sim: []codeartssim.Option{codeartssim.WithOutcomes(codeartssim.StandardPrefixOutcomes())}})
+	bad := testenv.JobID("403")
+	env.Publish(bad, bad)
+	ids := publishN(env, 20, "s")
+	rec := testenv.NewRecorder()
+	p := env.Pool(nil, poolConfig(rec))
+	env.Start(p)
+	testenv.Eventually(t, 30*time.Second, func() bool { return rec.Terminal() == 21 }, "all terminal")
+	dls := env.DeadLetters()
+	require.Len(t, dls, 1)
+	require.Equal(t, bad, dls[0].JobID)
+	require.Equal(t, worker.ReasonClientError, dls[0].Reason)
+	require.Equal(t, 403, dls[0].StatusCode)
+	require.False(t, p.State().Paused)
+	requireAllRecovered(t, env, ids)
+}
