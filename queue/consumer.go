@@ -83,6 +83,10 @@ func benign(err error) bool {
 		errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, nats.ErrTimeout)
 }
 
+// Connected reports whether the link to NATS is up (heartbeats sent now
+// reach the server).
+func (c *Consumer) Connected() bool { return c.c.Connected() }
+
 // Info returns the consumer's current figures from the server.
 func (c *Consumer) Info(ctx context.Context) (*jetstream.ConsumerInfo, error) {
 	return c.cons.Info(ctx)

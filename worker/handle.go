@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -14,14 +15,17 @@ import (
 
 // task is one delivery being worked on.
 type task struct {
-	d     Delivery
-	log   *zap.Logger
-	seq   uint64
-	n     uint64
-	req   Request
-	start time.Time
-	first time.Time // first API call of this delivery
-	calls int       // API calls made by this delivery
+	// lastBeat is when the server last surely heard of this delivery
+	// (receipt, or an InProgress sent while connected), in unix nanos.
+	lastBeat atomic.Int64
+	d        Delivery
+	log      *zap.Logger
+	seq      uint64
+	n        uint64
+	req      Request
+	start    time.Time
+	first    time.Time // first API call of this delivery
+	calls    int       // API calls made by this delivery
 	// last answer, for the dead letter
 	status    int
 	errorCode string
@@ -34,6 +38,7 @@ type task struct {
 // workCtx ending means the drain timeout passed.
 func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 	t := &task{d: d, seq: d.StreamSeq(), n: d.NumDelivered(), start: time.Now()}
+	t.lastBeat.Store(t.start.UnixNano())
 	t.log = p.log.With(zap.Uint64("stream_seq", t.seq), zap.Uint64("delivery", t.n))
 	p.track(t)
 	defer p.untrack(t)
@@ -222,6 +227,9 @@ func (p *Pool) holdWait(b backoff.BackOff, err error) time.Duration {
 // deadLetter publishes the record, waits for its ack, then acks the request.
 // If the publish fails the request is handed back, never acked.
 func (p *Pool) deadLetter(ctx context.Context, t *task, reason string) {
+	if p.leaseLost(t) {
+		return
+	}
 	now := time.Now()
 	rec := DeadLetter{
 		JobID:          t.req.JobID,
@@ -261,6 +269,9 @@ func (p *Pool) deadLetter(ctx context.Context, t *task, reason string) {
 // ack confirms a terminal state with the server, after storing its result
 // event; if the event cannot be stored the request is handed back instead.
 func (p *Pool) ack(ctx context.Context, t *task, kind, reason string) {
+	if p.leaseLost(t) {
+		return
+	}
 	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if p.cfg.Results != nil {
@@ -285,6 +296,22 @@ func (p *Pool) ack(ctx context.Context, t *task, kind, reason string) {
 		}
 	}
 	p.report(t, kind, reason)
+}
+
+// leaseLost reports (and counts, logs and reports once) a delivery whose
+// heartbeats have not reached the server for longer than AckWait: the
+// server has handed it to another worker, so acting on it now could make
+// a second terminal state. Dropping it is safe: the other delivery finishes.
+func (p *Pool) leaseLost(t *task) bool {
+	silent := time.Since(time.Unix(0, t.lastBeat.Load()))
+	if silent < p.cfg.AckWait {
+		return false
+	}
+	p.leaseDrops.Add(1)
+	t.log.Warn("lease lost: no heartbeat reached NATS for longer than AckWait; leaving the request to its new owner",
+		zap.Duration("silent", silent), zap.Duration("ack_wait", p.cfg.AckWait))
+	p.report(t, OutcomeLeaseLost, "")
+	return true
 }
 
 func (p *Pool) publishResult(ctx context.Context, t *task, kind, reason string) error {

@@ -12,6 +12,10 @@ const (
 	// OutcomeAckFailed: the work is done but the ack was not confirmed;
 	// the request will be delivered again (at least once).
 	OutcomeAckFailed = "ack_failed"
+	// OutcomeLeaseLost: no heartbeat reached the server for longer than
+	// AckWait, so another worker may own the request now; this worker
+	// neither acks nor dead-letters it.
+	OutcomeLeaseLost = "lease_lost"
 )
 
 // Outcome describes how one delivery of a request ended.

@@ -200,7 +200,7 @@ type Pool struct {
 	draining   atomic.Bool
 	maxDeliver uint64
 	gate       *gate
-	leaseLost  atomic.Int64
+	leaseDrops atomic.Int64
 }
 
 // New returns a Pool; it does nothing until Run.
@@ -242,7 +242,7 @@ func (p *Pool) State() State { return p.gate.state() }
 
 // LeaseLost counts messages dropped because their lease could not be kept
 // (no heartbeat reached the server for longer than AckWait).
-func (p *Pool) LeaseLost() int64 { return p.leaseLost.Load() }
+func (p *Pool) LeaseLost() int64 { return p.leaseDrops.Load() }
 
 // InFlight is the number of requests being worked on.
 func (p *Pool) InFlight() int { return len(p.slot) }
@@ -367,9 +367,20 @@ func (p *Pool) heartbeat(stop <-chan struct{}) {
 			batch = append(batch, tk)
 		}
 		p.mu.Unlock()
+		// A heartbeat sent while disconnected is only buffered: it does
+		// not count as reaching the server.
+		connected := true
+		if c, ok := p.src.(interface{ Connected() bool }); ok {
+			connected = c.Connected()
+		}
+		now := time.Now().UnixNano()
 		for _, tk := range batch {
 			if err := tk.d.InProgress(); err != nil {
 				tk.log.Debug("in-progress heartbeat failed", zap.Error(err))
+				continue
+			}
+			if connected {
+				tk.lastBeat.Store(now)
 			}
 		}
 	}

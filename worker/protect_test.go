@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -127,4 +128,39 @@ func TestSingleForbiddenDeadLettered(t *testing.T) {
 	require.Equal(t, 403, dls[0].StatusCode)
 	require.False(t, p.State().Paused)
 	requireAllRecovered(t, env, ids)
+}
+
+// Lease safety: a worker cut off from NATS for longer than AckWait while
+// its call is in flight neither acks nor dead-letters the request after;
+// the worker that received the redelivery finishes it.
+func TestLeaseLostIsDropped(t *testing.T) {
+	env := testenv.New(t, testenv.Options{
+		Queue: queue.Config{AckWait: time.Second},
+		Sim:   []codeartssim.Option{codeartssim.WithLatency(2500*time.Millisecond, 0)},
+	})
+	proxy := testenv.NewProxy(t, strings.TrimPrefix(env.NATS.URL(), "nats://"))
+	conn1 := env.ConnectURL(proxy.URL())
+	id := testenv.JobID("l")
+	env.Publish(id, id)
+
+	rec1 := testenv.NewRecorder()
+	cfg1 := poolConfig(rec1)
+	cfg1.Concurrency = 1
+	p1 := env.Pool(conn1, cfg1)
+	env.Start(p1)
+	testenv.Eventually(t, 10*time.Second, func() bool { return env.Sim.Stats().Calls == 1 }, "first worker's call in flight")
+	proxy.Block() // the first worker loses NATS mid-call
+
+	rec2 := testenv.NewRecorder()
+	env.Start(env.Pool(nil, poolConfig(rec2)))
+	testenv.Eventually(t, 20*time.Second, func() bool { return rec2.Count(worker.OutcomeRecovered) == 1 }, "second worker recovers it")
+	testenv.Eventually(t, 20*time.Second, func() bool { return rec1.Count(worker.OutcomeLeaseLost) == 1 }, "first worker drops it")
+	proxy.Unblock()
+
+	require.Equal(t, int64(1), p1.LeaseLost())
+	require.Zero(t, rec1.Count(worker.OutcomeRecovered)+rec1.Count(worker.OutcomeDeadLettered)+rec1.Count(worker.OutcomeAckFailed))
+	require.Zero(t, env.DLQCount())
+	results := env.Results()
+	require.Len(t, results, 1, "one terminal record")
+	require.Equal(t, id, results[0].JobID)
 }

@@ -88,11 +88,16 @@ func New(t testing.TB, o Options) *Env {
 
 // Connect opens a new NATS connection (a separate "process") with the
 // streams and consumer ensured.
-func (e *Env) Connect() *queue.Conn {
+func (e *Env) Connect() *queue.Conn { return e.ConnectURL(e.Queue.URL) }
+
+// ConnectURL is Connect through another URL (e.g. a Proxy).
+func (e *Env) ConnectURL(url string) *queue.Conn {
 	e.T.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := queue.Connect(ctx, e.Queue)
+	qc := e.Queue
+	qc.URL = url
+	c, err := queue.Connect(ctx, qc)
 	require.NoError(e.T, err)
 	e.T.Cleanup(func() { _ = c.Close(time.Second) })
 	require.NoError(e.T, c.Ensure(ctx))

@@ -27,6 +27,9 @@ func (s Source) Fetch(ctx context.Context, n int, deliver func(worker.Delivery))
 	return b.Err()
 }
 
+// Connected reports whether NATS is reachable, for the pool's lease check.
+func (s Source) Connected() bool { return s.C.Connected() }
+
 // Recoverer makes a codearts.Client a worker.Recoverer.
 func Recoverer(c *codearts.Client) worker.Recoverer {
 	return worker.RecoverFunc(func(ctx context.Context, r worker.Request) (string, error) {
