@@ -230,23 +230,7 @@ func (p *Pool) deadLetter(ctx context.Context, t *task, reason string) {
 	if p.leaseLost(t) {
 		return
 	}
-	now := time.Now()
-	rec := DeadLetter{
-		JobID:          t.req.JobID,
-		Reason:         reason,
-		StatusCode:     t.status,
-		ErrorCode:      t.errorCode,
-		ErrorMsg:       t.errorMsg,
-		RequestID:      t.requestID,
-		Attempts:       t.calls,
-		Deliveries:     t.n,
-		FirstAttemptAt: t.first,
-		EnqueuedAt:     t.d.Timestamp(),
-		FailedAt:       now.UTC(),
-		Worker:         p.cfg.Name,
-		Original:       NewOriginal(t.d.Subject(), t.seq, t.d.Header(), t.d.Body()),
-	}
-	rec.Attempts = p.attempts(t)
+	rec := p.deadLetterRecord(t, reason)
 	data, err := rec.Marshal()
 	if err != nil {
 		// Cannot happen for this struct; hand back rather than lose.
@@ -264,6 +248,27 @@ func (p *Pool) deadLetter(ctx context.Context, t *task, reason string) {
 		zap.String("error_code", t.errorCode), zap.String("error_msg", t.errorMsg),
 		zap.String("request_id", t.requestID), zap.Int("attempt", rec.Attempts))
 	p.ack(ctx, t, OutcomeDeadLettered, reason)
+}
+
+func (p *Pool) deadLetterRecord(t *task, reason string) DeadLetter {
+	now := time.Now()
+	rec := DeadLetter{
+		JobID:          t.req.JobID,
+		Reason:         reason,
+		StatusCode:     t.status,
+		ErrorCode:      t.errorCode,
+		ErrorMsg:       t.errorMsg,
+		RequestID:      t.requestID,
+		Attempts:       t.calls,
+		Deliveries:     t.n,
+		FirstAttemptAt: t.first,
+		EnqueuedAt:     t.d.Timestamp(),
+		FailedAt:       now.UTC(),
+		Worker:         p.cfg.Name,
+		Original:       NewOriginal(t.d.Subject(), t.seq, t.d.Header(), t.d.Body()),
+	}
+	rec.Attempts = p.attempts(t)
+	return rec
 }
 
 // ack confirms a terminal state with the server, after storing its result

@@ -109,6 +109,10 @@ type Config struct {
 	// BeforeProbe runs before each probe while paused for credentials
 	// (e.g. re-read rotated credentials). nil = nothing.
 	BeforeProbe func()
+	// Stranded yields requests that reached MaxDeliver anyway (from the
+	// MAX_DELIVERIES advisory); Run dead-letters them max_deliveries.
+	// nil = no catch-all.
+	Stranded StrandedSource
 	// Results receives one result event per request that reached a
 	// terminal state, before its ack. nil = no result events.
 	Results Resulter
@@ -262,10 +266,14 @@ func (p *Pool) Run(ctx context.Context) error {
 	for range p.cfg.Concurrency {
 		workers.Go(func() {
 			for d := range jobs {
-				p.handle(ctx, workCtx, d)
+				p.safeHandle(ctx, workCtx, d)
 				<-p.slot
 			}
 		})
+	}
+	var sweeper sync.WaitGroup
+	if p.cfg.Stranded != nil {
+		sweeper.Go(func() { p.sweep(ctx, p.cfg.Stranded) })
 	}
 
 	hbDone := make(chan struct{})
@@ -339,7 +347,24 @@ func (p *Pool) Run(ctx context.Context) error {
 	timer.Stop()
 	close(hbStop)
 	<-hbDone
+	sweeper.Wait()
 	return nil
+}
+
+// safeHandle contains a panic in one request's handling: the request is
+// handed back (if it panics on every delivery, the max-deliveries sweep
+// dead-letters it) and the process goes on with the others.
+func (p *Pool) safeHandle(runCtx, workCtx context.Context, d Delivery) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.log.Error("panic while handling a request; handing it back",
+				zap.Uint64("stream_seq", d.StreamSeq()), zap.Uint64("delivery", d.NumDelivered()),
+				zap.Any("panic", r), zap.Stack("stack"))
+			p.nak(d, p.cfg.Backoff.NakDelay(d.NumDelivered(), nil), "panic")
+			p.obs.Outcome(Outcome{Kind: OutcomeHandedBack, Reason: "panic", StreamSeq: d.StreamSeq(), Delivery: d.NumDelivered()})
+		}
+	}()
+	p.handle(runCtx, workCtx, d)
 }
 
 func (p *Pool) release(n int) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/codearts-recover-worker/codearts-recover-worker/codearts/codeartssim"
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/testenv"
+	"github.com/codearts-recover-worker/codearts-recover-worker/internal/wire"
 	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
 	"github.com/codearts-recover-worker/codearts-recover-worker/worker"
 )
@@ -163,4 +164,47 @@ func TestLeaseLostIsDropped(t *testing.T) {
 	results := env.Results()
 	require.Len(t, results, 1, "one terminal record")
 	require.Equal(t, id, results[0].JobID)
+}
+
+// A request that makes the handler panic on every delivery ends as
+// max_deliveries in the DLQ exactly once (through the server's
+// MAX_DELIVERIES advisory), and the others are recovered meanwhile.
+func TestPanicEveryDeliveryEndsMaxDeliveries(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Queue: queue.Config{MaxDeliver: 3}})
+	poison := testenv.JobID("p")
+	env.Publish(poison, poison)
+	ids := publishN(env, 20, "g")
+
+	cons, err := env.Conn.Consumer(context.Background())
+	require.NoError(t, err)
+	adv, err := env.Conn.Advisories(context.Background())
+	require.NoError(t, err)
+	rec := testenv.NewRecorder()
+	cfg := poolConfig(rec)
+	qc := env.Conn.Config()
+	cfg.MaxDeliver, cfg.AckWait, cfg.Name = qc.MaxDeliver, qc.AckWait, "test-worker"
+	cfg.Results, cfg.Stranded = env.Conn, wire.Stranded{A: adv}
+	api := wire.Recoverer(env.API)
+	crashy := worker.RecoverFunc(func(ctx context.Context, r worker.Request) (string, error) {
+		if r.JobID == poison {
+			panic("boom")
+		}
+		return api.Recover(ctx, r)
+	})
+	p, err := worker.New(cfg, wire.Source{C: cons}, crashy, env.Conn)
+	require.NoError(t, err)
+	env.Start(p)
+
+	testenv.Eventually(t, 30*time.Second, func() bool { return rec.Count(worker.OutcomeDeadLettered) == 1 }, "poison dead-lettered")
+	testenv.Eventually(t, 30*time.Second, func() bool { return rec.Count(worker.OutcomeRecovered) == len(ids) }, "others recovered")
+	dls := env.DeadLetters()
+	require.Len(t, dls, 1)
+	require.Equal(t, worker.ReasonMaxDeliveries, dls[0].Reason)
+	require.Equal(t, poison, dls[0].JobID)
+	require.Equal(t, uint64(3), dls[0].Deliveries)
+	require.Equal(t, poison, dls[0].Original.Body)
+	require.Equal(t, 3, rec.Count(worker.OutcomeHandedBack), "one hand-back per panicking delivery")
+	require.Zero(t, env.Pending(), "the stranded request was deleted")
+	requireAllRecovered(t, env, ids)
+	require.Len(t, env.Results(), len(ids)+1)
 }

@@ -244,6 +244,12 @@ func (o *runOptions) open(ctx context.Context, stderr io.Writer) (_ *service, er
 	pc := o.pool
 	pc.Classifier = classifier
 	pc.Results = conn
+	adv, err := conn.Advisories(ctx)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	pc.Stranded = wire.Stranded{A: adv}
 	pc.Pauser = conn
 	pc.BeforeProbe = func() {
 		// Credentials may have been rotated (env, profile file, pod
@@ -294,6 +300,9 @@ func (s *service) Close() {
 		if err := s.conn.Close(5 * time.Second); err != nil {
 			s.log.Warn("closing nats", zap.Error(err))
 		}
+	}
+	if s.api != nil {
+		_ = s.api.Close() // idle keep-alive connections
 	}
 	// Last, so /metrics and /readyz answer until the very end.
 	if s.ops != nil {

@@ -30,6 +30,21 @@ func (s Source) Fetch(ctx context.Context, n int, deliver func(worker.Delivery))
 // Connected reports whether NATS is reachable, for the pool's lease check.
 func (s Source) Connected() bool { return s.C.Connected() }
 
+// Stranded makes queue.Advisories a worker.StrandedSource.
+type Stranded struct{ A *queue.Advisories }
+
+// NextStranded waits for the next request that reached MaxDeliver.
+func (s Stranded) NextStranded(ctx context.Context) (worker.StrandedMsg, error) {
+	m, err := s.A.Next(ctx)
+	if err != nil {
+		return worker.StrandedMsg{}, err
+	}
+	return worker.StrandedMsg{
+		Subject: m.Subject, StreamSeq: m.Seq, Header: m.Header, Body: m.Data, Stored: m.Time,
+		Deliveries: m.Deliveries, Gone: m.Gone, Delete: m.Delete, Done: m.Done, Retry: m.Retry,
+	}, nil
+}
+
 // Recoverer makes a codearts.Client a worker.Recoverer.
 func Recoverer(c *codearts.Client) worker.Recoverer {
 	return worker.RecoverFunc(func(ctx context.Context, r worker.Request) (string, error) {
