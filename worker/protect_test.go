@@ -12,6 +12,7 @@ import (
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/testenv"
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/wire"
 	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
+	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
 	"github.com/codearts-recover-worker/codearts-recover-worker/worker"
 )
 
@@ -207,4 +208,37 @@ func TestPanicEveryDeliveryEndsMaxDeliveries(t *testing.T) {
 	require.Zero(t, env.Pending(), "the stranded request was deleted")
 	requireAllRecovered(t, env, ids)
 	require.Len(t, env.Results(), len(ids)+1)
+}
+
+// Two replicas sharing a 100 req/s quota through NATS KV against an API
+// admitting 100 req/s: the API sees about 100 req/s and almost no 429s.
+func TestFleetRateLimit(t *testing.T) {
+	const (
+		n    = 600
+		rate = 100.0
+	)
+	env := testenv.New(t, testenv.Options{Sim: []codeartssim.Option{codeartssim.WithRateLimit(rate, 10)}})
+	ids := publishN(env, n, "r")
+	rec := testenv.NewRecorder()
+	start := time.Now()
+	for range 2 {
+		conn := env.Connect()
+		tokens, err := conn.FleetTokens(context.Background(), rate)
+		require.NoError(t, err)
+		lim, err := retry.NewLimiter(retry.LimiterConfig{Rate: rate, Tokens: tokens})
+		require.NoError(t, err)
+		cfg := poolConfig(rec)
+		cfg.Limiter = lim
+		env.Start(env.Pool(conn, cfg))
+	}
+	testenv.Eventually(t, 60*time.Second, func() bool { return rec.Count(worker.OutcomeRecovered) >= n }, "recovered %d", rec.Count(worker.OutcomeRecovered))
+	elapsed := time.Since(start).Seconds()
+	st := env.Sim.Stats()
+	measured := float64(st.ByStatus[200]) / elapsed
+	share429 := float64(st.Throttled) / float64(st.Calls)
+	t.Logf("measured API rate %.1f req/s (quota %.0f), 429 share %.2f%% of %d calls, %.2fs", measured, rate, 100*share429, st.Calls, elapsed)
+	require.InDelta(t, rate, measured, rate*0.10, "API rate within 10%% of the quota")
+	require.Less(t, share429, 0.02, "429s under 2%% of calls")
+	requireAllRecovered(t, env, ids)
+	require.Zero(t, env.DLQCount())
 }

@@ -33,6 +33,7 @@ type runOptions struct {
 	backoff    retry.Policy
 	rateLimit  float64
 	rateBurst  int
+	rateScope  string
 	logFormat  string
 	logLevel   string
 	httpAddr   string
@@ -107,6 +108,7 @@ func (o *runOptions) addFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&a.Timeout, "api-timeout", a.Timeout, "timeout of one API call")
 	fs.Float64Var(&o.rateLimit, "rate-limit", 0, "API requests per second, 0 = no limit")
 	fs.IntVar(&o.rateBurst, "rate-burst", 0, "API request burst (default: rate-limit / 10, at least 1)")
+	fs.StringVar(&o.rateScope, "rate-limit-scope", "fleet", "fleet: --rate-limit is shared by all replicas through NATS KV; process: per replica")
 
 	fs.StringVar(&o.logFormat, "log-format", o.logFormat, "json or console")
 	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "debug, info, warn or error")
@@ -180,6 +182,9 @@ func (o *runOptions) validate() error {
 	}
 	if o.rateBurst < 0 {
 		errs = append(errs, fmt.Errorf("rate-burst: %d is negative", o.rateBurst))
+	}
+	if o.rateScope != "fleet" && o.rateScope != "process" {
+		errs = append(errs, fmt.Errorf("rate-limit-scope: %q is not fleet or process", o.rateScope))
 	}
 	return errors.Join(errs...)
 }
@@ -263,7 +268,14 @@ func (o *runOptions) open(ctx context.Context, stderr io.Writer) (_ *service, er
 	pc.Decode.ValidRegion = api.AllowedRegion
 	// Always a limiter: even without --rate-limit, throttle answers pause
 	// the whole pool for Retry-After and lower the rate.
-	limiter, err := retry.NewLimiter(retry.LimiterConfig{Rate: o.rateLimit, Burst: o.rateBurst})
+	lc := retry.LimiterConfig{Rate: o.rateLimit, Burst: o.rateBurst}
+	if o.rateLimit > 0 && o.rateScope == "fleet" {
+		// The quota is the fleet's: replicas lease tokens from NATS KV.
+		if lc.Tokens, err = conn.FleetTokens(ctx, o.rateLimit); err != nil {
+			return nil, err
+		}
+	}
+	limiter, err := retry.NewLimiter(lc)
 	if err != nil {
 		return nil, fmt.Errorf("rate-limit: %w", err)
 	}
