@@ -1,0 +1,45 @@
+// Package worker is the pool and the lifecycle of one recover request.
+//
+// A Pool fetches request messages from a Source only for free worker slots,
+// decodes each (JSON, bare id, CloudEvents structured or binary), calls the
+// Recoverer, and takes every request to a terminal state or hands it back.
+// It declares the seams it needs (Source, Delivery, Recoverer,
+// DeadLetterer, Resulter, Pauser, StrandedSource, Limiter) and imports
+// neither queue nor codearts; internal/wire adapts those to them.
+//
+// Invariants:
+//   - A request is acked only after its terminal state is durable: for a
+//     recovered request, the result event was stored; for a dead-lettered
+//     one, the dead letter and then the result event were stored. The ack
+//     itself is confirmed by the server (double ack).
+//   - Dead letters and result events carry a Nats-Msg-Id derived from the
+//     request's stream sequence and store time, so a crash between storing
+//     them and acking cannot make two.
+//   - While a request is worked on, InProgress is sent every AckWait/3; a
+//     request whose heartbeats did not reach NATS for AckWait is dropped
+//     (another worker owns it), never acked or dead-lettered.
+//   - Throttles, 401s, 403 runs and open-breaker failures never spend a
+//     request's attempt budget and never dead-letter it.
+//   - Shutdown stops fetching, lets in-flight requests finish within the
+//     drain timeout and naks the rest.
+//
+// The SPEC lifecycle table, row by row, and the tests that hold it:
+//
+//	2xx → ack, recovered                          TestMixedWorkload, TestRetryThenSuccess
+//	4xx, CB.00060200/201 → dead letter client_error TestMixedWorkload (404, 403 fields), TestSingleForbiddenDeadLettered
+//	invalid message → dead letter invalid_request  TestMixedWorkload, TestDecode, FuzzDecode
+//	throttled (429, APIG.0308, CB.00060211)        TestMixedWorkload (retries "throttled"), TestFleetRateLimit, retry.TestLimiter*
+//	408, 5xx, transport → backoff and retry        TestRetryThenSuccess, retry.TestClassify
+//	tries of a delivery used → nak with delay      TestRetryThenSuccess (one redelivery)
+//	attempt budget used → retries_exhausted        TestAttemptBudgetExhausted
+//	reached MaxDeliver anyway → max_deliveries     TestPanicEveryDeliveryEndsMaxDeliveries
+//	401 → pause, probe, resume; nothing dead       TestUnauthorizedPausesThenResumes
+//	run of 403s → same pause                       TestForbiddenRunPauses
+//	breaker open → wait, probe; nothing dead       TestOutageLongerThanBudget
+//	shutdown → drain, nak the rest                 TestShutdownMidFlight
+//	heartbeats keep a slow call                    TestSlowCallNotRedelivered
+//	crash without ack → redelivered elsewhere      TestWorkerDiesWithoutAck
+//	dead letter stored, crash before ack → one     TestDeadLetterThenCrashMakesOne
+//	lease lost → dropped, not acked                TestLeaseLostIsDropped
+//	one result event per request                   TestMixedWorkload
+package worker
