@@ -53,8 +53,11 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 		// reconnect; we only publish acked writes (we wait for the ack), so
 		// a small buffer bounds memory without hiding failures.
 		nats.ReconnectBufSize(1 << 20),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			log.Warn("nats disconnected", zap.Error(err))
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if nc.IsClosed() || err == nil {
+				return // our own Close
+			}
+			log.Warn("nats disconnected; reconnecting", zap.Error(err))
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("nats reconnected", zap.String("url", nc.ConnectedUrlRedacted()))

@@ -182,6 +182,16 @@ func (c Config) Validate() error {
 	case c.MaxBatch < 1:
 		return fmt.Errorf("max-batch: %d is below 1", c.MaxBatch)
 	}
+	switch g := c.Gate; {
+	case g.ForbiddenRun < 0:
+		return fmt.Errorf("forbidden-run: %d is negative", g.ForbiddenRun)
+	case g.ForbiddenHold < 0:
+		return fmt.Errorf("forbidden-hold: %s is negative", g.ForbiddenHold)
+	case g.BreakerRatio < 0 || g.BreakerRatio > 1:
+		return fmt.Errorf("breaker-ratio: %g is not in [0, 1]", g.BreakerRatio)
+	case g.BreakerWindow < 0 || g.BreakerMinCalls < 0 || g.BreakerMinCalls > max(g.BreakerWindow, 20):
+		return fmt.Errorf("breaker-window: window %d and min calls %d do not fit", g.BreakerWindow, g.BreakerMinCalls)
+	}
 	if err := c.Backoff.Validate(); err != nil {
 		return fmt.Errorf("backoff: %w", err)
 	}
@@ -249,7 +259,11 @@ func (p *Pool) State() State { return p.gate.state() }
 func (p *Pool) LeaseLost() int64 { return p.leaseDrops.Load() }
 
 // InFlight is the number of requests being worked on.
-func (p *Pool) InFlight() int { return len(p.slot) }
+func (p *Pool) InFlight() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.inflight)
+}
 
 // Run fetches and works on requests until ctx ends, then drains: it stops
 // fetching, lets in-flight requests finish within DrainTimeout (on a

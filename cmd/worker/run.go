@@ -34,6 +34,7 @@ type runOptions struct {
 	rateLimit  float64
 	rateBurst  int
 	rateScope  string
+	classifier *retry.Classifier // from classify, by validate
 	logFormat  string
 	logLevel   string
 	httpAddr   string
@@ -98,6 +99,8 @@ func (o *runOptions) addFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&p.Decode.MaxBytes, "max-body-bytes", p.Decode.MaxBytes, "largest accepted request body")
 	fs.DurationVar(&o.backoff.Initial, "backoff-initial", o.backoff.Initial, "first retry wait")
 	fs.DurationVar(&o.backoff.Max, "backoff-max", o.backoff.Max, "longest retry wait")
+	fs.IntVar(&p.Gate.ForbiddenRun, "forbidden-run", 20, "403s on distinct jobs in a row (no success between) that pause consumption like a 401 (capped at --concurrency)")
+	fs.DurationVar(&p.Gate.ForbiddenHold, "forbidden-hold", 30*time.Second, "how long a 403 waits for a success elsewhere before it is dead-lettered")
 	fs.StringArrayVar(&o.classify, "classify", nil, `extra classification rule, repeatable: "STATUS[:ERROR_CODE]=CLASS" or "*:ERROR_CODE=CLASS" (classes: client_error, throttled, transient, unauthorized, forbidden)`)
 
 	a := &o.api
@@ -183,10 +186,18 @@ func (o *runOptions) validate() error {
 	if o.rateBurst < 0 {
 		errs = append(errs, fmt.Errorf("rate-burst: %d is negative", o.rateBurst))
 	}
+	if o.pool.Concurrency < 1 {
+		errs = append(errs, fmt.Errorf("concurrency: %d is below 1", o.pool.Concurrency))
+	}
+	if rules, err := retry.ParseRules(o.classify); err != nil {
+		errs = append(errs, fmt.Errorf("classify: %w", err))
+	} else if o.classifier, err = retry.NewClassifier(rules...); err != nil {
+		errs = append(errs, fmt.Errorf("classify: %w", err))
+	}
 	if o.rateScope != "fleet" && o.rateScope != "process" {
 		errs = append(errs, fmt.Errorf("rate-limit-scope: %q is not fleet or process", o.rateScope))
 	}
-	return errors.Join(errs...)
+	return joinOneLine(errs)
 }
 
 func (o *runOptions) open(ctx context.Context, stderr io.Writer) (_ *service, err error) {
@@ -209,18 +220,14 @@ func (o *runOptions) open(ctx context.Context, stderr io.Writer) (_ *service, er
 		return nil, err
 	}
 	log.Info("worker starting", o.startupFields()...)
-	rules, err := retry.ParseRules(o.classify)
-	if err != nil {
-		return nil, fmt.Errorf("classify: %w", err)
-	}
-	classifier, err := retry.NewClassifier(rules...)
-	if err != nil {
-		return nil, fmt.Errorf("classify: %w", err)
-	}
 	if o.api.Credentials.AK == "" {
 		creds, err := codearts.LoadCredentials()
 		if err != nil {
-			return nil, fmt.Errorf("credentials: %w", err)
+			// The SDK's chain error spans lines and providers; keep the
+			// one-line error actionable and the details in the log.
+			log.Debug("credential providers", zap.Error(err))
+			return nil, errors.New("credentials: none found; set HUAWEICLOUD_SDK_AK and HUAWEICLOUD_SDK_SK " +
+				"(or CLOUD_SDK_AK/CLOUD_SDK_SK, the SDK profile file, CCE pod identity or ECS metadata)")
 		}
 		o.api.Credentials = creds
 	}
@@ -247,7 +254,7 @@ func (o *runOptions) open(ctx context.Context, stderr io.Writer) (_ *service, er
 		return nil, err
 	}
 	pc := o.pool
-	pc.Classifier = classifier
+	pc.Classifier = o.classifier
 	pc.Results = conn
 	adv, err := conn.Advisories(ctx)
 	if err != nil {
@@ -388,4 +395,23 @@ func redact(u string) string {
 		}
 	}
 	return u
+}
+
+// joinOneLine joins errors into one line, each message once (the NATS and pool
+// configs both check ack-wait, for instance).
+func joinOneLine(errs []error) error {
+	var msgs []string
+	seen := map[string]bool{}
+	for _, err := range errs {
+		for _, m := range strings.Split(err.Error(), "\n") {
+			if m = strings.TrimSpace(m); m != "" && !seen[m] {
+				seen[m] = true
+				msgs = append(msgs, m)
+			}
+		}
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
