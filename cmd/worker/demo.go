@@ -45,8 +45,8 @@ type demoOptions struct {
 
 func newDemoCmd() *cobra.Command {
 	o := demoOptions{
-		requests: 1000, concurrency: 32, latency: 20 * time.Millisecond, errorRate: 0.05, throttle: 0.02,
-		gwThrottle: 0.002, notFound: 0.03, forbidden: 0.01, invalid: 0.01, timeout: 2 * time.Minute, logLevel: "error",
+		requests: 1000, concurrency: 32, latency: 20 * time.Millisecond, errorRate: 0.05, throttle: 0.005,
+		gwThrottle: 0.001, notFound: 0.03, forbidden: 0.01, invalid: 0.01, timeout: 2 * time.Minute, logLevel: "error",
 	}
 	cmd := &cobra.Command{
 		Use:   "demo",
