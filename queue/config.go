@@ -84,12 +84,12 @@ type Config struct {
 
 // Defaults of Config.
 const (
-	DefaultURL        = "nats://127.0.0.1:4222"
-	DefaultStream     = "CODEARTS_RECOVER"
-	DefaultSubject    = "codearts.build.recover"
-	DefaultConsumer   = "recover-worker"
-	DefaultDLQStream  = "CODEARTS_RECOVER_DLQ"
-	DefaultDLQSubject = "codearts.build.recover.dlq"
+	DefaultURL           = "nats://127.0.0.1:4222"
+	DefaultStream        = "CODEARTS_RECOVER"
+	DefaultSubject       = "codearts.build.recover"
+	DefaultConsumer      = "recover-worker"
+	DefaultDLQStream     = "CODEARTS_RECOVER_DLQ"
+	DefaultDLQSubject    = "codearts.build.recover.dlq"
 	DefaultResultStream  = "CODEARTS_RECOVER_RESULTS"
 	DefaultResultSubject = "codearts.build.recover.result"
 	// ResultsOff as ResultSubject turns result events off.
