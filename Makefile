@@ -5,7 +5,8 @@ BIN   := $(CURDIR)/bin
 export PATH := $(BIN):$(PATH)
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X github.com/codearts-recover-worker/codearts-recover-worker/internal/buildinfo.Commit=$(COMMIT)
 
 # Pinned tools, installed into ./bin from the Go module proxy (go.mod stays free of tools).
 GOLANGCI_LINT_VERSION := v2.15.0
@@ -83,3 +84,50 @@ vuln: $(BIN)/govulncheck ## Check dependencies for known vulnerabilities
 .PHONY: clean
 clean: ## Remove build outputs and installed tools
 	rm -rf $(BIN) coverage.out
+
+.PHONY: e2e
+e2e: build $(BIN)/nats-server ## Process-level fault suite: real worker and nats-server processes, crashes, partitions, bad input (e2e/README.md)
+	E2E_BIN=$(BIN) $(GO) test -tags e2e -count=1 -timeout 15m -v ./e2e/...
+
+# --- Kubernetes: chart and image ------------------------------------------
+
+CHART       := deploy/helm/codearts-recover-worker
+HELM        := $(BIN)/helm
+HELM_STAMP  := $(BIN)/.helm-$(HELM_VERSION)
+# What helm's own Makefile stamps in: its version, and the Kubernetes version
+# of its client-go (v0.37 in helm v3.22.0) for capabilities and lint rules;
+# without them `go install` builds a helm that renders for Kubernetes 1.20.
+HELM_K8S_MINOR := 37
+HELM_LDFLAGS := -s -w -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+	-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$(HELM_K8S_MINOR) \
+	-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$(HELM_K8S_MINOR)
+
+IMAGE            ?= codearts-recover-worker:$(VERSION)
+CONTAINER_ENGINE ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null)
+
+$(HELM_STAMP):
+	GOBIN=$(BIN) $(GO) install -ldflags '$(HELM_LDFLAGS)' helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	@touch $@
+
+.PHONY: helm
+helm: $(HELM_STAMP) ## Install the pinned helm into ./bin (built from the Go module proxy)
+
+.PHONY: chart-lint
+chart-lint: $(HELM_STAMP) ## helm lint --strict and helm template the chart with default and full values
+	$(HELM) lint --strict $(CHART)
+	$(HELM) lint --strict $(CHART) -f $(CHART)/ci/full-values.yaml
+	$(HELM) template ci $(CHART) > /dev/null
+	$(HELM) template ci $(CHART) -f $(CHART)/ci/full-values.yaml --api-versions monitoring.coreos.com/v1 > /dev/null
+
+.PHONY: chart-test
+chart-test: $(HELM_STAMP) ## Go render tests of the chart (own module under deploy/helm/test)
+	cd deploy/helm/test && HELM=$(HELM) $(GO) test -count=1 ./...
+
+.PHONY: image
+image: ## Build the container image (IMAGE=name:tag) with docker or podman
+	@if [ -z "$(CONTAINER_ENGINE)" ] || ! $(CONTAINER_ENGINE) info >/dev/null 2>&1; then \
+		echo "make image: no container engine (docker or podman, with its daemon running) on this machine,"; \
+		echo "so the image cannot be built here. The Dockerfile is ready: run 'make image' where one runs."; \
+		exit 1; \
+	fi
+	$(CONTAINER_ENGINE) build --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(IMAGE) .

@@ -3,10 +3,16 @@ package main
 import (
 	"fmt"
 	"io"
+	"net/url"
+	"regexp"
+	"strings"
 	"time"
 
+	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/codearts-recover-worker/codearts-recover-worker/internal/buildinfo"
 )
 
 // newLogger builds the process logger: JSON (default) or console, at level,
@@ -35,4 +41,66 @@ func newLogger(w io.Writer, format, level string) (*zap.Logger, error) {
 	// breaker transitions and errors are rare and always pass.
 	core = zapcore.NewSamplerWithOptions(core, time.Second, 20, 100)
 	return zap.New(core, zap.ErrorOutput(zapcore.AddSync(w))), nil
+}
+
+// startupFields describe the build and the effective value of every run
+// flag for the startup line. Secrets never appear: flags that hold one
+// print only whether they are set, and URLs lose their user info.
+func (o *runOptions) startupFields() []zap.Field {
+	bi := buildinfo.Get(buildVersion())
+	fields := []zap.Field{
+		zap.String("version", bi.Version), zap.String("commit", bi.Commit), zap.String("go", bi.GoVersion),
+	}
+	if o.fs != nil {
+		fields = append(fields, zap.Object("config", flagConfig{o.fs}))
+	}
+	return fields
+}
+
+// flagConfig logs a flag set as an object keyed by snake_case flag name.
+type flagConfig struct{ fs *pflag.FlagSet }
+
+func (c flagConfig) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	c.fs.VisitAll(func(f *pflag.Flag) {
+		if f.Name == "help" {
+			return
+		}
+		enc.AddString(strings.ReplaceAll(f.Name, "-", "_"), redactFlag(f.Name, f.Value.String()))
+	})
+	return nil
+}
+
+// secretFlag matches the names of flags whose value is itself a secret
+// (not a path to one): --nats-password, --nats-token, and any future
+// *-secret, *-sk, *-seed or *-key-value flag.
+var secretFlag = regexp.MustCompile(`(^|-)(password|passwd|token|secret|sk|seed|ak-sk|key-value)$`)
+
+// redactFlag returns a flag value fit for a log line.
+func redactFlag(name, value string) string {
+	switch {
+	case value == "":
+		return ""
+	case secretFlag.MatchString(name):
+		return "[redacted]"
+	case strings.Contains(value, "://"):
+		return redactURLs(value)
+	}
+	return value
+}
+
+// redactURLs hides the user info of every URL in a comma-separated list.
+func redactURLs(list string) string {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		if err != nil {
+			parts[i] = "[unparsable url redacted]"
+			continue
+		}
+		if u.User != nil {
+			u.User = url.User("redacted")
+		}
+		parts[i] = u.String()
+	}
+	return strings.Join(parts, ",")
 }

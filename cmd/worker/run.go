@@ -216,7 +216,7 @@ func (o *runOptions) open(ctx context.Context, stderr io.Writer) (_ *service, er
 			s.Close()
 		}
 	}()
-	if err := s.startOps(o.httpAddr); err != nil {
+	if err := s.startOps(ctx, o.httpAddr); err != nil {
 		return nil, err
 	}
 	log.Info("worker starting", o.startupFields()...)
@@ -325,9 +325,7 @@ func (s *service) Close() {
 	}
 	// Last, so /metrics and /readyz answer until the very end.
 	if s.ops != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := s.ops.Shutdown(ctx); err != nil {
+		if err := s.ops.Close(); err != nil {
 			s.log.Warn("closing the ops http server", zap.Error(err))
 		}
 	}
@@ -336,7 +334,7 @@ func (s *service) Close() {
 
 // startOps builds the metrics and, unless addr is "", starts the ops HTTP
 // server with a readiness check that fails until wire has run.
-func (s *service) startOps(addr string) error {
+func (s *service) startOps(ctx context.Context, addr string) error {
 	reg := ops.NewRegistry(buildinfo.Get(buildVersion()))
 	m, err := ops.NewMetrics(reg)
 	if err != nil {
@@ -353,7 +351,7 @@ func (s *service) startOps(addr string) error {
 		}
 		return nil
 	})
-	if err := srv.Start(); err != nil {
+	if err := srv.Start(ctx); err != nil {
 		return err
 	}
 	s.ops = srv
@@ -364,9 +362,11 @@ func (s *service) startOps(addr string) error {
 func (s *service) wire(cons *queue.Consumer, limiter *retry.Limiter) {
 	pool := s.pool
 	s.metrics.SetState(ops.State{
-		InFlight:       pool.InFlight,
-		RateLimit:      limiter.Rate,
-		ThrottlePaused: func() bool { return time.Now().Before(limiter.PausedUntil()) },
+		InFlight:          pool.InFlight,
+		RateLimit:         limiter.Rate,
+		ThrottlePaused:    func() bool { return time.Now().Before(limiter.PausedUntil()) },
+		CredentialsPaused: func() bool { return pool.State().Paused },
+		Breaker:           func() ops.BreakerState { return worstBreaker(pool.State()) },
 	})
 	s.lag = &ops.LagPoller{Consumer: cons, Metrics: s.metrics, Logger: s.log}
 	if s.ops != nil {
@@ -383,8 +383,34 @@ func (s *service) wire(cons *queue.Consumer, limiter *retry.Limiter) {
 			}
 			return nil
 		})
+		s.ops.AddCheck("paused", func() error {
+			if st := pool.State(); st.Paused {
+				return fmt.Errorf("credentials rejected: %s", st.PauseReason)
+			}
+			return nil
+		})
+		s.ops.AddCheck("breaker", func() error {
+			if worstBreaker(pool.State()) == ops.BreakerOpen {
+				return errors.New("the API circuit breaker is open")
+			}
+			return nil
+		})
 	}
 	s.wired.Store(true)
+}
+
+// worstBreaker is the most open of the per-region breakers.
+func worstBreaker(st worker.State) ops.BreakerState {
+	worst := ops.BreakerClosed
+	for _, b := range st.Breakers {
+		switch b {
+		case worker.BreakerOpen:
+			return ops.BreakerOpen
+		case worker.BreakerHalfOpen:
+			worst = ops.BreakerHalfOpen
+		}
+	}
+	return worst
 }
 
 // redact hides credentials embedded in URLs for logs.

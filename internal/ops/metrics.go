@@ -1,0 +1,238 @@
+package ops
+
+import (
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/codearts-recover-worker/codearts-recover-worker/internal/buildinfo"
+	"github.com/codearts-recover-worker/codearts-recover-worker/worker"
+)
+
+// Namespace prefixes every metric of the worker.
+const Namespace = "codearts_recover"
+
+// BreakerState is the circuit breaker's state as the breaker_state gauge
+// reports it.
+type BreakerState int
+
+// Breaker states, in the order of growing trouble.
+const (
+	BreakerClosed   BreakerState = 0
+	BreakerHalfOpen BreakerState = 1
+	BreakerOpen     BreakerState = 2
+)
+
+// State gives the gauges that are read at scrape time rather than fed by
+// events. A nil func reads as 0 (none in flight, no limit, not paused,
+// breaker closed).
+type State struct {
+	// InFlight is the number of requests being worked on.
+	InFlight func() int
+	// RateLimit is the current API rate limit in requests/s, 0 = none.
+	RateLimit func() float64
+	// ThrottlePaused reports a Retry-After pause of the whole pool.
+	ThrottlePaused func() bool
+	// CredentialsPaused reports consumption paused for bad credentials
+	// (401, a run of 403s).
+	CredentialsPaused func() bool
+	// Breaker is the API circuit breaker's state.
+	Breaker func() BreakerState
+}
+
+// NewRegistry returns a registry with the Go runtime and process
+// collectors and the build_info gauge, for Server's /metrics.
+func NewRegistry(build buildinfo.Info) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "build_info",
+			Help: "Always 1; the labels say which build is running.",
+			ConstLabels: prometheus.Labels{
+				"version": build.Version, "revision": build.Commit, "goversion": build.GoVersion,
+			},
+		}, func() float64 { return 1 }),
+	)
+	return reg
+}
+
+// Metrics turns what the pool reports into Prometheus metrics. It
+// implements worker.Observer and is safe for concurrent use.
+type Metrics struct {
+	requests    *prometheus.CounterVec
+	deadLetters *prometheus.CounterVec
+	calls       *prometheus.CounterVec
+	callSeconds *prometheus.HistogramVec
+	retries     *prometheus.CounterVec
+	pending     prometheus.Gauge
+	ackPending  prometheus.Gauge
+	lagErrors   prometheus.Counter
+
+	state atomic.Pointer[State]
+}
+
+var _ worker.Observer = (*Metrics)(nil)
+
+// The label values known in advance: their series exist (at 0) from the
+// start, so rate() and increase() see the first event.
+var (
+	deadLetterReasons = []string{worker.ReasonClientError, worker.ReasonInvalidRequest, worker.ReasonRetriesExhausted, worker.ReasonMaxDeliveries}
+	retryCauses       = []string{"throttled", "transient", "unauthorized", "forbidden_run", "breaker_open", "redelivery"}
+)
+
+// NewMetrics registers the worker's metrics on reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "requests_total",
+			Help: "Deliveries of recover requests by how they ended: outcome recovered, dead_lettered, handed_back (nak'd for a later delivery), ack_failed or lease_lost; reason is the dead-letter reason or hand-back cause.",
+		}, []string{"outcome", "reason"}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "dead_letters_total",
+			Help: "Requests dead-lettered (stored on the dead-letter subject, then acked) by reason.",
+		}, []string{"reason"}),
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "api_calls_total",
+			Help: `Recover API calls by HTTP status ("error" for a transport error or timeout) and class (how the worker read the answer).`,
+		}, []string{"status", "class"}),
+		callSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "api_call_duration_seconds",
+			Help:    "Duration of recover API calls, by class.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"class"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "retries_total",
+			Help: "Retries by cause: throttled, transient, unauthorized, forbidden_run, breaker_open (in-process waits) and redelivery (handed back with a delay).",
+		}, []string{"cause"}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "consumer_pending",
+			Help: "Requests in the stream not yet delivered to any worker (the consumer's num_pending), read periodically; the same for every replica.",
+		}),
+		ackPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "consumer_ack_pending",
+			Help: "Requests delivered and not yet acknowledged, fleet-wide (the consumer's num_ack_pending), read periodically.",
+		}),
+		lagErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "consumer_info_errors_total",
+			Help: "Failed reads of the consumer's figures; while they fail the consumer_* gauges keep their last value.",
+		}),
+	}
+	m.state.Store(&State{})
+	gauge := func(name, help string, f func(State) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: name, Help: help},
+			func() float64 { return f(*m.state.Load()) })
+	}
+	paused := func(cause string, f func(State) func() bool) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "paused", ConstLabels: prometheus.Labels{"cause": cause},
+			Help: "1 while the pool takes no new requests: cause throttle (a Retry-After pause, short) or credentials (401 or a run of 403s, until a probe call succeeds).",
+		}, func() float64 { return b2f(call(f(*m.state.Load()))) })
+	}
+	cs := []prometheus.Collector{
+		m.requests, m.deadLetters, m.calls, m.callSeconds, m.retries, m.pending, m.ackPending, m.lagErrors,
+		gauge("in_flight", "Requests being worked on by this replica.", func(s State) float64 {
+			if s.InFlight == nil {
+				return 0
+			}
+			return float64(s.InFlight())
+		}),
+		gauge("rate_limit_current", "Current API rate limit of this replica in requests/s (lowered by throttles, raised back by successes); 0 = no limit.", func(s State) float64 {
+			if s.RateLimit == nil {
+				return 0
+			}
+			return s.RateLimit()
+		}),
+		gauge("breaker_state", "API circuit breaker (the most open across regions): 0 closed, 1 half-open, 2 open.", func(s State) float64 {
+			if s.Breaker == nil {
+				return float64(BreakerClosed)
+			}
+			return float64(s.Breaker())
+		}),
+		paused("throttle", func(s State) func() bool { return s.ThrottlePaused }),
+		paused("credentials", func(s State) func() bool { return s.CredentialsPaused }),
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	m.requests.WithLabelValues(worker.OutcomeRecovered, "")
+	for _, r := range deadLetterReasons {
+		m.deadLetters.WithLabelValues(r)
+		m.requests.WithLabelValues(worker.OutcomeDeadLettered, r)
+	}
+	for _, c := range retryCauses {
+		m.retries.WithLabelValues(c)
+	}
+	return m, nil
+}
+
+// SetState sets the funcs the scrape-time gauges read. Call it once the
+// pool and its collaborators exist; until then those gauges read 0.
+func (m *Metrics) SetState(s State) { m.state.Store(&s) }
+
+// Outcome counts one delivery's end.
+func (m *Metrics) Outcome(o worker.Outcome) {
+	reason := label(o.Reason)
+	m.requests.WithLabelValues(label(o.Kind), reason).Inc()
+	if o.Kind == worker.OutcomeDeadLettered {
+		m.deadLetters.WithLabelValues(reason).Inc()
+	}
+}
+
+// Call counts one API call and its duration.
+func (m *Metrics) Call(c worker.Call) {
+	class := label(c.Class)
+	m.calls.WithLabelValues(statusLabel(c.Status), class).Inc()
+	m.callSeconds.WithLabelValues(class).Observe(c.Duration.Seconds())
+}
+
+// Retry counts one retry.
+func (m *Metrics) Retry(cause string, _ time.Duration) {
+	m.retries.WithLabelValues(label(cause)).Inc()
+}
+
+// setLag records the consumer's figures.
+func (m *Metrics) setLag(pending, ackPending uint64) {
+	m.pending.Set(float64(pending))
+	m.ackPending.Set(float64(ackPending))
+}
+
+// statusLabel is the HTTP status as a label: "200", "429", …; "error" for
+// no answer (transport error, timeout) or anything that is not a status.
+func statusLabel(code int) string {
+	if code < 100 || code > 599 {
+		return "error"
+	}
+	return strconv.Itoa(code)
+}
+
+// label keeps a label value within a bounded vocabulary: the pool only
+// reports snake_case constants, and anything else (a future free-text
+// reason) becomes "other" rather than a new series per value.
+func label(s string) string {
+	if len(s) > 32 {
+		return "other"
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
+			return "other"
+		}
+	}
+	return s
+}
+
+func call(f func() bool) bool { return f != nil && f() }
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
