@@ -258,7 +258,6 @@ func (o *runOptions) open(ctx context.Context, stderr io.Writer) (_ *service, er
 	pc.Results = conn
 	adv, err := conn.Advisories(ctx)
 	if err != nil {
-		s.Close()
 		return nil, err
 	}
 	pc.Stranded = wire.Stranded{A: adv}

@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"runtime/debug"
 
+	"github.com/codearts-recover-worker/codearts-recover-worker/internal/buildinfo"
+
 	"github.com/spf13/cobra"
 )
 
@@ -19,13 +21,21 @@ func buildVersion() string {
 	return v
 }
 
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, err := fmt.Fprintf(cmd.OutOrStdout(), "worker %s %s %s/%s\n", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			bi := buildinfo.Get(buildVersion())
+			_, err := fmt.Fprintf(cmd.OutOrStdout(), "worker %s (commit %s) %s %s/%s\n", bi.Version, orUnknown(bi.Commit), bi.GoVersion, runtime.GOOS, runtime.GOARCH)
 			return err
 		},
 	}
