@@ -234,7 +234,7 @@ func TestFleetRateLimit(t *testing.T) {
 	testenv.Eventually(t, 60*time.Second, func() bool { return rec.Count(worker.OutcomeRecovered) >= n }, "recovered %d", rec.Count(worker.OutcomeRecovered))
 	elapsed := time.Since(start).Seconds()
 	st := env.Sim.Stats()
-	measured := float64(st.ByStatus[200]) / elapsed
+	measured := rec.CallRate(200)
 	share429 := float64(st.Throttled) / float64(st.Calls)
 	t.Logf("measured API rate %.1f req/s (quota %.0f), 429 share %.2f%% of %d calls, %.2fs", measured, rate, 100*share429, st.Calls, elapsed)
 	require.InDelta(t, rate, measured, rate*0.10, "API rate within 10%% of the quota")

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
@@ -354,7 +355,9 @@ func enqueueDemo(ctx context.Context, conn *queue.Conn, o demoOptions) error {
 		case frac < o.notFound+o.forbidden+o.invalid:
 			body = fmt.Sprintf(`{"job_id":"../../etc/passwd-%d"}`, i)
 		default:
-			id = randomHex(16)
+			// A good job: never one of the simulator's 400/403/404 prefixes.
+			for id = randomHex(16); strings.HasPrefix(id, "40"); id = randomHex(16) {
+			}
 		}
 		if id != "" {
 			switch i % 3 {

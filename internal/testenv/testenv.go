@@ -247,6 +247,7 @@ type Recorder struct {
 	mu       sync.Mutex
 	outcomes []worker.Outcome
 	calls    []worker.Call
+	callAt   []time.Time
 	retries  map[string]int
 }
 
@@ -264,7 +265,31 @@ func (r *Recorder) Outcome(o worker.Outcome) {
 func (r *Recorder) Call(c worker.Call) {
 	r.mu.Lock()
 	r.calls = append(r.calls, c)
+	r.callAt = append(r.callAt, time.Now())
 	r.mu.Unlock()
+}
+
+// CallRate is the rate of API calls with status between the first and the
+// last one recorded (the steady state, without start-up and tail).
+func (r *Recorder) CallRate(status int) float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var first, last time.Time
+	n := 0
+	for i, c := range r.calls {
+		if c.Status != status {
+			continue
+		}
+		if n == 0 {
+			first = r.callAt[i]
+		}
+		last = r.callAt[i]
+		n++
+	}
+	if n < 2 {
+		return 0
+	}
+	return float64(n-1) / last.Sub(first).Seconds()
 }
 
 // Retry records a retry cause.
