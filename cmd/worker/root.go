@@ -25,6 +25,9 @@ request only once it is finished.`,
 		newDemoCmd(),
 		newSimulateCmd(),
 		newVersionCmd(),
+		newEnqueueCmd(),
+		newDLQCmd(),
+		newStatusCmd(),
 	)
 	return root
 }

@@ -1,0 +1,905 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
+	"github.com/codearts-recover-worker/codearts-recover-worker/worker"
+)
+
+// ReplayOfHeader links a replayed request to the dead letter it came from
+// (the dead letter's sequence in the dead-letter stream).
+const ReplayOfHeader = "Recover-Replay-Of"
+
+var deadLetterReasons = []string{
+	worker.ReasonClientError, worker.ReasonInvalidRequest, worker.ReasonRetriesExhausted, worker.ReasonMaxDeliveries,
+}
+
+func newDLQCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "dlq",
+		Short: "Inspect, replay and purge dead letters",
+		Long: `dlq works on the dead-letter stream: the requests the worker gave up on, one
+JSON record each (job id, reason, HTTP status, error code and message, the API's
+request id, attempts, the original message).
+
+Reasons: client_error (the API answered 4xx, e.g. 404 job not found or 403 no
+permission), invalid_request (not a recover request at all), retries_exhausted
+(transient failures outlasted the attempt budget), max_deliveries (the message
+reached the consumer's delivery limit, e.g. it crashed the worker).
+
+A typical morning after: 'worker dlq list' to see what failed, 'worker dlq
+show SEQ' for one record, fix the cause (permissions, the API), then
+'worker dlq replay --reason client_error' and watch 'worker status'.`,
+		Example: `  worker dlq list --reason client_error --since 24h
+  worker dlq show 1042
+  worker dlq replay --status 403 --dry-run
+  worker dlq replay --status 403
+  worker dlq purge --reason invalid_request --yes`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	cmd.AddCommand(newDLQListCmd(), newDLQShowCmd(), newDLQReplayCmd(), newDLQPurgeCmd())
+	return cmd
+}
+
+// dlqRecord is a dead letter as the dlq commands show it: the record with
+// its place in the dead-letter stream.
+type dlqRecord struct {
+	Seq uint64 `json:"dlq_seq"`
+	// StoredAt is when the dead-letter stream stored it (failed_at is
+	// nearly the same, and in the record).
+	StoredAt time.Time `json:"-"`
+	worker.DeadLetter
+	// Unreadable says why the stored message is not a dead-letter record,
+	// and Raw is what is stored instead.
+	Unreadable string `json:"unreadable,omitempty"`
+	Raw        string `json:"raw,omitempty"`
+}
+
+func decodeRecord(m queue.StoredMsg) dlqRecord {
+	r := dlqRecord{Seq: m.Seq, StoredAt: m.Time.UTC()}
+	if err := json.Unmarshal(m.Data, &r.DeadLetter); err != nil {
+		r.DeadLetter = worker.DeadLetter{}
+		r.Unreadable = "not a dead-letter record: " + err.Error()
+		r.Raw = strings.ToValidUTF8(string(m.Data), "\uFFFD")
+	}
+	return r
+}
+
+// dlqFilter selects dead letters; every given filter must match, and a
+// filter given several values matches any of them.
+type dlqFilter struct {
+	reasons, statuses, codes, jobIDs []string
+	since, until                     string
+
+	sinceT, untilT time.Time
+	status         map[int]bool // exact statuses
+	class          map[int]bool // 4 for 4xx…
+}
+
+func (f *dlqFilter) addFlags(fs *pflag.FlagSet) {
+	fs.StringSliceVar(&f.reasons, "reason", nil, "only these reasons: "+strings.Join(deadLetterReasons, ", "))
+	fs.StringSliceVar(&f.statuses, "status", nil, "only these HTTP statuses (404, 4xx; 0 = no API answer)")
+	fs.StringSliceVar(&f.codes, "error-code", nil, "only these API error codes (e.g. CB.00060204)")
+	fs.StringSliceVar(&f.jobIDs, "job-id", nil, "only these job ids")
+	fs.StringVar(&f.since, "since", "", "only dead letters that failed at or after this time (RFC 3339, 2006-01-02, or an age such as 90m, 24h, 7d)")
+	fs.StringVar(&f.until, "until", "", "only dead letters that failed before this time (same forms as --since)")
+}
+
+func (f *dlqFilter) parse(now time.Time) error {
+	for _, r := range f.reasons {
+		if !slices.Contains(deadLetterReasons, r) {
+			return fmt.Errorf("reason: %q is not one of %s", r, strings.Join(deadLetterReasons, ", "))
+		}
+	}
+	f.status, f.class = map[int]bool{}, map[int]bool{}
+	for _, s := range f.statuses {
+		s = strings.ToLower(strings.TrimSpace(s))
+		if len(s) == 3 && strings.HasSuffix(s, "xx") && s[0] >= '1' && s[0] <= '5' {
+			f.class[int(s[0]-'0')] = true
+			continue
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 || n > 599 {
+			return fmt.Errorf("status: %q is not an HTTP status (404) or class (4xx)", s)
+		}
+		f.status[n] = true
+	}
+	var err error
+	if f.sinceT, err = parseWhen(f.since, now); err != nil {
+		return fmt.Errorf("since: %w", err)
+	}
+	if f.untilT, err = parseWhen(f.until, now); err != nil {
+		return fmt.Errorf("until: %w", err)
+	}
+	if !f.sinceT.IsZero() && !f.untilT.IsZero() && !f.sinceT.Before(f.untilT) {
+		return errors.New("since: must be before --until")
+	}
+	return nil
+}
+
+// parseWhen reads a point in time: RFC 3339, a date (UTC), or an age
+// before now (90m, 24h, 7d).
+func parseWhen(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse("2006-01-02", s); err == nil {
+		return t, nil
+	}
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		if n, err := strconv.Atoi(days); err == nil && n >= 0 {
+			return now.Add(-time.Duration(n) * 24 * time.Hour), nil
+		}
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("%q is not a time (RFC 3339, 2006-01-02) or an age (90m, 24h, 7d)", s)
+}
+
+func (f *dlqFilter) empty() bool {
+	return len(f.reasons)+len(f.statuses)+len(f.codes)+len(f.jobIDs) == 0 && f.since == "" && f.until == ""
+}
+
+func (f *dlqFilter) match(r *dlqRecord) bool {
+	if r.Unreadable != "" {
+		// Nothing is known about it: only "everything" selects it.
+		return f.empty()
+	}
+	d := &r.DeadLetter
+	switch {
+	case len(f.reasons) > 0 && !slices.Contains(f.reasons, d.Reason):
+		return false
+	case len(f.statuses) > 0 && !f.status[d.StatusCode] && !f.class[d.StatusCode/100]:
+		return false
+	case len(f.codes) > 0 && !slices.ContainsFunc(f.codes, func(c string) bool { return strings.EqualFold(c, d.ErrorCode) }):
+		return false
+	case len(f.jobIDs) > 0 && !slices.Contains(f.jobIDs, d.JobID):
+		return false
+	case !f.sinceT.IsZero() && d.FailedAt.Before(f.sinceT):
+		return false
+	case !f.untilT.IsZero() && !d.FailedAt.Before(f.untilT):
+		return false
+	}
+	return true
+}
+
+// errStopScan ends a scan early (a --limit was reached).
+var errStopScan = errors.New("stop scan")
+
+// scanDLQ streams the dead letters that match f, in stream order, without
+// holding them in memory. limit > 0 stops after that many matches.
+func scanDLQ(ctx context.Context, conn *queue.Conn, f *dlqFilter, limit int, fn func(dlqRecord) error) (matched, total int, err error) {
+	err = conn.Scan(ctx, conn.Config().DLQStream, func(m queue.StoredMsg) error {
+		total++
+		r := decodeRecord(m)
+		if !f.match(&r) {
+			return nil
+		}
+		matched++
+		if err := fn(r); err != nil {
+			return err
+		}
+		if limit > 0 && matched >= limit {
+			return errStopScan
+		}
+		return nil
+	})
+	if errors.Is(err, errStopScan) {
+		err = nil
+	}
+	return matched, total, err
+}
+
+// dlqTable prints dead letters as rows of fixed-width columns, one at a
+// time, so a listing of any length streams. width > 0 cuts each row to it
+// (the error message gives way first); 0 never cuts.
+type dlqTable struct {
+	w     *bufio.Writer
+	seqW  int
+	width int
+	rows  int
+}
+
+func newDLQTable(w io.Writer, lastSeq uint64, width int) *dlqTable {
+	return &dlqTable{w: bufio.NewWriter(w), seqW: max(len("SEQ"), len(strconv.FormatUint(lastSeq, 10))), width: width}
+}
+
+const dlqRowFormat = "%*s  %-20s  %-32s  %-17s  %-6s  %-12s  %s"
+
+func (t *dlqTable) line(seq, failedAt, job, reason, status, code, msg string) error {
+	fixed := fmt.Sprintf(dlqRowFormat, t.seqW, seq, failedAt, job, reason, status, code, "")
+	if t.width > 0 {
+		msg = clipRunes(msg, max(t.width-utf8.RuneCountInString(fixed), 10))
+	}
+	_, err := fmt.Fprintln(t.w, strings.TrimRight(fixed+msg, " "))
+	return err
+}
+
+func (t *dlqTable) header() error {
+	return t.line("SEQ", "FAILED AT", "JOB ID", "REASON", "STATUS", "ERROR CODE", "ERROR")
+}
+
+func (t *dlqTable) row(r dlqRecord) error {
+	if t.rows == 0 {
+		if err := t.header(); err != nil {
+			return err
+		}
+	}
+	t.rows++
+	d := r.DeadLetter
+	failedAt, status, msg := "-", "-", d.ErrorMsg
+	if !d.FailedAt.IsZero() {
+		failedAt = d.FailedAt.UTC().Format(time.RFC3339)
+	}
+	if d.StatusCode != 0 {
+		status = strconv.Itoa(d.StatusCode)
+	}
+	if r.Unreadable != "" {
+		msg = r.Unreadable
+	}
+	return t.line(strconv.FormatUint(r.Seq, 10), failedAt, dashIfEmpty(d.JobID), dashIfEmpty(d.Reason), status,
+		clipRunes(dashIfEmpty(d.ErrorCode), 12), flatten(msg))
+}
+
+func (t *dlqTable) flush() error { return t.w.Flush() }
+
+func dashIfEmpty(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// flatten folds control characters so a record stays on its row.
+func flatten(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// clipRunes shortens s to n runes, marking the cut with an ellipsis.
+func clipRunes(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:max(n-1, 0)]) + "…"
+}
+
+// ---- list ----
+
+func newDLQListCmd() *cobra.Command {
+	var (
+		nats    = defaultNATSOptions()
+		f       dlqFilter
+		limit   int
+		width   int
+		jsonOut bool
+	)
+	cmd := &cobra.Command{
+		Use:   "list [filters]",
+		Short: "List dead letters, oldest first",
+		Long: `list prints the dead letters that match the filters, oldest first: a table
+(stream sequence, failed at in UTC, job id, reason, HTTP status, error code,
+error message cut to the terminal's width) or, with --json, one JSON record per
+line (the whole record, with its dlq_seq). It streams: any number of
+dead letters is listed without being held in memory. The count goes to stderr.
+
+` + natsFlagsHelp,
+		Example: `  worker dlq list
+  worker dlq list --reason client_error --status 404 --since 24h
+  worker dlq list --error-code CB.00060201 --limit 20
+  worker dlq list --json | jq -r .job_id | sort -u > failed-jobs.txt`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.parse(time.Now()); err != nil {
+				return err
+			}
+			if limit < 0 {
+				return fmt.Errorf("limit: %d is negative", limit)
+			}
+			if width < 0 {
+				return fmt.Errorf("width: %d is negative", width)
+			}
+			conn, err := nats.connect(cmd)
+			if err != nil {
+				return err
+			}
+			defer closeConn(conn)
+			ctx := cmd.Context()
+			_, info, err := requireStream(ctx, conn, conn.Config().DLQStream, "dlq-stream")
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if !cmd.Flags().Changed("width") {
+				width = terminalWidth(out)
+			}
+			table := newDLQTable(out, info.State.LastSeq, width)
+			enc := json.NewEncoder(table.w)
+			matched, total, err := scanDLQ(ctx, conn, &f, limit, func(r dlqRecord) error {
+				if jsonOut {
+					return enc.Encode(r)
+				}
+				return table.row(r)
+			})
+			if ferr := table.flush(); err == nil {
+				err = ferr
+			}
+			if err != nil {
+				return err
+			}
+			if matched == 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "no dead letters match (%d in %s)\n", total, conn.Config().DLQStream)
+				return nil
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "%d dead letters listed\n", matched)
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	nats.addFlags(fs)
+	f.addFlags(fs)
+	fs.IntVar(&limit, "limit", 0, "list at most this many (0 = all)")
+	fs.IntVar(&width, "width", 0, "cut rows to this many columns (default: the terminal's width; not cut when not a terminal)")
+	fs.BoolVar(&jsonOut, "json", false, "one JSON record per line instead of the table")
+	return cmd
+}
+
+// ---- show ----
+
+func newDLQShowCmd() *cobra.Command {
+	nats := defaultNATSOptions()
+	cmd := &cobra.Command{
+		Use:   "show SEQ…",
+		Short: "Print whole dead-letter records as JSON",
+		Long: `show prints the dead letters stored at the given sequences of the dead-letter
+stream (the SEQ column of 'worker dlq list') as indented JSON: every field of
+the record, including the original message (subject, stream sequence,
+headers, body) exactly as the worker received it.
+
+` + natsFlagsHelp,
+		Example: `  worker dlq show 1042
+  worker dlq show 1042 1043 | jq .original.body`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			seqs, err := parseSeqs(args)
+			if err != nil {
+				return err
+			}
+			conn, err := nats.connect(cmd)
+			if err != nil {
+				return err
+			}
+			defer closeConn(conn)
+			ctx := cmd.Context()
+			dlq, _, err := requireStream(ctx, conn, conn.Config().DLQStream, "dlq-stream")
+			if err != nil {
+				return err
+			}
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc.SetIndent("", "  ")
+			enc.SetEscapeHTML(false)
+			for _, seq := range seqs {
+				m, err := dlq.GetMsg(ctx, seq)
+				if errors.Is(err, queue.ErrMsgNotFound) {
+					return fmt.Errorf("no dead letter %d in %s (replayed, purged or expired?)", seq, dlq.Name())
+				}
+				if err != nil {
+					return err
+				}
+				if err := enc.Encode(decodeRecord(m)); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	nats.addFlags(cmd.Flags())
+	return cmd
+}
+
+func parseSeqs(args []string) ([]uint64, error) {
+	seqs := make([]uint64, 0, len(args))
+	for _, a := range args {
+		n, err := strconv.ParseUint(a, 10, 64)
+		if err != nil || n == 0 {
+			return nil, fmt.Errorf("%q is not a dead-letter sequence (a positive number from the SEQ column)", a)
+		}
+		seqs = append(seqs, n)
+	}
+	slices.Sort(seqs)
+	return slices.Compact(seqs), nil
+}
+
+// ---- replay ----
+
+type replayOptions struct {
+	nats    natsOptions
+	filter  dlqFilter
+	all     bool
+	dryRun  bool
+	rate    float64
+	window  int
+	limit   int
+	quiet   bool
+	jsonOut bool
+	every   time.Duration
+}
+
+// replaySummary is what replay reports; its JSON is stable for scripts.
+type replaySummary struct {
+	Matched int `json:"matched"`
+	// Replayed counts requests newly stored in the request stream and
+	// removed from the dead-letter stream.
+	Replayed int `json:"replayed"`
+	// AlreadyReplayed counts dead letters an earlier, interrupted replay
+	// had already stored (the request stream said duplicate); they are
+	// removed now.
+	AlreadyReplayed int `json:"already_replayed"`
+	// Failed counts dead letters left in place: unreadable, or their replay
+	// was not acknowledged, or they could not be removed after it.
+	Failed int `json:"failed"`
+	// Gone counts dead letters that disappeared meanwhile (another replay,
+	// a purge, expiry).
+	Gone        int  `json:"gone"`
+	Interrupted bool `json:"interrupted"`
+}
+
+// replayHook, when set (by tests), runs after a replay's publish ack and
+// before its dead letter is removed; an error there leaves the dead letter
+// in place, as a crash at that moment would.
+var replayHook func(dlqSeq uint64) error
+
+func newDLQReplayCmd() *cobra.Command {
+	o := replayOptions{nats: defaultNATSOptions(), window: 64, every: 5 * time.Second}
+	cmd := &cobra.Command{
+		Use:   "replay [SEQ…] [filters] [--all]",
+		Short: "Publish dead letters' original requests again, then remove them",
+		Long: `replay republishes the original request of each selected dead letter (its
+body and headers, byte for byte) to the request subject, and removes the dead
+letter only after the request stream acknowledged the replay. Select dead
+letters by sequence (SEQ…), by filters, or all of them with --all; SEQ and
+filters together replay the given sequences that match. --dry-run lists what
+would be replayed.
+
+Each replay carries the header Recover-Replay-Of: <dead-letter sequence> and
+the Nats-Msg-Id replay-<sequence>-<stored time>, so an interrupted replay
+(Ctrl-C, crash, lost connection) is safe to run again: a dead letter replayed
+but not yet removed is recognised as a duplicate by the request stream and
+only removed. That holds within the request stream's duplicate window (its
+Duplicates setting, 2m by default): rerun an interrupted replay within it.
+Later, a dead letter that was replayed but not yet removed when the replay
+was interrupted is replayed a second time (recovered twice, never lost).
+
+Fix the cause first (permissions, the job, the API): a request that fails
+the same way is dead-lettered again, as a new record.
+
+` + natsFlagsHelp,
+		Example: `  worker dlq replay --reason client_error --dry-run
+  worker dlq replay --reason client_error
+  worker dlq replay 1042 1043
+  worker dlq replay --error-code APIG.0308 --since 2024-06-01 --rate 50
+  worker dlq replay --all`,
+		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd, args) },
+	}
+	fs := cmd.Flags()
+	o.nats.addFlags(fs)
+	o.filter.addFlags(fs)
+	fs.BoolVar(&o.all, "all", false, "replay every dead letter (required when no SEQ or filter is given)")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "list what would be replayed; change nothing")
+	fs.Float64Var(&o.rate, "rate", 0, "replay at most this many per second (0 = no limit)")
+	fs.IntVar(&o.window, "window", o.window, "replays published but not yet acknowledged, at most")
+	fs.IntVar(&o.limit, "limit", 0, "replay at most this many (0 = all that match)")
+	fs.BoolVarP(&o.quiet, "quiet", "q", false, "no progress on stderr")
+	fs.BoolVar(&o.jsonOut, "json", false, "print the summary as one JSON object")
+	fs.DurationVar(&o.every, "progress-interval", o.every, "how often a progress line is printed when stderr is not a terminal")
+	return cmd
+}
+
+func (o *replayOptions) run(cmd *cobra.Command, args []string) error {
+	seqs, err := parseSeqs(args)
+	if err != nil {
+		return err
+	}
+	if err := o.filter.parse(time.Now()); err != nil {
+		return err
+	}
+	switch {
+	case len(seqs) == 0 && o.filter.empty() && !o.all:
+		return errors.New("say which dead letters to replay: SEQ…, a filter (--reason, --status…) or --all")
+	case o.all && (len(seqs) > 0 || !o.filter.empty()):
+		return errors.New("all: not with SEQ or filters")
+	case o.rate < 0:
+		return fmt.Errorf("rate: %g is negative", o.rate)
+	case o.window < 1:
+		return fmt.Errorf("window: %d is below 1", o.window)
+	case o.limit < 0:
+		return fmt.Errorf("limit: %d is negative", o.limit)
+	case o.every <= 0:
+		return fmt.Errorf("progress-interval: %s is not positive", o.every)
+	}
+	conn, err := o.nats.connect(cmd)
+	if err != nil {
+		return err
+	}
+	defer closeConn(conn)
+	ctx := cmd.Context()
+	cfg := conn.Config()
+	dlq, dlqInfo, err := requireStream(ctx, conn, cfg.DLQStream, "dlq-stream")
+	if err != nil {
+		return err
+	}
+	_, reqInfo, err := requireStream(ctx, conn, cfg.Stream, "stream")
+	if err != nil {
+		return err
+	}
+	if err := checkSubject(reqInfo, cfg.Subject); err != nil {
+		return err
+	}
+
+	if len(seqs) == 0 {
+		_, _, err := scanDLQ(ctx, conn, &o.filter, o.limit, func(r dlqRecord) error {
+			seqs = append(seqs, r.Seq)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	} else if o.limit > 0 && len(seqs) > o.limit {
+		seqs = seqs[:o.limit]
+	}
+
+	if o.dryRun {
+		sum, err := o.dryRunList(cmd, dlq, seqs, dlqInfo.State.LastSeq)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(cmd.ErrOrStderr(), "would replay %d dead letters to %s (dry run: nothing changed)\n", sum.Matched, cfg.Subject)
+		return err
+	}
+	sum, err := o.replay(cmd, conn, dlq, seqs)
+	if perr := o.printSummary(cmd.OutOrStdout(), sum, cfg); perr != nil && err == nil {
+		err = perr
+	}
+	if err != nil {
+		return err
+	}
+	switch {
+	case sum.Interrupted:
+		return &exitError{code: exitInterrupted, err: fmt.Errorf("interrupted after %d of %d selected dead letters; run the same replay again within %s (the request stream's duplicate window) to finish without replaying any twice",
+			sum.Matched+sum.Gone, len(seqs), reqInfo.Config.Duplicates)}
+	case sum.Failed > 0:
+		return fmt.Errorf("%d dead letters not replayed or not removed (they are still in %s; rerun within %s)", sum.Failed, cfg.DLQStream, reqInfo.Config.Duplicates)
+	}
+	return nil
+}
+
+func (o *replayOptions) dryRunList(cmd *cobra.Command, dlq *queue.Stream, seqs []uint64, lastSeq uint64) (replaySummary, error) {
+	var sum replaySummary
+	ctx := cmd.Context()
+	out := cmd.OutOrStdout()
+	table := newDLQTable(out, lastSeq, terminalWidth(out))
+	enc := json.NewEncoder(table.w)
+	for _, seq := range seqs {
+		r, ok, err := fetchRecord(ctx, dlq, seq)
+		if err != nil {
+			return sum, err
+		}
+		if !ok {
+			sum.Gone++
+			continue
+		}
+		if !o.filter.match(&r) {
+			continue
+		}
+		sum.Matched++
+		if o.jsonOut {
+			err = enc.Encode(r)
+		} else {
+			err = table.row(r)
+		}
+		if err != nil {
+			return sum, err
+		}
+	}
+	return sum, table.flush()
+}
+
+// fetchRecord reads one dead letter; ok is false when it is gone.
+func fetchRecord(ctx context.Context, dlq *queue.Stream, seq uint64) (r dlqRecord, ok bool, err error) {
+	m, err := dlq.GetMsg(ctx, seq)
+	if errors.Is(err, queue.ErrMsgNotFound) {
+		return dlqRecord{}, false, nil
+	}
+	if err != nil {
+		return dlqRecord{}, false, err
+	}
+	return decodeRecord(m), true, nil
+}
+
+func (o *replayOptions) replay(cmd *cobra.Command, conn *queue.Conn, dlq *queue.Stream, seqs []uint64) (replaySummary, error) {
+	ctx := cmd.Context()
+	stderr := &lockedWriter{w: cmd.ErrOrStderr()}
+	cfg := conn.Config()
+	rep := newProgressReporter(stderr, "replay", len(seqs), o.quiet, o.every)
+	// The publisher's goroutine owns these until Close returns.
+	var replayed, already, notDone, acked int
+	// Removals after Ctrl-C must still happen: a replayed dead letter left
+	// in place is only a duplicate on rerun, but cleaner removed now.
+	detached := context.WithoutCancel(ctx)
+	pub, err := conn.NewPublisher(queue.PublisherConfig{
+		Window: o.window, ExpectStream: cfg.Stream,
+		OnResult: func(r queue.PublishResult) {
+			acked++
+			defer rep.update(acked)
+			seq := r.Ref
+			if r.Err != nil {
+				notDone++
+				fmt.Fprintf(stderr, "dead letter %d: not replayed: %v\n", seq, r.Err)
+				return
+			}
+			if err := o.remove(detached, dlq, seq); err != nil {
+				notDone++
+				fmt.Fprintf(stderr, "dead letter %d: replayed (stream seq %d) but not removed: %v\n", seq, r.Seq, err)
+				return
+			}
+			if r.Duplicate {
+				already++
+			} else {
+				replayed++
+			}
+		},
+	})
+	if err != nil {
+		return replaySummary{}, err
+	}
+	limiter := perSecond(o.rate)
+	var (
+		sendErr                 error
+		matched, gone, unusable int
+		reached                 = true
+	)
+	for _, seq := range seqs {
+		if ctx.Err() != nil || (limiter != nil && limiter.Wait(ctx) != nil) {
+			reached = false
+			break
+		}
+		r, ok, err := fetchRecord(ctx, dlq, seq)
+		if err != nil {
+			reached = false
+			if ctx.Err() == nil {
+				sendErr = err
+			}
+			break
+		}
+		if !ok {
+			gone++
+			continue
+		}
+		if !o.filter.match(&r) {
+			continue
+		}
+		body, err := r.Original.Bytes()
+		if err != nil || r.Unreadable != "" {
+			matched++
+			unusable++
+			fmt.Fprintf(stderr, "dead letter %d: cannot replay: %s\n", seq, r.Unreadable+errText(err))
+			continue
+		}
+		out := queue.Outgoing{
+			Subject: cfg.Subject, MsgID: replayMsgID(seq, r.StoredAt),
+			Header: replayHeader(r.Original.Headers, seq), Data: body, Ref: seq,
+		}
+		if err := pub.Publish(ctx, out); err != nil {
+			reached = false
+			if ctx.Err() == nil {
+				sendErr = err
+			}
+			break
+		}
+		matched++
+	}
+	pub.Close()
+	rep.finish()
+	sum := replaySummary{
+		Matched: matched, Replayed: replayed, AlreadyReplayed: already,
+		Failed: notDone + unusable, Gone: gone, Interrupted: !reached && sendErr == nil,
+	}
+	return sum, sendErr
+}
+
+// lockedWriter serialises writes from the publisher's goroutine and the
+// caller's.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// remove deletes a replayed dead letter; one already gone is fine.
+func (o *replayOptions) remove(ctx context.Context, dlq *queue.Stream, seq uint64) error {
+	if replayHook != nil {
+		if err := replayHook(seq); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err := dlq.DeleteMsg(ctx, seq)
+	if errors.Is(err, queue.ErrMsgNotFound) {
+		return nil
+	}
+	return err
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// replayMsgID is the Nats-Msg-Id of the replay of the dead letter stored at
+// seq at time stored: the same on every rerun, so the request stream drops a
+// second replay within its duplicate window.
+func replayMsgID(seq uint64, stored time.Time) string {
+	return fmt.Sprintf("replay-%d-%d", seq, stored.UnixNano())
+}
+
+// replayHeader is the original message's headers without JetStream's own
+// (Nats-Msg-Id, Nats-Expected-*…), which belong to the first publish, plus
+// the link to the dead letter.
+func replayHeader(orig map[string][]string, seq uint64) nats.Header {
+	h := make(nats.Header, len(orig)+1)
+	for k, v := range orig {
+		if len(k) >= 5 && strings.EqualFold(k[:5], "nats-") {
+			continue
+		}
+		h[k] = slices.Clone(v)
+	}
+	h.Set(ReplayOfHeader, strconv.FormatUint(seq, 10))
+	return h
+}
+
+func (o *replayOptions) printSummary(w io.Writer, s replaySummary, cfg queue.Config) error {
+	if o.jsonOut {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(s)
+	}
+	_, err := fmt.Fprintf(w, "replayed %d of %d dead letters to %s (%d already replayed earlier, %d failed, %d gone)\n",
+		s.Replayed+s.AlreadyReplayed, s.Matched, cfg.Subject, s.AlreadyReplayed, s.Failed, s.Gone)
+	return err
+}
+
+// ---- purge ----
+
+func newDLQPurgeCmd() *cobra.Command {
+	var (
+		nats = defaultNATSOptions()
+		f    dlqFilter
+		yes  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "purge [filters] --yes",
+		Short: "Delete dead letters for good",
+		Long: `purge deletes the dead letters that match the filters, or every dead letter
+when no filter is given (messages that arrive meanwhile are kept). It says how
+many would go, then asks for confirmation when stdin is a terminal; otherwise
+it requires --yes. There is no undo: consider 'worker dlq list --json' first.
+
+` + natsFlagsHelp,
+		Example: `  worker dlq purge --reason invalid_request
+  worker dlq purge --until 7d --yes
+  worker dlq purge --yes`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := f.parse(time.Now()); err != nil {
+				return err
+			}
+			conn, err := nats.connect(cmd)
+			if err != nil {
+				return err
+			}
+			defer closeConn(conn)
+			ctx := cmd.Context()
+			dlq, info, err := requireStream(ctx, conn, conn.Config().DLQStream, "dlq-stream")
+			if err != nil {
+				return err
+			}
+			var seqs []uint64
+			n := int(info.State.Msgs)
+			if !f.empty() {
+				if _, _, err := scanDLQ(ctx, conn, &f, 0, func(r dlqRecord) error {
+					seqs = append(seqs, r.Seq)
+					return nil
+				}); err != nil {
+					return err
+				}
+				n = len(seqs)
+			}
+			out := cmd.OutOrStdout()
+			if n == 0 {
+				_, err := fmt.Fprintf(out, "no dead letters match; nothing purged\n")
+				return err
+			}
+			if !yes {
+				if err := confirm(cmd, fmt.Sprintf("Delete %d dead letters from %s for good?", n, dlq.Name())); err != nil {
+					return err
+				}
+			}
+			purged := 0
+			if f.empty() {
+				if err := dlq.Purge(ctx, info.State.LastSeq+1); err != nil {
+					return err
+				}
+				purged = n
+			} else {
+				for _, seq := range seqs {
+					err := dlq.DeleteMsg(ctx, seq)
+					if err != nil && !errors.Is(err, queue.ErrMsgNotFound) {
+						fmt.Fprintf(out, "purged %d of %d dead letters from %s\n", purged, n, dlq.Name())
+						return err
+					}
+					purged++
+				}
+			}
+			_, err = fmt.Fprintf(out, "purged %d dead letters from %s\n", purged, dlq.Name())
+			return err
+		},
+	}
+	fs := cmd.Flags()
+	nats.addFlags(fs)
+	f.addFlags(fs)
+	fs.BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation (required when stdin is not a terminal)")
+	return cmd
+}
+
+// confirm asks question on stderr and reads the answer from stdin when
+// stdin is a terminal; otherwise it refuses.
+func confirm(cmd *cobra.Command, question string) error {
+	in := cmd.InOrStdin()
+	if !isTerminal(in) {
+		return fmt.Errorf("%s Pass --yes to confirm (stdin is not a terminal, so there is no prompt)", question)
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "%s [y/N] ", question)
+	answer, err := bufio.NewReader(in).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	switch strings.ToLower(strings.TrimSpace(answer)) {
+	case "y", "yes":
+		return nil
+	}
+	return errors.New("not confirmed; nothing purged")
+}

@@ -1,0 +1,249 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/codearts-recover-worker/codearts-recover-worker/codearts/codeartssim"
+	"github.com/codearts-recover-worker/codearts-recover-worker/internal/testenv"
+	"github.com/codearts-recover-worker/codearts-recover-worker/worker"
+)
+
+// listedSeqs returns the dlq_seq of each JSON line of `dlq list --json`.
+func listedSeqs(t *testing.T, out string) []uint64 {
+	t.Helper()
+	var seqs []uint64
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		var r dlqRecord
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &r), sc.Text())
+		seqs = append(seqs, r.Seq)
+	}
+	return seqs
+}
+
+func TestDLQListFilters(t *testing.T) {
+	env, nats := toolEnv(t, testenv.Options{})
+	publishFixture(t, env)
+	// Fixture: 1 404, 2 403, 3 invalid, 4 retries_exhausted 503, 5
+	// max_deliveries, 6 404, 7 400, 8 unreadable, 9 retries_exhausted 500;
+	// failed at 2024-06-01 00:00 + 0…7 hours (8 has none).
+	tests := []struct {
+		name     string
+		giveArgs []string
+		wantSeqs []uint64
+	}{
+		{"no filter lists all, unreadable too", nil, []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9}},
+		{"reason", []string{"--reason", "client_error"}, []uint64{1, 2, 6, 7}},
+		{"reasons", []string{"--reason", "invalid_request,max_deliveries"}, []uint64{3, 5}},
+		{"repeated flag", []string{"--reason", "invalid_request", "--reason", "max_deliveries"}, []uint64{3, 5}},
+		{"status", []string{"--status", "404"}, []uint64{1, 6}},
+		{"status class", []string{"--status", "4xx"}, []uint64{1, 2, 6, 7}},
+		{"no API answer", []string{"--status", "0"}, []uint64{3, 5}},
+		{"error code any case", []string{"--error-code", "cb.00060204,APIG.0203"}, []uint64{1, 4, 6}},
+		{"job id", []string{"--job-id", "403a0000000000000000000000000002"}, []uint64{2}},
+		{"since until", []string{"--since", "2024-06-01T03:00:00Z", "--until", "2024-06-01T06:00:00Z"}, []uint64{4, 5, 6}},
+		{"since date", []string{"--since", "2024-06-02"}, nil},
+		{"combined", []string{"--reason", "client_error", "--status", "403,400"}, []uint64{2, 7}},
+		{"limit", []string{"--status", "4xx", "--limit", "3"}, []uint64{1, 2, 6}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := cli(t, "", withFlags([]string{"dlq", "list", "--json"}, nats, tt.giveArgs...)...)
+			require.Zero(t, r.code, r.err)
+			require.Equal(t, tt.wantSeqs, listedSeqs(t, r.out))
+			if tt.wantSeqs == nil {
+				require.Equal(t, "no dead letters match (9 in CODEARTS_RECOVER_DLQ)\n", r.err)
+			} else {
+				require.Equal(t, fmt.Sprintf("%d dead letters listed\n", len(tt.wantSeqs)), r.err)
+			}
+		})
+	}
+}
+
+func TestDLQTablesGolden(t *testing.T) {
+	env, nats := toolEnv(t, testenv.Options{})
+	letters := publishFixture(t, env)
+
+	r := cli(t, "", withFlags([]string{"dlq", "list"}, nats)...)
+	require.Zero(t, r.code, r.err)
+	checkGolden(t, "dlq_list.golden", r.out)
+
+	r = cli(t, "", withFlags([]string{"dlq", "list", "--width", "140"}, nats)...)
+	require.Zero(t, r.code, r.err)
+	checkGolden(t, "dlq_list_width140.golden", r.out)
+	for line := range strings.Lines(r.out) {
+		require.LessOrEqual(t, len([]rune(strings.TrimSuffix(line, "\n"))), 140, line)
+	}
+
+	r = cli(t, "", withFlags([]string{"dlq", "show", "2", "3"}, nats)...)
+	require.Zero(t, r.code, r.err)
+	checkGolden(t, "dlq_show.golden", r.out)
+	dec := json.NewDecoder(strings.NewReader(r.out))
+	var shown dlqRecord
+	require.NoError(t, dec.Decode(&shown))
+	require.Equal(t, uint64(2), shown.Seq)
+	require.Equal(t, letters[1].dl, shown.DeadLetter, "the whole record, original included")
+
+	r = cli(t, "", withFlags([]string{"dlq", "replay", "--reason", "client_error", "--dry-run"}, nats)...)
+	require.Zero(t, r.code, r.err)
+	checkGolden(t, "dlq_replay_dry_run.golden", r.out)
+	require.Equal(t, "would replay 4 dead letters to codearts.build.recover (dry run: nothing changed)\n", r.err)
+	require.EqualValues(t, 9, env.DLQCount(), "a dry run changes nothing")
+	require.Zero(t, env.Pending())
+}
+
+// Dead-letter 50 requests (the API answers 404), make the API succeed,
+// replay them: all 50 recovered once, the dead-letter stream empty.
+func TestDLQReplayRoundTrip(t *testing.T) {
+	env, nats := toolEnv(t, testenv.Options{Sim: standard404})
+	ids := deadLetter50(t, env)
+
+	env.Sim.Configure(codeartssim.WithoutOutcomes())
+	r := cli(t, "", withFlags([]string{"dlq", "replay", "--reason", "client_error", "--json"}, nats)...)
+	require.Zero(t, r.code, r.err)
+	var s replaySummary
+	require.NoError(t, json.Unmarshal([]byte(r.out), &s), r.out)
+	require.Equal(t, replaySummary{Matched: 50, Replayed: 50}, s)
+	require.Zero(t, env.DLQCount(), "each dead letter removed after its replay's ack")
+
+	// The replays are the original requests, linked to their dead letters.
+	stored := storedRequests(t, env)
+	require.Len(t, stored, 50)
+	for _, m := range stored {
+		require.True(t, ids[m.req.JobID])
+		link := m.header[ReplayOfHeader]
+		require.Len(t, link, 1)
+		require.True(t, strings.HasPrefix(m.msgID, "replay-"+link[0]+"-"), m.msgID)
+		require.Equal(t, m.req.JobID, m.body, "the original body, byte for byte")
+	}
+
+	recoverAll(t, env, 50)
+	for id := range ids {
+		require.Equal(t, 1, env.Sim.Recovered(id), "job %s recovered once", id)
+	}
+	require.Zero(t, env.DLQCount())
+	require.Zero(t, env.Pending())
+}
+
+// A replay interrupted between the publish ack and the removal of the dead
+// letter, then run again (after the replays were even recovered): no
+// request is lost or replayed twice.
+func TestDLQReplayInterruptedBeforeRemoval(t *testing.T) {
+	env, nats := toolEnv(t, testenv.Options{Sim: standard404})
+	ids := deadLetter50(t, env)
+	env.Sim.Configure(codeartssim.WithoutOutcomes())
+
+	replayHook = func(uint64) error { return errors.New("simulated crash before the removal") }
+	t.Cleanup(func() { replayHook = nil })
+	r := cli(t, "", withFlags([]string{"dlq", "replay", "--reason", "client_error", "--json"}, nats)...)
+	require.Equal(t, 1, r.code, r.err)
+	var s replaySummary
+	require.NoError(t, json.Unmarshal([]byte(r.out), &s), r.out)
+	require.Equal(t, replaySummary{Matched: 50, Failed: 50}, s)
+	require.EqualValues(t, 50, env.DLQCount(), "no dead letter removed")
+	require.EqualValues(t, 50, env.Pending(), "every replay stored")
+	recoverAll(t, env, 50)
+
+	replayHook = nil
+	before, err := env.Conn.StreamInfo(context.Background(), env.Conn.Config().Stream)
+	require.NoError(t, err)
+	r = cli(t, "", withFlags([]string{"dlq", "replay", "--reason", "client_error", "--json"}, nats)...)
+	require.Zero(t, r.code, r.err)
+	require.NoError(t, json.Unmarshal([]byte(r.out), &s), r.out)
+	require.Equal(t, replaySummary{Matched: 50, AlreadyReplayed: 50}, s)
+	after, err := env.Conn.StreamInfo(context.Background(), env.Conn.Config().Stream)
+	require.NoError(t, err)
+	require.Equal(t, before.State.LastSeq, after.State.LastSeq, "nothing stored by the rerun")
+	require.Zero(t, env.DLQCount())
+	for id := range ids {
+		require.Equal(t, int64(1), env.Sim.Stats().Jobs[id].Recovered, "job %s recovered once", id)
+	}
+}
+
+// deadLetter50 enqueues 50 jobs the simulator answers 404 for and runs a
+// pool until all are dead-lettered.
+func deadLetter50(t *testing.T, env *testenv.Env) map[string]bool {
+	t.Helper()
+	ids := map[string]bool{}
+	for i := range 50 {
+		id := seqJobID("404", i)
+		ids[id] = true
+		env.Publish(id, id)
+	}
+	rec := testenv.NewRecorder()
+	run := env.Start(env.Pool(nil, worker.Config{Concurrency: 8, Observer: rec}))
+	testenv.Eventually(t, 30*time.Second, func() bool { return rec.Count(worker.OutcomeDeadLettered) >= 50 },
+		"dead-lettered %d of 50", rec.Count(worker.OutcomeDeadLettered))
+	run.Stop(t)
+	require.EqualValues(t, 50, env.DLQCount())
+	for _, d := range env.DeadLetters() {
+		require.Equal(t, worker.ReasonClientError, d.Reason)
+		require.Equal(t, 404, d.StatusCode)
+	}
+	return ids
+}
+
+// recoverAll runs a pool until n requests are recovered.
+func recoverAll(t *testing.T, env *testenv.Env, n int) {
+	t.Helper()
+	rec := testenv.NewRecorder()
+	run := env.Start(env.Pool(nil, worker.Config{Concurrency: 8, Observer: rec}))
+	testenv.Eventually(t, 30*time.Second, func() bool { return rec.Count(worker.OutcomeRecovered) >= n },
+		"recovered %d of %d", rec.Count(worker.OutcomeRecovered), n)
+	run.Stop(t)
+	require.Equal(t, n, rec.Count(worker.OutcomeRecovered))
+	require.Zero(t, rec.Count(worker.OutcomeDeadLettered))
+	require.Zero(t, env.Pending())
+}
+
+func TestDLQPurge(t *testing.T) {
+	t.Run("filtered, needs --yes without a terminal", func(t *testing.T) {
+		env, nats := toolEnv(t, testenv.Options{})
+		publishFixture(t, env)
+		r := cli(t, "", withFlags([]string{"dlq", "purge", "--reason", "client_error"}, nats)...)
+		oneLineError(t, r, "Delete 4 dead letters from CODEARTS_RECOVER_DLQ for good? Pass --yes to confirm")
+		require.EqualValues(t, 9, env.DLQCount())
+
+		r = cli(t, "", withFlags([]string{"dlq", "purge", "--reason", "client_error", "--yes"}, nats)...)
+		require.Zero(t, r.code, r.err)
+		require.Equal(t, "purged 4 dead letters from CODEARTS_RECOVER_DLQ\n", r.out)
+		r = cli(t, "", withFlags([]string{"dlq", "list", "--json"}, nats)...)
+		require.Equal(t, []uint64{3, 4, 5, 8, 9}, listedSeqs(t, r.out))
+	})
+	t.Run("prompt on a terminal", func(t *testing.T) {
+		env, nats := toolEnv(t, testenv.Options{})
+		publishFixture(t, env)
+		isTerminal = func(any) bool { return true }
+		t.Cleanup(func() { isTerminal = defaultIsTerminal })
+
+		r := cli(t, "n\n", withFlags([]string{"dlq", "purge", "--status", "5xx"}, nats)...)
+		require.Equal(t, 1, r.code)
+		require.Equal(t, "Delete 2 dead letters from CODEARTS_RECOVER_DLQ for good? [y/N] worker: not confirmed; nothing purged\n", r.err)
+		require.EqualValues(t, 9, env.DLQCount())
+
+		r = cli(t, "y\n", withFlags([]string{"dlq", "purge", "--status", "5xx"}, nats)...)
+		require.Zero(t, r.code, r.err)
+		require.Equal(t, "purged 2 dead letters from CODEARTS_RECOVER_DLQ\n", r.out)
+		require.EqualValues(t, 7, env.DLQCount())
+	})
+	t.Run("everything", func(t *testing.T) {
+		env, nats := toolEnv(t, testenv.Options{})
+		publishFixture(t, env)
+		r := cli(t, "", withFlags([]string{"dlq", "purge", "--yes"}, nats)...)
+		require.Zero(t, r.code, r.err)
+		require.Equal(t, "purged 9 dead letters from CODEARTS_RECOVER_DLQ\n", r.out)
+		require.Zero(t, env.DLQCount())
+		r = cli(t, "", withFlags([]string{"dlq", "purge", "--yes"}, nats)...)
+		require.Zero(t, r.code, r.err)
+		require.Equal(t, "no dead letters match; nothing purged\n", r.out)
+	})
+}
