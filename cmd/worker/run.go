@@ -86,6 +86,7 @@ func (o *runOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&n.ResultStream, "result-stream", queue.DefaultResultStream, "stream of result events")
 	fs.StringVar(&n.ResultSubject, "result-subject", queue.DefaultResultSubject, `subject of result events, one per finished request ("-" = off)`)
 	fs.DurationVar(&n.ResultMaxAge, "result-max-age", 7*24*time.Hour, "how long result events are kept")
+	fs.DurationVar(&n.DuplicateWindow, "duplicate-window", n.DuplicateWindow, "request stream's Nats-Msg-Id window: repeats of an id within it are dropped (enqueue and dlq replay reruns are safe within it)")
 	fs.IntVar(&n.Replicas, "replicas", n.Replicas, "replicas of the streams the worker creates (3 on a cluster)")
 	fs.DurationVar(&n.AckWait, "ack-wait", n.AckWait, "consumer AckWait: how soon a crashed worker's requests come back (heartbeats keep live ones)")
 	fs.IntVar(&n.MaxDeliver, "max-deliver", n.MaxDeliver, "deliveries of one request before it is dead-lettered retries_exhausted")
