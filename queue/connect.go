@@ -130,7 +130,7 @@ func (c *Conn) Close(timeout time.Duration) error {
 	}
 	done := make(chan struct{})
 	c.NC.SetClosedHandler(func(*nats.Conn) { close(done) })
-	if err := c.NC.Drain(); err != nil {
+	if drained := c.NC.Drain() == nil; !drained {
 		// Draining needs a live connection; without one (NATS down at
 		// shutdown) closing is all there is to do: unacked messages come
 		// back after AckWait.

@@ -58,7 +58,7 @@ func layerConfig(fs *pflag.FlagSet, lookupEnv func(string) (string, bool)) error
 		return nil
 	}
 	path := cf.Value.String()
-	data, err := os.ReadFile(path)
+	data, err := os.ReadFile(path) //nolint:gosec // the operator names the config file on purpose
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}

@@ -230,7 +230,7 @@ func runDemo(ctx context.Context, o demoOptions, stderr io.Writer) (demoSummary,
 		simOpts = append(simOpts, codeartssim.WithSeed(o.seed))
 	}
 	sim := codeartssim.New(simOpts...)
-	if err := sim.Start("127.0.0.1:0"); err != nil {
+	if err := sim.Start("127.0.0.1:0"); err != nil { //nolint:contextcheck // serves until Close, deferred below
 		return demoSummary{}, err
 	}
 	defer func() { _ = sim.Close() }()
@@ -387,7 +387,7 @@ type progress struct{ bar *progressbar.ProgressBar }
 
 func newProgress(w io.Writer, total int) progress {
 	f, ok := w.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) { //nolint:gosec // Fd fits in int on every supported platform
+	if !ok || !term.IsTerminal(int(f.Fd())) {
 		return progress{}
 	}
 	return progress{bar: progressbar.NewOptions(total,

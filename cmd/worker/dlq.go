@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -838,7 +839,7 @@ it requires --yes. There is no undo: consider 'worker dlq list --json' first.
 				return err
 			}
 			var seqs []uint64
-			n := int(info.State.Msgs)
+			n := int(min(info.State.Msgs, math.MaxInt32))
 			if !f.empty() {
 				if _, _, err := scanDLQ(ctx, conn, &f, 0, func(r dlqRecord) error {
 					seqs = append(seqs, r.Seq)

@@ -182,7 +182,7 @@ var isTerminal = defaultIsTerminal
 
 func defaultIsTerminal(f any) bool {
 	file, ok := f.(*os.File)
-	return ok && term.IsTerminal(int(file.Fd())) //nolint:gosec // Fd fits in int on every supported platform
+	return ok && term.IsTerminal(int(file.Fd()))
 }
 
 // terminalWidth is the width of w when it is a terminal, else 0.
@@ -194,7 +194,7 @@ func terminalWidth(w io.Writer) int {
 	if !ok {
 		return 0
 	}
-	width, _, err := term.GetSize(int(f.Fd())) //nolint:gosec // as above
+	width, _, err := term.GetSize(int(f.Fd()))
 	if err != nil {
 		return 0
 	}
