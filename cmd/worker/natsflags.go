@@ -49,7 +49,13 @@ func defaultNATSOptions() natsOptions {
 }
 
 func (o *natsOptions) addFlags(fs *pflag.FlagSet) {
-	n := &o.cfg
+	addNATSFlags(fs, &o.cfg)
+	fs.DurationVar(&o.connectTimeout, "connect-timeout", o.connectTimeout, "give up when NATS is not reachable within this long")
+}
+
+// addNATSFlags registers the connection and stream flags every command
+// shares with `worker run`, with the same names and defaults.
+func addNATSFlags(fs *pflag.FlagSet, n *queue.Config) {
 	fs.StringVar(&n.URL, "nats-url", n.URL, "NATS server URLs, comma separated (also NATS_URL)")
 	fs.StringVar(&n.User, "nats-user", "", "NATS user")
 	fs.StringVar(&n.Password, "nats-password", "", "NATS password")
@@ -59,7 +65,6 @@ func (o *natsOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&n.TLSCA, "nats-tls-ca", "", "CA bundle (PEM) that verifies the NATS server")
 	fs.StringVar(&n.TLSCert, "nats-tls-cert", "", "client certificate (PEM)")
 	fs.StringVar(&n.TLSKey, "nats-tls-key", "", "client key (PEM)")
-	fs.DurationVar(&o.connectTimeout, "connect-timeout", o.connectTimeout, "give up when NATS is not reachable within this long")
 	fs.StringVar(&n.Stream, "stream", n.Stream, "request stream")
 	fs.StringVar(&n.Subject, "subject", n.Subject, "request subject")
 	fs.StringVar(&n.Consumer, "consumer", n.Consumer, "durable pull consumer of the workers")
