@@ -111,15 +111,23 @@ type gate struct {
 }
 
 type breaker struct {
-	region  string
-	state   string
-	window  []bool // true = failure
-	next    int
-	filled  int
-	fails   int
-	wait    time.Duration
-	until   time.Time // open until
-	probing bool
+	region   string
+	state    string
+	window   []bool // true = failure
+	next     int
+	filled   int
+	fails    int
+	wait     time.Duration
+	until    time.Time // open until
+	probing  bool
+	probeJob string
+	// failedProbes holds the jobs whose probe failed while open: they do
+	// not probe again, so a few jobs that always fail cannot keep the
+	// breaker open; a fresh request fetched for the purpose probes instead.
+	failedProbes map[string]struct{}
+	// probeFetch is when the fetch loop last took a fresh request to
+	// probe with.
+	probeFetch time.Time
 }
 
 func newGate(cfg GateConfig, log *zap.Logger, pauser Pauser, probe func()) *gate {
@@ -147,7 +155,7 @@ func (g *gate) breaker(region string) *breaker {
 // acquire blocks until a call to region may go out: not paused (or this
 // call is the pause probe) and the breaker closed (or this call is the
 // half-open probe). It returns promptly when ctx ends.
-func (g *gate) acquire(ctx context.Context, region string) (probe bool, err error) {
+func (g *gate) acquire(ctx context.Context, region, jobID string) (probe bool, err error) {
 	for {
 		g.mu.Lock()
 		now := time.Now()
@@ -168,15 +176,17 @@ func (g *gate) acquire(ctx context.Context, region string) (probe bool, err erro
 			case b.state == BreakerClosed:
 				g.mu.Unlock()
 				return false, nil
-			case b.state == BreakerOpen && !now.Before(b.until):
+			case b.state == BreakerOpen && !now.Before(b.until) && !b.failedProbe(jobID):
 				b.state = BreakerHalfOpen
-				b.probing = true
+				b.probing, b.probeJob = true, jobID
 				g.log.Info("circuit breaker half-open: probing", zap.String("region", region))
 				g.notify()
 				g.mu.Unlock()
 				return true, nil
-			case b.state == BreakerOpen:
+			case b.state == BreakerOpen && now.Before(b.until):
 				wake = max(time.Until(b.until), time.Millisecond)
+			case b.state == BreakerOpen: // probe due, but this job failed one
+				wake = time.Second
 			default: // half-open with its probe out: wait for its answer
 				wake = time.Second
 			}
@@ -195,35 +205,54 @@ func (g *gate) acquire(ctx context.Context, region string) (probe bool, err erro
 	}
 }
 
-// open reports whether new messages should wait: paused, or any region's
-// breaker not closed.
-func (g *gate) blocked() (bool, <-chan struct{}) {
+func (b *breaker) failedProbe(jobID string) bool {
+	_, ok := b.failedProbes[jobID]
+	return ok
+}
+
+// fetchAllowance says how many new messages the fetch loop may take: none
+// while paused or while a breaker is not closed, except one fresh request
+// per probe period to probe an open breaker with (the waiting ones may all
+// be jobs whose probe failed); -1 means no limit.
+func (g *gate) fetchAllowance() (int, <-chan struct{}) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.paused {
-		return true, g.ch
+		return 0, g.ch
 	}
+	now := time.Now()
+	allow := -1
 	for _, b := range g.breakers {
-		if b.state != BreakerClosed {
-			return true, g.ch
+		switch {
+		case b.state == BreakerClosed:
+		case b.state == BreakerOpen && !now.Before(b.until) && !b.probing && len(b.failedProbes) > 0 &&
+			now.Sub(b.probeFetch) >= b.wait:
+			b.probeFetch = now
+			allow = 1
+		default:
+			return 0, g.ch
 		}
 	}
-	return false, g.ch
+	return allow, g.ch
 }
 
-// waitOpen blocks while new messages should wait (see blocked).
-func (g *gate) waitOpen(ctx context.Context) error {
+// waitOpen blocks until new messages may be fetched and returns how many
+// (-1 = as many as there are free slots).
+func (g *gate) waitOpen(ctx context.Context) (int, error) {
 	for {
-		blocked, ch := g.blocked()
-		if !blocked {
-			return nil
+		allow, ch := g.fetchAllowance()
+		if allow != 0 {
+			return allow, nil
 		}
+		t := time.NewTimer(250 * time.Millisecond)
 		select {
 		case <-ch:
-		case <-time.After(time.Second):
+		case <-t.C:
 		case <-ctx.Done():
-			return ctx.Err()
+			t.Stop()
+			return 0, ctx.Err()
 		}
+		t.Stop()
 	}
 }
 
@@ -270,6 +299,12 @@ func (g *gate) record(ctx context.Context, region, jobID string, class retry.Cla
 	// The breaker, per region: only 5xx/transport failures count; any
 	// other answer shows the API is up.
 	if class == retry.Canceled || class == retry.Throttled || class == retry.Unauthorized {
+		if probe && b.state == BreakerHalfOpen {
+			// No verdict from this probe: let another one go now.
+			b.probing = false
+			b.state, b.until = BreakerOpen, time.Now()
+			g.notify()
+		}
 		return b.state == BreakerOpen
 	}
 	switch b.state {
@@ -279,11 +314,16 @@ func (g *gate) record(ctx context.Context, region, jobID string, class retry.Cla
 		}
 		b.probing = false
 		if failure {
+			if b.failedProbes == nil {
+				b.failedProbes = map[string]struct{}{}
+			}
+			b.failedProbes[b.probeJob] = struct{}{}
 			b.wait = min(b.wait*2, g.cfg.BreakerMaxOpen)
 			b.state, b.until = BreakerOpen, time.Now().Add(b.wait)
 		} else {
 			b.state = BreakerClosed
 			b.reset()
+			clear(b.failedProbes)
 			g.log.Info("circuit breaker closed: the API answers again", zap.String("region", region))
 		}
 		g.notify()

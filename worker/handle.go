@@ -57,7 +57,7 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 	for {
 		// Breaker open or paused: wait (heartbeats keep the message) unless
 		// shutdown begins, then hand it back.
-		probe, err := p.gate.acquire(runCtx, req.Region)
+		probe, err := p.gate.acquire(runCtx, req.Region, req.JobID)
 		if err != nil {
 			p.nak(d, 0, "shutdown")
 			p.report(t, OutcomeHandedBack, "shutdown")

@@ -324,9 +324,14 @@ func (p *Pool) Run(ctx context.Context) error {
 		}
 		// Breaker open or paused: take nothing new; in-flight requests
 		// wait at the gate with their heartbeats.
-		if err := p.gate.waitOpen(ctx); err != nil {
+		allow, err := p.gate.waitOpen(ctx)
+		if err != nil {
 			p.release(n)
 			break
+		}
+		if allow > 0 && allow < n {
+			p.release(n - allow)
+			n = allow
 		}
 		fetchers.Go(func() {
 			got := 0

@@ -242,3 +242,39 @@ func TestFleetRateLimit(t *testing.T) {
 	requireAllRecovered(t, env, ids)
 	require.Zero(t, env.DLQCount())
 }
+
+// A few jobs the API always answers 503 open the breaker, but cannot keep
+// it open: once their probes failed, fresh requests probe instead, so new
+// work keeps flowing and the poison jobs spend their budget meanwhile.
+func TestAlwaysFailingJobsDoNotBlockThePool(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Queue: queue.Config{MaxDeliver: 2}})
+	poison := make([]string, 12)
+	for i := range poison {
+		poison[i] = testenv.JobID("e")
+		statuses := make([]int, 200)
+		for j := range statuses {
+			statuses[j] = 503
+		}
+		env.Sim.Script(poison[i], statuses...)
+		env.Publish(poison[i], poison[i])
+	}
+	rec := testenv.NewRecorder()
+	cfg := poolConfig(rec)
+	cfg.TriesPerDelivery = 2
+	p := env.Pool(nil, cfg)
+	env.Start(p)
+	testenv.Eventually(t, 10*time.Second, func() bool { return p.State().Breakers[""] != worker.BreakerClosed }, "breaker opens")
+
+	good := publishN(env, 50, "g")
+	testenv.Eventually(t, 60*time.Second, func() bool { return rec.Count(worker.OutcomeRecovered) == len(good) }, "new work recovered")
+	requireAllRecovered(t, env, good)
+	isPoison := map[string]bool{}
+	for _, id := range poison {
+		isPoison[id] = true
+		require.Zero(t, env.Sim.Recovered(id))
+	}
+	for _, d := range env.DeadLetters() {
+		require.True(t, isPoison[d.JobID], "only poison jobs are dead-lettered, got %s", d.JobID)
+		require.Equal(t, worker.ReasonRetriesExhausted, d.Reason)
+	}
+}
