@@ -36,9 +36,14 @@ test: ## Run all tests with the race detector (real in-process NATS, real SDK, s
 test-short: ## Run the fast unit tests only
 	$(GO) test -short -count=1 ./...
 
+# BENCH_ARGS are passed to cmd/bench, e.g. BENCH_ARGS="-scale 0.2" for a quick run,
+# "-scenarios zero -worker builtin -profile prof" for profiles, "-json" for a machine-readable report.
+BENCH_ARGS ?= -naive zero
+
 .PHONY: bench
-bench: ## Run the Go micro-benchmarks
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+bench: build ## Micro-benchmarks (briefly), then the scenario table: worker run + nats-server + SDK + simulator (~4 min)
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 100ms ./...
+	$(GO) run ./cmd/bench -worker-bin $(BIN)/worker $(BENCH_ARGS)
 
 .PHONY: fuzz
 fuzz: ## Fuzz the request decoder for 30s
