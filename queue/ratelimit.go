@@ -18,6 +18,9 @@ import (
 // when it ends, so a replica that dies holding some does not keep them.
 // Replicas' clocks must agree to well within a window (NTP).
 type FleetTokens struct {
+	// one lease at a time per process: waiters queue here instead of all
+	// racing the compare-and-set each window.
+	sem       chan struct{}
 	kv        jetstream.KeyValue
 	key       string
 	window    time.Duration
@@ -55,7 +58,7 @@ func (c *Conn) FleetTokens(ctx context.Context, rate float64) (*FleetTokens, err
 		window = time.Duration(math.Ceil(1e9 / rate))
 	}
 	per := int64(math.Floor(rate * window.Seconds()))
-	return &FleetTokens{kv: kv, key: "tokens", window: window, perWindow: max(per, 1), now: time.Now}, nil
+	return &FleetTokens{sem: make(chan struct{}, 1), kv: kv, key: "tokens", window: window, perWindow: max(per, 1), now: time.Now}, nil
 }
 
 // Take blocks until at least one token is available in the current window
@@ -63,6 +66,12 @@ func (c *Conn) FleetTokens(ctx context.Context, rate float64) (*FleetTokens, err
 func (f *FleetTokens) Take(ctx context.Context, n int) (int, error) {
 	if n <= 0 {
 		return 0, nil
+	}
+	select {
+	case f.sem <- struct{}{}:
+		defer func() { <-f.sem }()
+	case <-ctx.Done():
+		return 0, ctx.Err()
 	}
 	for {
 		now := f.now()

@@ -19,7 +19,8 @@ type task struct {
 	// (receipt, or an InProgress sent while connected), in unix nanos.
 	lastBeat atomic.Int64
 	d        Delivery
-	log      *zap.Logger
+	base     *zap.Logger
+	log      *zap.Logger // base with the ids, built on first use by the handling goroutine only
 	seq      uint64
 	n        uint64
 	req      Request
@@ -33,13 +34,32 @@ type task struct {
 	requestID string
 }
 
+// ids are the fields that name the request on every line about it.
+func (t *task) ids(more ...zap.Field) []zap.Field {
+	f := make([]zap.Field, 0, 3+len(more))
+	f = append(f, zap.Uint64("stream_seq", t.seq), zap.Uint64("delivery", t.n))
+	if t.req.JobID != "" {
+		f = append(f, zap.String("job_id", t.req.JobID))
+	}
+	return append(f, more...)
+}
+
+// logger is the request's child logger, built only when a line is written
+// unsampled (warnings and errors): a bulk drain of successes builds none.
+func (t *task) logger() *zap.Logger {
+	if t.log == nil {
+		t.log = t.base.With(t.ids()...)
+	}
+	return t.log
+}
+
 // handle takes one delivery to a terminal state (acked, dead-lettered then
 // acked) or hands it back (nak). runCtx ending means shutdown has begun;
 // workCtx ending means the drain timeout passed.
 func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 	t := &task{d: d, seq: d.StreamSeq(), n: d.NumDelivered(), start: time.Now()}
 	t.lastBeat.Store(t.start.UnixNano())
-	t.log = p.log.With(zap.Uint64("stream_seq", t.seq), zap.Uint64("delivery", t.n))
+	t.base = p.log
 	p.track(t)
 	defer p.untrack(t)
 
@@ -50,7 +70,6 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 		return
 	}
 	t.req = req
-	t.log = t.log.With(zap.String("job_id", req.JobID))
 
 	b := p.cfg.Backoff.New()
 	tries := 0 // transient failures in this delivery
@@ -82,9 +101,9 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 		breakerOpen := p.gate.record(workCtx, req.Region, req.JobID, class, probe)
 		t.record(rid, err)
 		p.obs.Call(Call{JobID: req.JobID, Status: t.status, ErrorCode: t.errorCode, Class: class.String(), Duration: took})
-		if ce := t.log.Check(zap.DebugLevel, "api call"); ce != nil {
-			ce.Write(zap.Int("attempt", attempt), zap.Int("status", t.status), zap.String("error_code", t.errorCode),
-				zap.String("request_id", t.requestID), zap.Duration("duration", took), zap.Stringer("class", class), zap.Error(err))
+		if ce := p.log.Check(zap.DebugLevel, "api call"); ce != nil {
+			ce.Write(t.ids(zap.Int("attempt", attempt), zap.Int("status", t.status), zap.String("error_code", t.errorCode),
+				zap.String("request_id", t.requestID), zap.Duration("duration", took), zap.Stringer("class", class), zap.Error(err))...)
 		}
 
 		var wait time.Duration
@@ -239,12 +258,12 @@ func (p *Pool) deadLetter(ctx context.Context, t *task, reason string) {
 		return
 	}
 	if err := p.dlq.DeadLetter(ctx, DeadLetterID(t.seq, t.d.Timestamp()), data); err != nil {
-		t.log.Error("dead letter not stored; handing the request back", zap.String("reason", reason), zap.Error(err))
+		t.logger().Error("dead letter not stored; handing the request back", zap.String("reason", reason), zap.Error(err))
 		p.nak(t.d, p.cfg.Backoff.NakDelay(1, nil), "dead_letter_failed")
 		p.report(t, OutcomeHandedBack, "dead_letter_failed")
 		return
 	}
-	t.log.Warn("dead-lettered", zap.String("reason", reason), zap.Int("status", t.status),
+	t.logger().Warn("dead-lettered", zap.String("reason", reason), zap.Int("status", t.status),
 		zap.String("error_code", t.errorCode), zap.String("error_msg", t.errorMsg),
 		zap.String("request_id", t.requestID), zap.Int("attempt", rec.Attempts))
 	p.ack(ctx, t, OutcomeDeadLettered, reason)
@@ -281,7 +300,7 @@ func (p *Pool) ack(ctx context.Context, t *task, kind, reason string) {
 	defer cancel()
 	if p.cfg.Results != nil {
 		if err := p.publishResult(actx, t, kind, reason); err != nil {
-			t.log.Error("result event not stored; handing the request back", zap.String("outcome", kind), zap.Error(err))
+			t.logger().Error("result event not stored; handing the request back", zap.String("outcome", kind), zap.Error(err))
 			p.nak(t.d, p.cfg.Backoff.NakDelay(1, nil), "result_failed")
 			p.report(t, OutcomeHandedBack, "result_failed")
 			return
@@ -290,14 +309,15 @@ func (p *Pool) ack(ctx context.Context, t *task, kind, reason string) {
 	if err := t.d.Ack(actx); err != nil {
 		// The request will come back; recover is idempotent and a dead
 		// letter's id dedupes, so this costs a repeat, never a loss.
-		t.log.Error("ack not confirmed; the request will be redelivered", zap.String("outcome", kind), zap.Error(err))
+		t.logger().Error("ack not confirmed; the request will be redelivered", zap.String("outcome", kind), zap.Error(err))
 		p.report(t, OutcomeAckFailed, kind)
 		return
 	}
 	if kind == OutcomeRecovered {
-		if ce := t.log.Check(zap.InfoLevel, "recovered"); ce != nil {
-			ce.Write(zap.Int("status", t.status), zap.String("request_id", t.requestID),
-				zap.Int("attempt", p.attempts(t)), zap.Duration("duration", time.Since(t.start)))
+		// Sampled: Check decides before any per-request field is built.
+		if ce := p.log.Check(zap.InfoLevel, "recovered"); ce != nil {
+			ce.Write(t.ids(zap.Int("status", t.status), zap.String("request_id", t.requestID),
+				zap.Int("attempt", p.attempts(t)), zap.Duration("duration", time.Since(t.start)))...)
 		}
 	}
 	p.report(t, kind, reason)
@@ -313,7 +333,7 @@ func (p *Pool) leaseLost(t *task) bool {
 		return false
 	}
 	p.leaseDrops.Add(1)
-	t.log.Warn("lease lost: no heartbeat reached NATS for longer than AckWait; leaving the request to its new owner",
+	t.logger().Warn("lease lost: no heartbeat reached NATS for longer than AckWait; leaving the request to its new owner",
 		zap.Duration("silent", silent), zap.Duration("ack_wait", p.cfg.AckWait))
 	p.report(t, OutcomeLeaseLost, "")
 	return true

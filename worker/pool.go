@@ -420,7 +420,8 @@ func (p *Pool) heartbeat(stop <-chan struct{}) {
 		now := time.Now().UnixNano()
 		for _, tk := range batch {
 			if err := tk.d.InProgress(); err != nil {
-				tk.log.Debug("in-progress heartbeat failed", zap.Error(err))
+				// seq and n are set before the task is tracked; nothing else is read here.
+				p.log.Debug("in-progress heartbeat failed", zap.Uint64("stream_seq", tk.seq), zap.Uint64("delivery", tk.n), zap.Error(err))
 				continue
 			}
 			if connected {

@@ -70,7 +70,7 @@ func (p *Pool) settleStranded(ctx context.Context, s StrandedMsg) error {
 		t.req = req
 	}
 	t.errorMsg = "the request reached the consumer's delivery limit without finishing (did it crash the worker?)"
-	t.log = p.log.With(zap.Uint64("stream_seq", t.seq), zap.Uint64("delivery", t.n), zap.String("job_id", t.req.JobID))
+	t.base = p.log
 	rec := p.deadLetterRecord(t, ReasonMaxDeliveries)
 	data, err := rec.Marshal()
 	if err != nil {
@@ -87,7 +87,7 @@ func (p *Pool) settleStranded(ctx context.Context, s StrandedMsg) error {
 	if err := s.Delete(ctx); err != nil {
 		return err
 	}
-	t.log.Warn("dead-lettered", zap.String("reason", ReasonMaxDeliveries))
+	t.logger().Warn("dead-lettered", zap.String("reason", ReasonMaxDeliveries))
 	p.report(t, OutcomeDeadLettered, ReasonMaxDeliveries)
 	return s.Done(ctx)
 }

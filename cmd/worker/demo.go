@@ -244,7 +244,7 @@ func runDemo(ctx context.Context, o demoOptions, stderr io.Writer) (demoSummary,
 	}
 	defer func() { _ = api.Close() }()
 
-	qcfg := queue.Config{URL: ns.URL(), AckWait: 10 * time.Second, FetchWait: time.Second, Logger: log}
+	qcfg := queue.Config{URL: ns.URL(), AckWait: 3 * time.Second, FetchWait: time.Second, Logger: log}
 	conn, err := queue.Connect(ctx, qcfg)
 	if err != nil {
 		return demoSummary{}, err
