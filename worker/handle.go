@@ -93,8 +93,17 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 		if t.first.IsZero() {
 			t.first = time.Now()
 		}
+		select {
+		case p.calls <- struct{}{}:
+		case <-workCtx.Done():
+			p.gate.record(workCtx, req.Region, req.JobID, retry.Canceled, probe)
+			p.nak(d, 0, "drain_timeout")
+			p.report(t, OutcomeHandedBack, "drain_timeout")
+			return
+		}
 		started := time.Now()
 		rid, err := p.rec.Recover(callCtx, req)
+		<-p.calls
 		took := time.Since(started)
 		t.calls++
 		class := p.cfg.Classifier.Classify(err)

@@ -206,7 +206,11 @@ type Pool struct {
 	dlq  DeadLetterer
 	log  *zap.Logger
 	obs  Observer
-	slot chan struct{} // one token per busy slot
+	slot  chan struct{} // one token per message held (Concurrency + lookahead)
+	calls chan struct{} // one token per API call in flight (Concurrency)
+	// minPull is the least a pull asks for while the pool is busy: pulls
+	// of one message each cost a round trip per request.
+	minPull int
 
 	mu       sync.Mutex
 	inflight map[*task]struct{}
@@ -233,7 +237,13 @@ func New(cfg Config, src Source, rec Recoverer, dlq DeadLetterer) (*Pool, error)
 		dlq:        dlq,
 		log:        cfg.Logger,
 		obs:        cfg.Observer,
-		slot:       make(chan struct{}, cfg.Concurrency),
+		// A small lookahead (1/8 of Concurrency) keeps the next requests
+		// at hand, heartbeated, so a finished call is followed by the next
+		// at once instead of after a pull's round trip (make bench:
+		// latency-bound 0.90 → 0.95 of ideal).
+		slot:       make(chan struct{}, cfg.Concurrency+max(1, cfg.Concurrency/8)),
+		calls:      make(chan struct{}, cfg.Concurrency),
+		minPull:    min(max(1, cfg.Concurrency/16), cfg.MaxBatch),
 		inflight:   make(map[*task]struct{}),
 		maxDeliver: uint64(cfg.MaxDeliver), //nolint:gosec // validated >= 1
 		gate:       newGate(gateConfig(cfg), cfg.Logger, cfg.Pauser, cfg.BeforeProbe),
@@ -277,7 +287,7 @@ func (p *Pool) Run(ctx context.Context) error {
 
 	jobs := make(chan Delivery)
 	var workers sync.WaitGroup
-	for range p.cfg.Concurrency {
+	for range cap(p.slot) {
 		workers.Go(func() {
 			for d := range jobs {
 				p.safeHandle(ctx, workCtx, d)
@@ -309,6 +319,21 @@ func (p *Pool) Run(ctx context.Context) error {
 			break
 		}
 		n := 1
+		// While busy, wait until a worthwhile pull can be made.
+		for n < p.minPull {
+			select {
+			case p.slot <- struct{}{}:
+				n++
+			case <-ctx.Done():
+			}
+			if ctx.Err() != nil {
+				break
+			}
+		}
+		if ctx.Err() != nil {
+			p.release(n)
+			break
+		}
 	more:
 		for n < p.cfg.MaxBatch {
 			select {

@@ -102,7 +102,7 @@ func benchMain(args []string) int {
 	fs.IntVar(&o.n, "n", 0, "requests per scenario (0 = each scenario's own N)")
 	fs.Float64Var(&o.scale, "scale", 1, "multiply each scenario's N (e.g. 0.2 for a quick run)")
 	fs.IntVar(&o.concurrency, "concurrency", 64, "worker concurrency")
-	fs.DurationVar(&o.ackWait, "ack-wait", 10*time.Second, "consumer AckWait (worker run's default is 10s)")
+	fs.DurationVar(&o.ackWait, "ack-wait", 3*time.Second, "consumer AckWait (worker run's default is 3s)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "worker log level (worker run's default is info); logs are kept in -log-dir")
 	naiveList := fs.String("naive", "", `also run the naive peer (nats.go pull + a goroutine per message + cenkalti/backoff + the SDK's defaults) side by side in these scenarios ("all" for every one)`)
 	fs.StringVar(&o.only, "peer", "", `run only this peer: "pool" or "naive" (default: pool, plus naive with -naive)`)

@@ -59,7 +59,7 @@ func workerMain(args []string) int {
 	natsURL := fs.String("nats", "", "NATS URL")
 	endpoint := fs.String("endpoint", "", "API endpoint (the simulator)")
 	concurrency := fs.Int("concurrency", 64, "concurrency")
-	ackWait := fs.Duration("ack-wait", 10*time.Second, "consumer AckWait")
+	ackWait := fs.Duration("ack-wait", 3*time.Second, "consumer AckWait")
 	rateLimit := fs.Float64("rate-limit", 0, "--rate-limit of worker run")
 	logLevel := fs.String("log-level", "info", "log level (logs go to stderr, JSON, sampled as worker run's)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the drain (go → stop) here")
