@@ -144,7 +144,11 @@ func LoadCredentials() (Credentials, error) {
 		return Credentials{}, fmt.Errorf("load credentials: unexpected credential type %T", icred)
 	}
 	c := Credentials{AK: bc.AK, SK: bc.SK, ProjectID: bc.ProjectId, SecurityToken: bc.SecurityToken}
-	if bc.StsAccessor != nil {
+	// Temporary credentials the SDK refreshes itself: from metadata or pod
+	// identity (StsAccessor), or federated through OIDC (IdpId and an ID
+	// token file, HUAWEICLOUD_SDK_IDP_ID / HUAWEICLOUD_SDK_ID_TOKEN_FILE),
+	// which the SDK exchanges for AK/SK/token on first use and on expiry.
+	if bc.StsAccessor != nil || (bc.IdpId != "" && bc.IdTokenFile != "") {
 		c.sts = bc
 	}
 	return c, nil
