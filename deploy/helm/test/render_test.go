@@ -123,10 +123,23 @@ func (m manifests) deployment(t *testing.T) *appsv1.Deployment {
 	return &d
 }
 
+// named returns the only object of kind named name, or nil.
+func (m manifests) named(kind, name string) *object {
+	for i := range m {
+		if m[i].Kind == kind && m[i].Name == name {
+			return &m[i]
+		}
+	}
+	return nil
+}
+
+// configMap is the worker's ConfigMap (the dashboard has its own).
 func (m manifests) configMap(t *testing.T) *corev1.ConfigMap {
 	t.Helper()
+	o := m.named("ConfigMap", fullname)
+	require.NotNil(t, o, "no ConfigMap %s in %v", fullname, m.kinds())
 	var c corev1.ConfigMap
-	m.decode(t, "ConfigMap", &c)
+	require.NoError(t, yaml.UnmarshalStrict(o.YAML, &c), "strict decode of the ConfigMap")
 	return &c
 }
 
