@@ -33,6 +33,10 @@ type Config struct {
 	// Name is the connection name shown by the server. Default
 	// "codearts-recover-worker".
 	Name string
+	// InboxPrefix replaces "_INBOX" for this connection's reply subjects,
+	// so a least-privilege user may subscribe to its own inboxes only.
+	// Default "_INBOX".
+	InboxPrefix string
 
 	// Stream is the request stream. Default CODEARTS_RECOVER.
 	Stream string

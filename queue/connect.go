@@ -58,6 +58,12 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 			}
 			log.Warn("nats disconnected; reconnecting", zap.Error(err))
 		}),
+		// Each failed (re)connect attempt, the first connection included:
+		// without this a wrong URL, certificate or credential would only
+		// show as "not ready".
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn("nats connect attempt failed; retrying", zap.Error(err))
+		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info("nats reconnected", zap.String("url", nc.ConnectedUrlRedacted()))
 		}),
@@ -68,6 +74,9 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 			}
 			log.Warn("nats async error", zap.String("subscription", subj), zap.Error(err))
 		}),
+	}
+	if cfg.InboxPrefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(cfg.InboxPrefix))
 	}
 	switch {
 	case cfg.CredsFile != "":

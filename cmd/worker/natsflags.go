@@ -31,7 +31,7 @@ type natsOptions struct {
 // operator's shell must never answer a purge prompt.
 var natsEnvFlags = []string{
 	"nats-url", "nats-user", "nats-password", "nats-token", "nats-nkey", "nats-creds",
-	"nats-tls-ca", "nats-tls-cert", "nats-tls-key", "connect-timeout",
+	"nats-tls-ca", "nats-tls-cert", "nats-tls-key", "nats-inbox-prefix", "connect-timeout",
 	"stream", "subject", "consumer", "dlq-stream", "dlq-subject",
 }
 
@@ -65,6 +65,7 @@ func addNATSFlags(fs *pflag.FlagSet, n *queue.Config) {
 	fs.StringVar(&n.TLSCA, "nats-tls-ca", "", "CA bundle (PEM) that verifies the NATS server")
 	fs.StringVar(&n.TLSCert, "nats-tls-cert", "", "client certificate (PEM)")
 	fs.StringVar(&n.TLSKey, "nats-tls-key", "", "client key (PEM)")
+	fs.StringVar(&n.InboxPrefix, "nats-inbox-prefix", "", `prefix of this connection's reply subjects instead of "_INBOX" (least-privilege users: allow subscribing to PREFIX.> only)`)
 	fs.StringVar(&n.Stream, "stream", n.Stream, "request stream")
 	fs.StringVar(&n.Subject, "subject", n.Subject, "request subject")
 	fs.StringVar(&n.Consumer, "consumer", n.Consumer, "durable pull consumer of the workers")

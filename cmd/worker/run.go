@@ -131,6 +131,11 @@ the profile file, ECS metadata, CCE pod identity.`,
 				return err
 			}
 			m, err := o.open(cmd.Context(), cmd.ErrOrStderr())
+			if err != nil && cmd.Context().Err() != nil {
+				// Stopped before it held anything (e.g. SIGTERM while NATS
+				// was unreachable): a clean shutdown.
+				return nil
+			}
 			if err != nil {
 				return err
 			}
