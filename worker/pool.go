@@ -200,12 +200,12 @@ func (c Config) Validate() error {
 
 // Pool works on requests from a Source with Concurrency goroutines.
 type Pool struct {
-	cfg  Config
-	src  Source
-	rec  Recoverer
-	dlq  DeadLetterer
-	log  *zap.Logger
-	obs  Observer
+	cfg   Config
+	src   Source
+	rec   Recoverer
+	dlq   DeadLetterer
+	log   *zap.Logger
+	obs   Observer
 	slot  chan struct{} // one token per message held (Concurrency + lookahead)
 	calls chan struct{} // one token per API call in flight (Concurrency)
 	// minPull is the least a pull asks for while the pool is busy: pulls
@@ -231,12 +231,12 @@ func New(cfg Config, src Source, rec Recoverer, dlq DeadLetterer) (*Pool, error)
 	}
 	cfg = cfg.withDefaults()
 	return &Pool{
-		cfg:        cfg,
-		src:        src,
-		rec:        rec,
-		dlq:        dlq,
-		log:        cfg.Logger,
-		obs:        cfg.Observer,
+		cfg: cfg,
+		src: src,
+		rec: rec,
+		dlq: dlq,
+		log: cfg.Logger,
+		obs: cfg.Observer,
 		// A small lookahead (1/8 of Concurrency) keeps the next requests
 		// at hand, heartbeated, so a finished call is followed by the next
 		// at once instead of after a pull's round trip (make bench:
