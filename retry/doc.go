@@ -10,8 +10,9 @@
 //     API's Retry-After (Next), and schedules redeliveries when a delivery's in-process
 //     budget is spent (NakDelay). ParseRetryAfter reads the header.
 //   - Pacing: a Limiter, one per process, paces calls to the API and adapts to throttles
-//     (multiplicative decrease, additive increase, pool-wide Retry-After pauses). A
-//     TokenSource plugs in the fleet-wide quota.
+//     (multiplicative decrease, additive increase; a pool-wide Retry-After pause only when
+//     the throttling persists or the hint is long, otherwise only the throttled call waits
+//     its Retry-After). A TokenSource plugs in the fleet-wide quota.
 //
 // Invariants:
 //

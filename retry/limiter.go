@@ -14,10 +14,11 @@ import (
 
 // Limiter defaults.
 const (
-	DefaultDecrease = 0.5
-	DefaultWindow   = time.Second
-	DefaultCooldown = time.Second
-	DefaultMaxPause = 60 * time.Second
+	DefaultDecrease  = 0.5
+	DefaultWindow    = time.Second
+	DefaultCooldown  = time.Second
+	DefaultMaxPause  = 60 * time.Second
+	DefaultPauseOver = time.Second
 )
 
 // TokenSource grants permits from a quota shared beyond this process: the fleet-wide rate
@@ -54,8 +55,14 @@ type LimiterConfig struct {
 	// Cooldown is the least time between two decreases, so the burst of throttles answering
 	// the calls of one window lowers the rate once, not to the floor. Default 1s.
 	Cooldown time.Duration
-	// MaxPause caps a Retry-After pause. Default 60s.
+	// MaxPause caps a pool-wide Retry-After pause. Default 60s.
 	MaxPause time.Duration
+	// PauseOver is the longest Retry-After that holds only the throttled call: a throttle
+	// whose hint is longer pauses every caller until then (capped at MaxPause). Shorter
+	// hints pause every caller only when the throttling persists (see Limiter). Default 1s,
+	// the shortest hint the header's whole seconds can give: "this second's quota is
+	// spent" is answered by the rate, "come back in 2s or more" by a pause.
+	PauseOver time.Duration
 	// Tokens, when set, is a fleet-wide quota every admitted call also draws from.
 	// Default nil: the local limit alone applies.
 	Tokens TokenSource
@@ -93,7 +100,7 @@ func (c LimiterConfig) Validate() error {
 	for _, f := range []struct {
 		name string
 		d    time.Duration
-	}{{"Window", c.Window}, {"Cooldown", c.Cooldown}, {"MaxPause", c.MaxPause}} {
+	}{{"Window", c.Window}, {"Cooldown", c.Cooldown}, {"MaxPause", c.MaxPause}, {"PauseOver", c.PauseOver}} {
 		if f.d < 0 {
 			return fmt.Errorf("retry: LimiterConfig.%s is negative (%v)", f.name, f.d)
 		}
@@ -120,6 +127,9 @@ func (c LimiterConfig) withDefaults() LimiterConfig {
 	if c.MaxPause == 0 {
 		c.MaxPause = DefaultMaxPause
 	}
+	if c.PauseOver == 0 {
+		c.PauseOver = DefaultPauseOver
+	}
 	if c.TokenBatch == 0 {
 		c.TokenBatch = max(1, int(c.Rate/10))
 	}
@@ -137,8 +147,21 @@ func (c LimiterConfig) withDefaults() LimiterConfig {
 //     rate·Decrease, but no lower than the success rate measured over the last Window or two
 //     when that is higher (the API demonstrably served that much), and never below Min.
 //     "The rate" here is the lower of the limit and the measured admission rate, so a cap
-//     far above the real demand does not take several cuts to bite. With a Retry-After hint
-//     it also pauses every caller until then (capped at MaxPause).
+//     far above the real demand does not take several cuts to bite.
+//   - A Retry-After hint is first the throttled call's own wait: its caller sleeps it before
+//     retrying, while the other callers go on at the lowered rate. It pauses every caller
+//     (from now to now+hint, capped at MaxPause; a later pause extends, never shortens)
+//     only when the throttling persists, that is when (a) the hint is longer than
+//     PauseOver (default 1s: the API asks for more than "this second's quota is spent"),
+//     or (b) the throttle comes a Cooldown or more after the last cut and the throttles
+//     reported since that cut, this one and those of the calls in flight at the cut
+//     included, outnumber the successes reported since then: the cut did not bring the
+//     calls under the quota. So neither an isolated throttle nor the burst answering the
+//     calls in flight at a cut pauses the pool (pausing it a second for each 1s hint
+//     halved a quota-bound drain). Without a hint there is nothing to pause for; the rate
+//     goes on being cut.
+//   - A caller whose rate slot came while a pause began queues again once it ends, so the
+//     end of a pause admits at most a burst, never every caller that waited through it.
 //   - Succeeded raises the rate by Increase once per Window, up to the cap.
 //   - Without a cap (Rate 0) the limiter admits everything until the first throttle, then
 //     limits to the measured admission rate times Decrease (Min if nothing was measured)
@@ -161,14 +184,17 @@ type Limiter struct {
 	succeeded   atomic.Uint64 // calls reported by Succeeded, ever
 	leased      atomic.Int64  // tokens taken from cfg.Tokens and not yet used
 
-	mu         sync.Mutex
-	limit      float64 // current limit in req/s; +Inf: none
-	ceiling    float64 // where additive increase stops; +Inf without a cap until a throttle
-	increase   float64 // req/s added per Window
-	lastCut    time.Time
-	pauseStart time.Time // start of the current or last pause
-	prev       mark      // start of the previous measuring window
-	cur        mark      // start of the current one
+	mu        sync.Mutex
+	limit     float64 // current limit in req/s; +Inf: none
+	ceiling   float64 // where additive increase stops; +Inf without a cap until a throttle
+	increase  float64 // req/s added per Window
+	lastCut   time.Time
+	throttles uint64 // throttles reported, ever
+	// throttles (this one included) and successes counted at the last cut; see persistent
+	cutThrottles, cutSucceeded uint64
+	pauseStart                 time.Time // start of the current or last pause
+	prev                       mark      // start of the previous measuring window
+	cur                        mark      // start of the current one
 }
 
 type mark struct {
@@ -202,51 +228,84 @@ func NewLimiter(cfg LimiterConfig) (*Limiter, error) {
 	return l, nil
 }
 
-// Wait blocks until the caller may make one call: no Retry-After pause is on, the rate
-// admits it and, with a TokenSource, a fleet token is in hand. It returns ctx.Err() if ctx
-// ends first, and an error wrapping context.DeadlineExceeded at once if the wait would
-// outlast ctx's deadline. A canceled wait gives its rate slot back.
+// Wait blocks until the caller may make one call: no pool-wide pause is on, the rate
+// admits it and, with a TokenSource, a fleet token is in hand. A pause that begins while
+// the caller waits for its slot or token voids the slot: the caller waits the pause out and
+// queues for a fresh slot (keeping a fleet token it already took). It returns ctx.Err() if
+// ctx ends first, and an error wrapping context.DeadlineExceeded at once if the wait would
+// outlast ctx's deadline. A canceled wait gives its rate slot and token back.
 func (l *Limiter) Wait(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := l.waitPause(ctx); err != nil {
+	held := false // a fleet token taken before a pause voided the slot
+	fail := func(err error) error {
+		if held {
+			l.leased.Add(1) // unused: the next caller spends it
+		}
 		return err
 	}
-	if !l.unlimited.Load() {
-		now := l.cfg.Clock()
-		r := l.rl.ReserveN(now, 1)
-		if d := r.DelayFrom(now); d > 0 {
-			if err := sleep(ctx, d, "rate limit wait"); err != nil {
-				r.CancelAt(l.cfg.Clock())
-				return err
+	for {
+		seen, err := l.waitPause(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		if !l.unlimited.Load() {
+			now := l.cfg.Clock()
+			r := l.rl.ReserveN(now, 1)
+			if d := r.DelayFrom(now); d > 0 {
+				if err := sleep(ctx, d, "rate limit wait"); err != nil {
+					r.CancelAt(l.cfg.Clock())
+					return fail(err)
+				}
 			}
 		}
-	}
-	if l.cfg.Tokens != nil {
-		if err := l.take(ctx); err != nil {
-			return err
+		// A pause that began while we waited holds us too (the API said stop), and
+		// voids the slot: otherwise every caller that waited through the pause would call
+		// at once when it ends.
+		if l.pausedSince(seen) {
+			continue
 		}
-	}
-	// A pause that began while we waited for a slot holds us too: the API said stop.
-	if err := l.waitPause(ctx); err != nil {
-		return err
+		if l.cfg.Tokens != nil && !held {
+			if err := l.take(ctx); err != nil {
+				return err
+			}
+			held = true
+			if l.pausedSince(seen) {
+				continue
+			}
+		}
+		break
 	}
 	l.admitted.Add(1)
 	l.tick(l.cfg.Clock())
 	return nil
 }
 
+func (l *Limiter) paused(now time.Time) bool {
+	return now.UnixNano() < l.pausedUntil.Load()
+}
+
+// pausedSince reports whether a pause that began (or was extended) after the one ending at
+// seen (a pausedUntil value) is on. It reads the clock only if there is such a pause.
+func (l *Limiter) pausedSince(seen int64) bool {
+	n := l.pausedUntil.Load()
+	return n != seen && l.cfg.Clock().UnixNano() < n
+}
+
 // Throttled records a throttle answer from the API and its Retry-After hint (0 if none):
-// it pauses every caller until now+retryAfter (capped at MaxPause; a later pause extends,
-// never shortens) and lowers the rate as the Limiter doc says.
+// it lowers the rate and, when the throttling is persistent, pauses every caller until
+// now+retryAfter, as the Limiter doc says. The throttled call's own wait for retryAfter is
+// its caller's.
 func (l *Limiter) Throttled(retryAfter time.Duration) {
 	now := l.cfg.Clock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.roll(now)
-	paused := now.UnixNano() < l.pausedUntil.Load()
-	if retryAfter > 0 {
+	l.throttles++
+	paused := l.paused(now)
+	cooling := !l.lastCut.IsZero() && now.Sub(l.lastCut) < l.cfg.Cooldown
+	if retryAfter > 0 && (retryAfter > l.cfg.PauseOver || !paused && !cooling && l.persistent()) {
 		if until := now.Add(min(retryAfter, l.cfg.MaxPause)).UnixNano(); until > l.pausedUntil.Load() {
 			if !paused {
 				l.pauseStart = now
@@ -254,7 +313,7 @@ func (l *Limiter) Throttled(retryAfter time.Duration) {
 			l.pausedUntil.Store(until)
 		}
 	}
-	if paused || (!l.lastCut.IsZero() && now.Sub(l.lastCut) < l.cfg.Cooldown) {
+	if paused || cooling {
 		return
 	}
 	admitted, succeeded := l.rates(now)
@@ -279,9 +338,21 @@ func (l *Limiter) Throttled(retryAfter time.Duration) {
 	next = max(next, l.cfg.Min)
 	l.setLimit(now, next)
 	l.lastCut = now
+	l.cutThrottles, l.cutSucceeded = l.throttles, l.succeeded.Load()
 	l.nextRaise.Store(now.Add(l.cfg.Window).UnixNano())
 	// Without a cap there is always a way back: to unlimited, even from Min.
 	l.reduced.Store(next < l.ceiling || l.cfg.Rate == 0)
+}
+
+// persistent reports whether the throttles reported since the last cut (this one
+// included) outnumber the successes reported since then: the cut did not help. Throttled
+// asks only a Cooldown or more after the cut, when calls admitted at the lowered rate
+// have had time to answer. It requires l.mu.
+func (l *Limiter) persistent() bool {
+	if l.lastCut.IsZero() {
+		return false
+	}
+	return l.throttles-l.cutThrottles > l.succeeded.Load()-l.cutSucceeded
 }
 
 // Succeeded records a successful call; once per Window it raises a lowered rate by
@@ -322,8 +393,8 @@ func (l *Limiter) Rate() float64 {
 	return l.limit
 }
 
-// PausedUntil returns when the current or last Retry-After pause ends; the zero Time if
-// there never was one. Callers are paused while it is in the future.
+// PausedUntil returns when the current or last pool-wide Retry-After pause ends; the zero
+// Time if there never was one. Callers are paused while it is in the future.
 func (l *Limiter) PausedUntil() time.Time {
 	if n := l.pausedUntil.Load(); n != 0 {
 		return time.Unix(0, n)
@@ -405,21 +476,23 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
-func (l *Limiter) waitPause(ctx context.Context) error {
+// waitPause waits out the pause that is on, if any, and returns the end of the last pause
+// it saw (pausedUntil's value), so that Wait can tell a pause that begins later.
+func (l *Limiter) waitPause(ctx context.Context) (int64, error) {
 	for {
 		until := l.pausedUntil.Load()
 		if until == 0 {
-			return nil
+			return 0, nil
 		}
 		d := time.Duration(until - l.cfg.Clock().UnixNano())
 		if d <= 0 {
-			return nil
+			return until, nil
 		}
 		if err := sleep(ctx, d, "Retry-After pause"); err != nil {
-			return err
+			return 0, err
 		}
 		if l.pausedUntil.Load() == until {
-			return nil // not extended while we slept
+			return until, nil // not extended while we slept
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -41,7 +42,7 @@ func TestLimiterConfigValidate(t *testing.T) {
 		wantErr string
 	}{
 		{"zero", LimiterConfig{}, ""},
-		{"full", LimiterConfig{Rate: 100, Burst: 10, Min: 2, Decrease: 0.7, Increase: 5, Window: time.Second, Cooldown: 2 * time.Second, MaxPause: time.Minute, TokenBatch: 10}, ""},
+		{"full", LimiterConfig{Rate: 100, Burst: 10, Min: 2, Decrease: 0.7, Increase: 5, Window: time.Second, Cooldown: 2 * time.Second, MaxPause: time.Minute, PauseOver: 3 * time.Second, TokenBatch: 10}, ""},
 		{"negative Rate", LimiterConfig{Rate: -1}, "LimiterConfig.Rate"},
 		{"NaN Rate", LimiterConfig{Rate: math.NaN()}, "LimiterConfig.Rate"},
 		{"Inf Rate", LimiterConfig{Rate: math.Inf(1)}, "LimiterConfig.Rate"},
@@ -55,6 +56,7 @@ func TestLimiterConfigValidate(t *testing.T) {
 		{"negative Window", LimiterConfig{Window: -1}, "LimiterConfig.Window"},
 		{"negative Cooldown", LimiterConfig{Cooldown: -1}, "LimiterConfig.Cooldown"},
 		{"negative MaxPause", LimiterConfig{MaxPause: -1}, "LimiterConfig.MaxPause"},
+		{"negative PauseOver", LimiterConfig{PauseOver: -1}, "LimiterConfig.PauseOver"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -265,6 +267,86 @@ func TestLimiterThrottleWithoutMeasurementsUsesMin(t *testing.T) {
 	require.InDelta(t, 5, l.Rate(), 1e-9)
 }
 
+// A short Retry-After ("this second's quota is spent") is the throttled call's own wait:
+// the rest of the pool goes on at the lowered rate, however many in-flight calls answer
+// with a throttle during the Cooldown.
+func TestLimiterShortRetryAfterHoldsOnlyTheThrottledCall(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		l := newLimiter(t, LimiterConfig{Rate: 100, Burst: 1})
+		start := time.Now()
+		for range 30 { // a burst of in-flight calls throttled at once
+			l.Throttled(time.Second)
+		}
+		require.True(t, l.PausedUntil().IsZero(), "no pool-wide pause")
+		require.InDelta(t, 50, l.Rate(), 1e-9, "one cut")
+		for range 5 {
+			require.NoError(t, l.Wait(t.Context()))
+		}
+		require.Equal(t, start.Add(4*20*time.Millisecond), time.Now(), "paced at 50/s, not paused")
+
+		time.Sleep(time.Second) // a Cooldown later, but successes outnumber the throttles
+		for range 40 {
+			l.Succeeded()
+		}
+		l.Throttled(time.Second)
+		require.True(t, l.PausedUntil().IsZero(), "an isolated throttle does not pause")
+		require.Less(t, l.Rate(), 50.0, "but cuts again")
+	})
+}
+
+// The whole pool pauses for the Retry-After only when the throttling persists: a long
+// hint, or throttles outnumbering successes a Cooldown or more after the last cut.
+func TestLimiterPersistentThrottlingPauses(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name          string
+		give          LimiterConfig
+		giveSucceeded int           // successes after the first cut
+		giveThrottled int           // further throttles after the first cut, within the Cooldown
+		giveAfter     time.Duration // when the last throttle comes, after the first cut
+		giveHint      time.Duration // its Retry-After
+		wantPause     time.Duration // from the last throttle; 0: none
+	}{
+		{"no success since the cut", LimiterConfig{}, 0, 0, time.Second, time.Second, time.Second},
+		{"throttles outnumber successes", LimiterConfig{}, 5, 5, time.Second, time.Second, time.Second},
+		{"as many successes as throttles", LimiterConfig{}, 6, 5, time.Second, time.Second, 0},
+		{"successes outnumber throttles", LimiterConfig{}, 50, 5, time.Second, time.Second, 0},
+		{"within the Cooldown: the calls in flight at the cut", LimiterConfig{}, 0, 5, 999 * time.Millisecond, time.Second, 0},
+		{"no hint: nothing to pause for", LimiterConfig{}, 0, 5, time.Second, 0, 0},
+		{"a longer Cooldown", LimiterConfig{Cooldown: 3 * time.Second}, 0, 5, 2 * time.Second, time.Second, 0},
+		{"long hint pauses at once", LimiterConfig{}, 50, 0, time.Millisecond, 2 * time.Second, 2 * time.Second},
+		{"long hint capped at MaxPause", LimiterConfig{MaxPause: 5 * time.Second}, 50, 0, time.Millisecond, time.Minute, 5 * time.Second},
+		{"hint within PauseOver", LimiterConfig{PauseOver: 3 * time.Second}, 50, 0, time.Millisecond, 3 * time.Second, 0},
+		{"hint over PauseOver", LimiterConfig{PauseOver: 3 * time.Second}, 50, 0, time.Millisecond, 4 * time.Second, 4 * time.Second},
+		{"hint over a short PauseOver", LimiterConfig{PauseOver: 100 * time.Millisecond}, 50, 0, time.Millisecond, time.Second, time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			clock := newManualClock()
+			tt.give.Rate, tt.give.Clock = 100, clock.Now
+			l := newLimiter(t, tt.give)
+			l.Throttled(100 * time.Millisecond) // the first: cuts, never pauses with a short hint
+			require.True(t, l.PausedUntil().IsZero())
+			for range tt.giveSucceeded {
+				l.Succeeded()
+			}
+			for range tt.giveThrottled {
+				l.Throttled(100 * time.Millisecond)
+			}
+			require.True(t, l.PausedUntil().IsZero(), "no pause within the Cooldown")
+			clock.Add(tt.giveAfter)
+			l.Throttled(tt.giveHint)
+			if tt.wantPause == 0 {
+				require.True(t, l.PausedUntil().IsZero(), "no pause")
+				return
+			}
+			require.True(t, clock.Now().Add(tt.wantPause).Equal(l.PausedUntil()), "paused until %v, want %v", l.PausedUntil(), tt.wantPause)
+		})
+	}
+}
+
 func TestLimiterPauseBlocksAllWaiters(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -280,7 +362,7 @@ func TestLimiterPauseBlocksAllWaiters(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				l := newLimiter(t, tt.give)
 				start := time.Now()
-				l.Throttled(2 * time.Second)
+				l.Throttled(2 * time.Second) // longer than PauseOver: pauses at once
 				require.Equal(t, start.Add(2*time.Second), l.PausedUntil())
 
 				admittedAt := make([]time.Time, 8)
@@ -301,12 +383,103 @@ func TestLimiterPauseBlocksAllWaiters(t *testing.T) {
 	}
 }
 
+// Callers that got their rate slot during a pause queue again when it ends: the end of a
+// pause admits a burst, then the rate, not every caller at once.
+func TestLimiterPauseVoidsSlots(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		giveGrant int // fleet tokens per Take; 0: no TokenSource
+	}{
+		{"local", 0},
+		{"with fleet tokens", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				cfg := LimiterConfig{Rate: 10, Burst: 1, Min: 5}
+				var src *tokenSource
+				if tt.giveGrant > 0 {
+					src = &tokenSource{grant: tt.giveGrant}
+					cfg.Tokens, cfg.TokenBatch = src, 1
+				}
+				l := newLimiter(t, cfg)
+				start := time.Now()
+				require.NoError(t, l.Wait(t.Context())) // spends the burst
+
+				admittedAt := make([]time.Time, 5)
+				var wg sync.WaitGroup
+				for i := range admittedAt {
+					wg.Go(func() {
+						require.NoError(t, l.Wait(t.Context()))
+						admittedAt[i] = time.Now()
+					})
+				}
+				synctest.Wait() // slots reserved at 100, 200, ... 500 ms
+				time.Sleep(50 * time.Millisecond)
+				l.Throttled(2 * time.Second) // pauses until 2.05s, cuts to 5/s
+				require.InDelta(t, 5, l.Rate(), 1e-9)
+				wg.Wait()
+
+				slices.SortFunc(admittedAt, time.Time.Compare)
+				end := start.Add(2050 * time.Millisecond)
+				for i, at := range admittedAt {
+					require.Equal(t, end.Add(time.Duration(i)*200*time.Millisecond), at, "waiter %d paced at 5/s after the pause", i)
+				}
+				if src != nil {
+					require.Len(t, src.calls, 6, "one token per admitted call")
+				}
+			})
+		})
+	}
+}
+
+// blockingTokens is a TokenSource whose Take waits for release.
+type blockingTokens struct {
+	release chan struct{}
+	calls   atomic.Int32
+}
+
+func (s *blockingTokens) Take(ctx context.Context, n int) (int, error) {
+	s.calls.Add(1)
+	select {
+	case <-s.release:
+		return 1, nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// A pause that begins while a caller waits for its fleet token holds that caller too, and
+// the token it then gets is spent on its call after the pause, not taken twice.
+func TestLimiterPauseDuringTakeKeepsTheToken(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		src := &blockingTokens{release: make(chan struct{}, 1)}
+		l := newLimiter(t, LimiterConfig{Tokens: src})
+		start := time.Now()
+		var admittedAt time.Time
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			require.NoError(t, l.Wait(t.Context()))
+			admittedAt = time.Now()
+		})
+		synctest.Wait() // blocked in Take
+		l.Throttled(2 * time.Second)
+		src.release <- struct{}{}
+		wg.Wait()
+		require.Equal(t, start.Add(2*time.Second), admittedAt, "held by the pause")
+		require.EqualValues(t, 1, src.calls.Load(), "one token for one call")
+	})
+}
+
 func TestLimiterPauseExtendsAndIsCapped(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		l := newLimiter(t, LimiterConfig{Rate: 100, MaxPause: 10 * time.Second})
 		start := time.Now()
-		l.Throttled(time.Second)
+		l.Throttled(2 * time.Second)
 
 		var admittedAt time.Time
 		var wg sync.WaitGroup
@@ -315,12 +488,13 @@ func TestLimiterPauseExtendsAndIsCapped(t *testing.T) {
 			admittedAt = time.Now()
 		})
 		time.Sleep(500 * time.Millisecond) // virtual time
-		l.Throttled(2 * time.Second)       // an in-flight call's answer: extends the pause
-		l.Throttled(100 * time.Millisecond)
-		require.Equal(t, start.Add(2500*time.Millisecond), l.PausedUntil(), "a shorter hint never shortens a pause")
+		l.Throttled(3 * time.Second)       // an in-flight call's answer: extends the pause
+		l.Throttled(2 * time.Second)
+		l.Throttled(time.Second) // within PauseOver and the Cooldown: no effect on the pause
+		require.Equal(t, start.Add(3500*time.Millisecond), l.PausedUntil(), "a shorter hint never shortens a pause")
 		require.InDelta(t, 50, l.Rate(), 1e-9, "throttles during a pause do not cut again")
 		wg.Wait()
-		require.Equal(t, start.Add(2500*time.Millisecond), admittedAt)
+		require.Equal(t, start.Add(3500*time.Millisecond), admittedAt)
 
 		time.Sleep(time.Second)
 		l.Throttled(time.Hour)

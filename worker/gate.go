@@ -177,7 +177,11 @@ func (g *gate) acquire(ctx context.Context, region, jobID string) (probe bool, e
 			case b.state == BreakerClosed:
 				g.mu.Unlock()
 				return false, nil
-			case b.state == BreakerOpen && !now.Before(b.until) && !b.failedProbe(jobID):
+			// A job whose probe failed yields to others for one period
+			// (a fresh request is fetched meanwhile); after that it may
+			// probe again, so probes never stop, whatever is in flight.
+			case b.state == BreakerOpen && !now.Before(b.until) &&
+				(!b.failedProbe(jobID) || now.Sub(b.until) >= b.wait):
 				b.state = BreakerHalfOpen
 				b.probing, b.probeJob = true, jobID
 				g.log.Info("circuit breaker half-open: probing", zap.String("region", region))
@@ -187,7 +191,7 @@ func (g *gate) acquire(ctx context.Context, region, jobID string) (probe bool, e
 			case b.state == BreakerOpen && now.Before(b.until):
 				wake = max(time.Until(b.until), time.Millisecond)
 			case b.state == BreakerOpen: // probe due, but this job failed one
-				wake = time.Second
+				wake = max(time.Until(b.until.Add(b.wait)), time.Millisecond)
 			default: // half-open with its probe out: wait for its answer
 				wake = time.Second
 			}

@@ -268,8 +268,9 @@ func (o *runOptions) open(ctx context.Context, stderr io.Writer) (_ *service, er
 	pc.Logger = log
 	pc.Observer = worker.Observers{s.metrics, &s.tally}
 	pc.Decode.ValidRegion = api.AllowedRegion
-	// Always a limiter: even without --rate-limit, throttle answers pause
-	// the whole pool for Retry-After and lower the rate.
+	// Always a limiter: even without --rate-limit, throttle answers lower
+	// the rate, and persistent throttling pauses the whole pool for
+	// Retry-After (see retry.Limiter).
 	lc := retry.LimiterConfig{Rate: o.rateLimit, Burst: o.rateBurst}
 	if o.rateLimit > 0 && o.rateScope == "fleet" {
 		// The quota is the fleet's: replicas lease tokens from NATS KV.
