@@ -154,10 +154,9 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 			}
 			p.obs.Retry("throttled", wait)
 		case retry.Unauthorized:
-			// Credentials are wrong for every job: never dead-letter.
-			// Hold the message and try again later without spending its
-			// budget; the credential pause stops the rest of the pool.
-			// The gate paused the pool; the request waits there.
+			// Credentials are wrong for every job: never dead-letter. The
+			// gate paused the pool (fleet-wide); this request waits there
+			// without spending its budget and is retried after resume.
 			p.obs.Retry("unauthorized", 0)
 			continue
 		default: // Transient
