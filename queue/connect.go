@@ -102,7 +102,7 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 	}
 	nc, err := nats.Connect(cfg.URL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to nats %s: %w", redactURL(cfg.URL), err)
+		return nil, fmt.Errorf("connect to nats %s: %w", RedactURL(cfg.URL), err)
 	}
 	// With RetryOnFailedConnect, Connect returns before the first
 	// connection; wait for it so a wrong URL is reported at start.
@@ -110,11 +110,11 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 		select {
 		case <-ctx.Done():
 			nc.Close()
-			return nil, fmt.Errorf("connect to nats %s: %w", redactURL(cfg.URL), ctx.Err())
+			return nil, fmt.Errorf("connect to nats %s: %w", RedactURL(cfg.URL), ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
 		if nc.IsClosed() {
-			return nil, fmt.Errorf("connect to nats %s: %w", redactURL(cfg.URL), nats.ErrConnectionClosed)
+			return nil, fmt.Errorf("connect to nats %s: %w", RedactURL(cfg.URL), nats.ErrConnectionClosed)
 		}
 	}
 	js, err := jetstream.New(nc)
@@ -154,15 +154,20 @@ func (c *Conn) Close(timeout time.Duration) error {
 	return nil
 }
 
-// redactURL hides passwords and tokens embedded in a NATS URL list.
-func redactURL(list string) string {
+// RedactURL hides the user info (user, password or token) of every URL in
+// a comma-separated NATS URL list, for logs and errors; a part that does
+// not parse is replaced whole.
+func RedactURL(list string) string {
 	parts := strings.Split(list, ",")
 	for i, p := range parts {
 		u, err := url.Parse(strings.TrimSpace(p))
-		if err != nil || u.User == nil {
+		if err != nil {
+			parts[i] = "[unparsable url redacted]"
 			continue
 		}
-		u.User = url.User("redacted")
+		if u.User != nil {
+			u.User = url.User("redacted")
+		}
 		parts[i] = u.String()
 	}
 	return strings.Join(parts, ",")

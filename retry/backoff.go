@@ -89,7 +89,7 @@ func (p Policy) Validate() error {
 	if p.Jitter != -1 && !(p.Jitter >= 0 && p.Jitter < 1) {
 		return fmt.Errorf("retry: Policy.Jitter %v must be in [0, 1) or -1 for none", p.Jitter)
 	}
-	d := p.withDefaults()
+	d := p.WithDefaults()
 	if d.Initial > d.Max {
 		return fmt.Errorf("retry: Policy.Initial %v exceeds Policy.Max %v", d.Initial, d.Max)
 	}
@@ -99,7 +99,9 @@ func (p Policy) Validate() error {
 	return nil
 }
 
-func (p Policy) withDefaults() Policy {
+// WithDefaults returns p with every zero field set to its default, so
+// callers can read the effective values (e.g. MaxRetryAfter).
+func (p Policy) WithDefaults() Policy {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
 			*d = v
@@ -131,7 +133,7 @@ func (p Policy) withDefaults() Policy {
 // carry per-delivery state, so never share one between messages. New assumes a Policy that
 // passed Validate; out-of-range fields fall back to their defaults.
 func (p Policy) New() *backoff.ExponentialBackOff {
-	p = p.withDefaults()
+	p = p.WithDefaults()
 	return backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(p.Initial),
 		backoff.WithMaxInterval(p.Max),
@@ -151,7 +153,7 @@ func (p Policy) New() *backoff.ExponentialBackOff {
 // MaxElapsedTime. Without a hint the wait is b.NextBackOff().
 func (p Policy) Next(b backoff.BackOff, err error) (time.Duration, bool) {
 	if hint := RetryAfter(err); hint > 0 {
-		hint = min(hint, p.withDefaults().MaxRetryAfter)
+		hint = min(hint, p.WithDefaults().MaxRetryAfter)
 		if eb, ok := b.(*backoff.ExponentialBackOff); ok && eb.MaxElapsedTime > 0 &&
 			eb.GetElapsedTime()+hint > eb.MaxElapsedTime {
 			return 0, false
@@ -172,7 +174,7 @@ func (p Policy) Next(b backoff.BackOff, err error) (time.Duration, bool) {
 // defaults 5s, 10s, 20s, 40s, 80s, then 2m. A Retry-After hint on err (capped at
 // MaxRetryAfter) is a lower bound: the API said when to come back.
 func (p Policy) NakDelay(delivery uint64, err error) time.Duration {
-	p = p.withDefaults()
+	p = p.WithDefaults()
 	d := p.NakInitial
 	for n := uint64(1); n < delivery && d < p.NakMax; n++ {
 		d *= 2

@@ -71,7 +71,7 @@ func TestPolicyNewUsesDefaults(t *testing.T) {
 func TestDefaultPolicyIsTheZeroPolicy(t *testing.T) {
 	t.Parallel()
 	require.NoError(t, DefaultPolicy().Validate())
-	require.Equal(t, Policy{}.withDefaults(), DefaultPolicy().withDefaults())
+	require.Equal(t, Policy{}.WithDefaults(), DefaultPolicy().WithDefaults())
 }
 
 func TestPolicyBackoffGrowsAndCaps(t *testing.T) {

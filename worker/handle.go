@@ -82,14 +82,13 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 			p.report(t, OutcomeHandedBack, "shutdown")
 			return
 		}
-		if err := p.wait(workCtx, p.limiterWait); err != nil {
+		if err := p.limiterWait(workCtx); err != nil {
 			p.gate.record(workCtx, req.Region, req.JobID, retry.Canceled, probe)
 			p.nak(d, 0, "drain_timeout")
 			p.report(t, OutcomeHandedBack, "drain_timeout")
 			return
 		}
 		attempt := p.attemptsBefore(t) + tries + 1
-		callCtx := workCtx
 		if t.first.IsZero() {
 			t.first = time.Now()
 		}
@@ -102,7 +101,7 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 			return
 		}
 		started := time.Now()
-		rid, err := p.rec.Recover(callCtx, req)
+		rid, err := p.rec.Recover(workCtx, req)
 		<-p.calls
 		took := time.Since(started)
 		t.calls++
@@ -193,17 +192,13 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 }
 
 func (p *Pool) limiterWait(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if p.cfg.Limiter == nil {
 		return nil
 	}
 	return p.cfg.Limiter.Wait(ctx)
-}
-
-func (p *Pool) wait(ctx context.Context, f func(context.Context) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return f(ctx)
 }
 
 // attemptsBefore counts earlier deliveries at their full per-delivery

@@ -135,12 +135,7 @@ func (c Config) withDefaults() Config {
 	if c.TriesPerDelivery == 0 {
 		c.TriesPerDelivery = 3
 	}
-	if c.Backoff.Max == 0 {
-		c.Backoff.Max = retry.DefaultMax
-	}
-	if c.Backoff.MaxRetryAfter == 0 {
-		c.Backoff.MaxRetryAfter = retry.DefaultMaxRetryAfter
-	}
+	c.Backoff = c.Backoff.WithDefaults()
 	if c.AckWait == 0 {
 		c.AckWait = 30 * time.Second
 	}

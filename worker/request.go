@@ -3,6 +3,7 @@ package worker
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -91,16 +92,22 @@ func decodeBody(body []byte) (Request, error) {
 	if trimmed[0] != '{' {
 		return decodeData(body)
 	}
+	// One parse reads both a plain request and a CloudEvents envelope.
 	var probe struct {
+		wireRequest
 		SpecVersion *string         `json:"specversion"`
 		Data        json.RawMessage `json:"data"`
 		DataBase64  *string         `json:"data_base64"`
 	}
 	if err := json.Unmarshal(trimmed, &probe); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return Request{}, invalid("body is not a valid request object: %s", clip(err.Error()))
+		}
 		return Request{}, invalid("body is not valid JSON: %s", clip(err.Error()))
 	}
 	if probe.SpecVersion == nil {
-		return decodeJSON(trimmed)
+		return probe.request()
 	}
 	// CloudEvents structured mode.
 	if *probe.SpecVersion != "1.0" {
@@ -139,17 +146,24 @@ func decodeData(body []byte) (Request, error) {
 	return Request{JobID: string(trimmed)}, nil
 }
 
+// wireRequest is the JSON object form of a request.
+type wireRequest struct {
+	JobID       *string `json:"job_id"`
+	Region      string  `json:"region"`
+	Reason      string  `json:"reason"`
+	RequestedBy string  `json:"requested_by"`
+	RequestedAt string  `json:"requested_at"`
+}
+
 func decodeJSON(obj []byte) (Request, error) {
-	var w struct {
-		JobID       *string `json:"job_id"`
-		Region      string  `json:"region"`
-		Reason      string  `json:"reason"`
-		RequestedBy string  `json:"requested_by"`
-		RequestedAt string  `json:"requested_at"`
-	}
+	var w wireRequest
 	if err := json.Unmarshal(obj, &w); err != nil {
 		return Request{}, invalid("body is not a valid request object: %s", clip(err.Error()))
 	}
+	return w.request()
+}
+
+func (w wireRequest) request() (Request, error) {
 	if w.JobID == nil {
 		return Request{}, invalid("job_id is missing")
 	}

@@ -18,7 +18,6 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
-	"golang.org/x/term"
 
 	"github.com/codearts-recover-worker/codearts-recover-worker/codearts"
 	"github.com/codearts-recover-worker/codearts-recover-worker/codearts/codeartssim"
@@ -386,8 +385,7 @@ func randomHex(n int) string {
 type progress struct{ bar *progressbar.ProgressBar }
 
 func newProgress(w io.Writer, total int) progress {
-	f, ok := w.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
+	if !isTerminal(w) {
 		return progress{}
 	}
 	return progress{bar: progressbar.NewOptions(total,

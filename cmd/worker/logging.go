@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -11,6 +10,8 @@ import (
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
 
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/buildinfo"
 )
@@ -83,24 +84,7 @@ func redactFlag(name, value string) string {
 	case secretFlag.MatchString(name):
 		return "[redacted]"
 	case strings.Contains(value, "://"):
-		return redactURLs(value)
+		return queue.RedactURL(value)
 	}
 	return value
-}
-
-// redactURLs hides the user info of every URL in a comma-separated list.
-func redactURLs(list string) string {
-	parts := strings.Split(list, ",")
-	for i, p := range parts {
-		u, err := url.Parse(strings.TrimSpace(p))
-		if err != nil {
-			parts[i] = "[unparsable url redacted]"
-			continue
-		}
-		if u.User != nil {
-			u.User = url.User("redacted")
-		}
-		parts[i] = u.String()
-	}
-	return strings.Join(parts, ",")
 }

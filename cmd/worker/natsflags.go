@@ -107,7 +107,7 @@ func (o *natsOptions) connect(cmd *cobra.Command, extraEnv ...string) (*queue.Co
 	conn, err := queue.Connect(ctx, cfg)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && cmd.Context().Err() == nil {
-			return nil, fmt.Errorf("nats %s: not reachable within %s (--connect-timeout)", redactList(cfg.URL), o.connectTimeout)
+			return nil, fmt.Errorf("nats %s: not reachable within %s (--connect-timeout)", queue.RedactURL(cfg.URL), o.connectTimeout)
 		}
 		return nil, err
 	}
@@ -173,14 +173,6 @@ func perSecond(r float64) *rate.Limiter {
 
 // closeConn flushes and closes a command's connection.
 func closeConn(conn *queue.Conn) { _ = conn.Close(5 * time.Second) }
-
-func redactList(urls string) string {
-	parts := strings.Split(urls, ",")
-	for i, p := range parts {
-		parts[i] = redact(strings.TrimSpace(p))
-	}
-	return strings.Join(parts, ",")
-}
 
 // isTerminal reports whether f is an interactive terminal. Tests replace
 // it to reach the interactive paths.

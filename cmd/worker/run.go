@@ -409,16 +409,6 @@ func worstBreaker(st worker.State) ops.BreakerState {
 	return worst
 }
 
-// redact hides credentials embedded in URLs for logs.
-func redact(u string) string {
-	if i := strings.Index(u, "@"); i >= 0 {
-		if j := strings.Index(u, "://"); j >= 0 && j < i {
-			return u[:j+3] + "redacted" + u[i:]
-		}
-	}
-	return u
-}
-
 // joinOneLine joins errors into one line, each message once (the NATS and pool
 // configs both check ack-wait, for instance).
 func joinOneLine(errs []error) error {
