@@ -15,6 +15,9 @@ import (
 // the request on the wire is exactly what the SDK would have sent.
 const callHeader = "X_Codearts_Call"
 
+// callHeaderKey is callHeader as net/http stores it in a Header map.
+var callHeaderKey = http.CanonicalHeaderKey(callHeader)
+
 // call is one Recover in flight: the context its HTTP request must use and
 // the response headers the SDK's error type does not carry. The SDK invokes
 // the RoundTripper synchronously from the caller's goroutine, so the fields
@@ -61,23 +64,26 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if key == "" {
 		return t.roundTripUncorrelated(req)
 	}
-	out := req.WithContext(req.Context()) // shallow copy; a RoundTripper must not modify req
-	out.Header = req.Header.Clone()
-	out.Header.Del(callHeader)
-
+	ctx := req.Context()
 	v, ok := t.calls.Load(key)
-	if !ok {
-		return t.base.RoundTrip(out)
+	c, _ := v.(*call)
+	if ok && c != nil {
+		// The SDK builds its requests on context.Background; the call's own
+		// context (caller's ctx + per-call timeout) replaces it here.
+		ctx = c.ctx
 	}
-	c, ok := v.(*call)
-	if !ok {
-		return t.base.RoundTrip(out)
+	// One shallow copy without the correlation header (a RoundTripper must
+	// not modify req). The value slices are shared, not cloned: neither
+	// this code nor net/http writes to them.
+	out := req.WithContext(ctx) //nolint:contextcheck // deliberately the call's context, see above
+	out.Header = make(http.Header, len(req.Header))
+	for k, vs := range req.Header {
+		if k != callHeaderKey {
+			out.Header[k] = vs
+		}
 	}
-	// The SDK builds its requests on context.Background; the call's own
-	// context (caller's ctx + per-call timeout) replaces it here.
-	out = out.WithContext(c.ctx) //nolint:contextcheck // deliberately the call's context, see above
 	resp, err := t.base.RoundTrip(out)
-	if resp != nil {
+	if resp != nil && c != nil {
 		c.requestID = resp.Header.Get("X-Request-Id")
 		c.retryAfter = resp.Header.Get("Retry-After")
 		c.at = time.Now()
