@@ -38,10 +38,11 @@ test-short: ## Run the fast unit tests only
 
 # BENCH_ARGS are passed to cmd/bench, e.g. BENCH_ARGS="-scale 0.2" for a quick run,
 # "-scenarios zero -worker builtin -profile prof" for profiles, "-json" for a machine-readable report.
-BENCH_ARGS ?= -naive zero
+# Three interleaved runs of each scenario, medians printed under the table.
+BENCH_ARGS ?= -naive zero -repeat 3
 
 .PHONY: bench
-bench: build ## Micro-benchmarks (briefly), then the scenario table: worker run + nats-server + SDK + simulator (~4 min)
+bench: build ## Micro-benchmarks (briefly), then the scenario table, 3 runs each: worker run + nats-server + SDK + simulator (~8 min)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 100ms ./...
 	$(GO) run ./cmd/bench -worker-bin $(BIN)/worker $(BENCH_ARGS)
 

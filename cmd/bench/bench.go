@@ -85,6 +85,7 @@ type benchOptions struct {
 	workerBin   string
 	profileDir  string
 	jsonOut     bool
+	repeat      int
 	tls         string // "", "h1" or "h2"
 	workerFlags []string
 	self        string
@@ -111,6 +112,7 @@ func benchMain(args []string) int {
 	fs.StringVar(&o.profileDir, "profile", "", "write CPU and allocation profiles of each worker into this directory (profiling costs CPU: do not compare CPU figures of profiled runs)")
 	fs.StringVar(&o.logDir, "log-dir", "", "keep worker and simulator logs here (default: discarded with the run's temporary directory)")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the results as JSON instead of a table")
+	fs.IntVar(&o.repeat, "repeat", 1, "run every scenario this many times (peers interleaved) and print the medians: CPU and ratios vary by 10-15% from run to run on a shared machine")
 	fs.StringVar(&o.tls, "tls", "", `serve the simulated API over HTTPS, as the real one is: "h2" (ALPN offers HTTP/2) or "h1" (HTTP/1.1 only); default plain HTTP`)
 	xflags := fs.String("worker-flags", "", `extra flags for the built-in worker, space separated, for experiments (e.g. "-x-rate-burst 1"; see "bench _worker -h")`)
 	if err := fs.Parse(args); err != nil {
@@ -160,6 +162,10 @@ func benchMain(args []string) int {
 		}
 		return []string{"pool"}
 	}
+	if o.repeat < 1 {
+		fmt.Fprintf(os.Stderr, "bench: -repeat %d: want 1 or more\n", o.repeat)
+		return 2
+	}
 	if o.only != "" && o.only != "pool" && o.only != "naive" {
 		fmt.Fprintf(os.Stderr, "bench: -peer %q: want pool or naive\n", o.only)
 		return 2
@@ -199,19 +205,22 @@ func benchMain(args []string) int {
 			sc.n = o.n
 		}
 		sc.n = max(1, int(math.Round(float64(sc.n)*o.scale)))
-		for _, peer := range peersFor(sc) {
-			fmt.Fprintf(os.Stderr, "bench: %s (%s) N=%d: %s\n", sc.name, peer, sc.n, sc.desc)
-			r, err := runScenario(o, sc, peer)
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "bench: %s (%s): %v\n", sc.name, peer, err)
-				r.Error = err.Error()
-				failed = true
+		for run := 1; run <= o.repeat; run++ {
+			for _, peer := range peersFor(sc) {
+				fmt.Fprintf(os.Stderr, "bench: %s (%s) N=%d run %d/%d: %s\n", sc.name, peer, sc.n, run, o.repeat, sc.desc)
+				r, err := runScenario(o, sc, peer)
+				r.Run = run
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "bench: %s (%s): %v\n", sc.name, peer, err)
+					r.Error = err.Error()
+					failed = true
+				}
+				if r.Lost > 0 {
+					failed = true
+				}
+				fmt.Fprintf(os.Stderr, "bench: %s\n", r.line())
+				rep.Results = append(rep.Results, r)
 			}
-			if r.Lost > 0 {
-				failed = true
-			}
-			fmt.Fprintf(os.Stderr, "bench: %s\n", r.line())
-			rep.Results = append(rep.Results, r)
 		}
 	}
 	if o.jsonOut {

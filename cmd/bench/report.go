@@ -16,11 +16,13 @@ import (
 
 // result is one scenario run; its JSON is stable for scripts.
 type result struct {
-	Scenario string  `json:"scenario"`
-	Peer     string  `json:"peer"`
-	N        int     `json:"n"`
-	WallS    float64 `json:"wall_s"`
-	IdealS   float64 `json:"ideal_s"`
+	Scenario string `json:"scenario"`
+	Peer     string `json:"peer"`
+	// Run numbers the repeats of a scenario (-repeat), from 1.
+	Run    int     `json:"run"`
+	N      int     `json:"n"`
+	WallS  float64 `json:"wall_s"`
+	IdealS float64 `json:"ideal_s"`
 	// Ratio is ideal/actual; 0 when there is no ideal (zero latency).
 	Ratio      float64 `json:"ideal_over_actual"`
 	Throughput float64 `json:"throughput_per_s"`
@@ -115,10 +117,14 @@ func utsString[T int8 | uint8](b []T) string {
 }
 
 func (r result) name() string {
-	if r.Peer == "pool" {
-		return r.Scenario
+	n := r.Scenario
+	if r.Peer != "pool" {
+		n += " (" + r.Peer + ")"
 	}
-	return r.Scenario + " (" + r.Peer + ")"
+	if r.Run > 1 {
+		n += " #" + strconv.Itoa(r.Run)
+	}
+	return n
 }
 
 func (r result) calls() string {
@@ -176,10 +182,90 @@ func (rep report) print(w io.Writer) {
 			r.name(), r.N, r.WallS, r.ideal(), r.ratio(), r.Throughput, r.WorkerCPUus, r.PeakRSSMiB, r.calls(), r.Share429*100, r.lost())
 	}
 	_ = tw.Flush()
+	rep.printMedians(w)
 	for _, r := range rep.Results {
 		if r.Error != "" {
 			fmt.Fprintf(w, "\n%s: error: %s", r.name(), r.Error)
 		}
 	}
 	fmt.Fprintln(w)
+}
+
+// printMedians summarises repeated runs: per scenario and peer the median
+// ideal/actual and CPU, and where the naive peer ran too, the median of the
+// pool/naive CPU ratios of the runs (each pool run against the naive run
+// next to it, so that both saw the same machine).
+func (rep report) printMedians(w io.Writer) {
+	type key struct{ scenario, peer string }
+	var order []key
+	byKey := map[key][]result{}
+	for _, r := range rep.Results {
+		if r.Error != "" {
+			continue
+		}
+		k := key{r.Scenario, r.Peer}
+		if _, ok := byKey[k]; !ok {
+			order = append(order, k)
+		}
+		byKey[k] = append(byKey[k], r)
+	}
+	repeated := false
+	for _, rs := range byKey {
+		repeated = repeated || len(rs) > 1
+	}
+	if !repeated {
+		return
+	}
+	fmt.Fprintln(w, "\nmedians:")
+	for _, k := range order {
+		rs := byKey[k]
+		name := result{Scenario: k.scenario, Peer: k.peer}.name()
+		line := fmt.Sprintf("  %s: %d runs, worker CPU %.0f µs/req (%s)", name, len(rs),
+			median(rs, func(r result) float64 { return r.WorkerCPUus }), spread(rs, func(r result) float64 { return r.WorkerCPUus }, "%.0f"))
+		if rs[0].IdealS > 0 {
+			line += fmt.Sprintf(", ideal/actual %.2f (%s)", median(rs, func(r result) float64 { return r.Ratio }),
+				spread(rs, func(r result) float64 { return r.Ratio }, "%.2f"))
+		}
+		if rs[0].CallsTotal > 0 && k.peer == "pool" {
+			line += fmt.Sprintf(", 429 share %.1f%%", 100*median(rs, func(r result) float64 { return r.Share429 }))
+		}
+		fmt.Fprintln(w, line)
+		if k.peer != "pool" {
+			continue
+		}
+		naive := byKey[key{k.scenario, "naive"}]
+		if len(naive) == 0 {
+			continue
+		}
+		var ratios []result
+		for i := range min(len(rs), len(naive)) {
+			if naive[i].WorkerCPUus > 0 {
+				ratios = append(ratios, result{Ratio: rs[i].WorkerCPUus / naive[i].WorkerCPUus})
+			}
+		}
+		if len(ratios) > 0 {
+			fmt.Fprintf(w, "  %s: worker CPU pool/naive %.2f (%s)\n", k.scenario,
+				median(ratios, func(r result) float64 { return r.Ratio }), spread(ratios, func(r result) float64 { return r.Ratio }, "%.2f"))
+		}
+	}
+}
+
+func median(rs []result, f func(result) float64) float64 {
+	v := make([]float64, len(rs))
+	for i, r := range rs {
+		v[i] = f(r)
+	}
+	sort.Float64s(v)
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+func spread(rs []result, f func(result) float64, format string) string {
+	parts := make([]string, len(rs))
+	for i, r := range rs {
+		parts[i] = fmt.Sprintf(format, f(r))
+	}
+	return strings.Join(parts, " ")
 }
