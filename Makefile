@@ -14,7 +14,9 @@ NATS_SERVER_VERSION   := v2.15.2
 HELM_VERSION          := v3.22.0
 GOVULNCHECK_VERSION   := v1.9.0
 
-DEMO_ARGS ?=
+# make demo drains at most 100 req/s (15-20 s for 1000 requests) so the status
+# page it prints can be watched; DEMO_ARGS= runs it at full speed.
+DEMO_ARGS ?= --rate-limit 100
 RUN_ARGS  ?=
 TEST_FLAGS ?= -race -count=1 -timeout 15m
 
@@ -51,7 +53,7 @@ fuzz: ## Fuzz the request decoder for 30s
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 30s ./worker
 
 .PHONY: demo
-demo: ## Run the whole system on this machine: embedded NATS, simulated API, 1000 requests
+demo: ## Run the whole system on this machine (embedded NATS, simulated API, 1000 requests); watch it on the printed status page URL
 	$(GO) run ./cmd/worker demo $(DEMO_ARGS)
 
 .PHONY: run
@@ -61,6 +63,17 @@ run: build ## Run the worker against NATS_URL (default nats://127.0.0.1:4222); s
 .PHONY: simulate
 simulate: build ## Run the simulated CodeArts API on 127.0.0.1:8090
 	$(BIN)/worker simulate --addr 127.0.0.1:8090
+
+.PHONY: chromium
+chromium: ## Install Debian's chromium (for the status page's browser tests) when /usr/bin/chromium is missing
+	@if [ -x /usr/bin/chromium ]; then echo "chromium: /usr/bin/chromium is there"; else \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y --no-install-recommends chromium; \
+	fi
+
+.PHONY: screenshot
+screenshot: chromium ## Take docs/status-page.png: the status page in headless chromium during a demo drain
+	STATUS_PAGE_SCREENSHOT=$(CURDIR)/docs/status-page.png $(GO) test -count=1 -run '^TestStatusPageScreenshot$$' ./cmd/worker
 
 .PHONY: fmt
 fmt: ## Format the code

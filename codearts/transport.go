@@ -64,7 +64,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if key == "" {
 		return t.roundTripUncorrelated(req)
 	}
-	ctx := req.Context()
+	ctx := req.Context() //nolint:contextcheck // replaced by the call's context just below
 	v, ok := t.calls.Load(key)
 	c, _ := v.(*call)
 	if ok && c != nil {
@@ -75,7 +75,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// One shallow copy without the correlation header (a RoundTripper must
 	// not modify req). The value slices are shared, not cloned: neither
 	// this code nor net/http writes to them.
-	out := req.WithContext(ctx) //nolint:contextcheck // deliberately the call's context, see above
+	out := req.WithContext(ctx)
 	out.Header = make(http.Header, len(req.Header))
 	for k, vs := range req.Header {
 		if k != callHeaderKey {

@@ -36,7 +36,14 @@ type DeadLetter struct {
 	EnqueuedAt time.Time `json:"enqueued_at,omitzero"`
 	FailedAt   time.Time `json:"failed_at"`
 	// Worker is the host or pod that dead-lettered the request.
-	Worker   string   `json:"worker"`
+	Worker string `json:"worker"`
+	// TraceID is the request's OpenTelemetry trace (hex): the producer's
+	// traceparent, or with tracing on the one every delivery's span
+	// joined. Absent when neither exists.
+	TraceID string `json:"trace_id,omitempty"`
+	// SpanID is the span of the delivery (or max-deliveries sweep) that
+	// dead-lettered the request; absent with tracing off.
+	SpanID   string   `json:"span_id,omitempty"`
 	Original Original `json:"original"`
 }
 
@@ -95,6 +102,10 @@ type Result struct {
 	StreamSeq  uint64    `json:"stream_seq"`
 	At         time.Time `json:"at"`
 	Worker     string    `json:"worker"`
+	// TraceID and SpanID are as in DeadLetter: the request's trace and the
+	// span of the delivery that finished it.
+	TraceID string `json:"trace_id,omitempty"`
+	SpanID  string `json:"span_id,omitempty"`
 }
 
 // ResultID is the Nats-Msg-Id of the result event for the request stored at

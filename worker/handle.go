@@ -32,14 +32,20 @@ type task struct {
 	errorCode string
 	errorMsg  string
 	requestID string
+	// trace is the request's trace and spans (trace.go); nil when tracing
+	// is off and the producer sent no traceparent.
+	trace *taskTrace
 }
 
 // ids are the fields that name the request on every line about it.
 func (t *task) ids(more ...zap.Field) []zap.Field {
-	f := make([]zap.Field, 0, 3+len(more))
+	f := make([]zap.Field, 0, 4+len(more))
 	f = append(f, zap.Uint64("stream_seq", t.seq), zap.Uint64("delivery", t.n))
 	if t.req.JobID != "" {
 		f = append(f, zap.String("job_id", t.req.JobID))
+	}
+	if id := t.traceID(); id != "" {
+		f = append(f, zap.String("trace_id", id))
 	}
 	return append(f, more...)
 }
@@ -60,6 +66,8 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 	t := &task{d: d, seq: d.StreamSeq(), n: d.NumDelivered(), start: time.Now()}
 	t.lastBeat.Store(t.start.UnixNano())
 	t.base = p.log
+	p.startDelivery(workCtx, t)
+	defer p.endDelivery(t)
 	p.track(t)
 	defer p.untrack(t)
 
@@ -70,19 +78,27 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 		return
 	}
 	t.req = req
+	t.traceDecoded()
 
 	b := p.cfg.Backoff.New()
 	tries := 0 // transient failures in this delivery
 	for {
+		// The previous try's span, when it went on without a wait.
+		p.endCall(t)
 		// Breaker open or paused: wait (heartbeats keep the message) unless
 		// shutdown begins, then hand it back.
+		since := t.waitStart()
 		probe, err := p.gate.acquire(runCtx, req.Region, req.JobID)
+		t.traceWait("gate_wait", since)
 		if err != nil {
 			p.nak(d, 0, "shutdown")
 			p.report(t, OutcomeHandedBack, "shutdown")
 			return
 		}
-		if err := p.limiterWait(workCtx); err != nil {
+		since = t.waitStart()
+		err = p.limiterWait(workCtx)
+		t.traceWait("rate_limit_wait", since)
+		if err != nil {
 			p.gate.record(workCtx, req.Region, req.JobID, retry.Canceled, probe)
 			p.nak(d, 0, "drain_timeout")
 			p.report(t, OutcomeHandedBack, "drain_timeout")
@@ -100,14 +116,16 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 			p.report(t, OutcomeHandedBack, "drain_timeout")
 			return
 		}
+		callCtx := p.callContext(workCtx, t, attempt, probe)
 		started := time.Now()
-		rid, err := p.rec.Recover(workCtx, req)
+		rid, err := p.rec.Recover(callCtx, req)
 		<-p.calls
 		took := time.Since(started)
 		t.calls++
 		class := p.cfg.Classifier.Classify(err)
 		breakerOpen := p.gate.record(workCtx, req.Region, req.JobID, class, probe)
 		t.record(rid, err)
+		t.traceCall(class.String(), err)
 		p.obs.Call(Call{JobID: req.JobID, Status: t.status, ErrorCode: t.errorCode, Class: class.String(), Duration: took})
 		if ce := p.log.Check(zap.DebugLevel, "api call"); ce != nil {
 			ce.Write(t.ids(zap.Int("attempt", attempt), zap.Int("status", t.status), zap.String("error_code", t.errorCode),
@@ -138,7 +156,7 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 				p.deadLetter(workCtx, t, ReasonClientError)
 				return
 			}
-			p.obs.Retry("forbidden_run", 0)
+			p.retried(t, "forbidden_run", 0)
 			continue
 		case retry.Canceled:
 			// Only the drain timeout cancels a call.
@@ -151,17 +169,17 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 			if p.cfg.Limiter != nil {
 				p.cfg.Limiter.Throttled(retry.RetryAfter(err))
 			}
-			p.obs.Retry("throttled", wait)
+			p.retried(t, "throttled", wait)
 		case retry.Unauthorized:
 			// Credentials are wrong for every job: never dead-letter. The
 			// gate paused the pool (fleet-wide); this request waits there
 			// without spending its budget and is retried after resume.
-			p.obs.Retry("unauthorized", 0)
+			p.retried(t, "unauthorized", 0)
 			continue
 		default: // Transient
 			if breakerOpen {
 				// An outage: wait at the gate without spending the budget.
-				p.obs.Retry("breaker_open", 0)
+				p.retried(t, "breaker_open", 0)
 				continue
 			}
 			tries++
@@ -173,22 +191,30 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 				}
 				delay := p.cfg.Backoff.NakDelay(t.n, err)
 				p.nak(d, delay, "retries_of_delivery_used")
-				p.obs.Retry("redelivery", delay)
+				p.retried(t, "redelivery", delay)
 				p.report(t, OutcomeHandedBack, "retries_of_delivery_used")
 				return
 			}
 			wait = w
-			p.obs.Retry("transient", wait)
+			p.retried(t, "transient", wait)
 		}
 
 		// Wait before the next try, unless shutdown begins: then hand the
 		// message back with the rest of the wait as its delay.
+		p.endCall(t)
 		if err := sleep(runCtx, wait); err != nil {
 			p.nak(d, wait, "shutdown")
 			p.report(t, OutcomeHandedBack, "shutdown")
 			return
 		}
 	}
+}
+
+// retried tells the observer and the call span that the request is tried
+// again after wait.
+func (p *Pool) retried(t *task, cause string, wait time.Duration) {
+	p.obs.Retry(cause, wait)
+	t.traceRetry(cause, wait)
 }
 
 func (p *Pool) limiterWait(ctx context.Context) error {
@@ -266,6 +292,7 @@ func (p *Pool) deadLetter(ctx context.Context, t *task, reason string) {
 		p.report(t, OutcomeHandedBack, "dead_letter_failed")
 		return
 	}
+	t.traceEvent("dead_letter_stored", attrReason.String(reason))
 	t.logger().Warn("dead-lettered", zap.String("reason", reason), zap.Int("status", t.status),
 		zap.String("error_code", t.errorCode), zap.String("error_msg", t.errorMsg),
 		zap.String("request_id", t.requestID), zap.Int("attempt", rec.Attempts))
@@ -287,6 +314,8 @@ func (p *Pool) deadLetterRecord(t *task, reason string) DeadLetter {
 		EnqueuedAt:     t.d.Timestamp(),
 		FailedAt:       now.UTC(),
 		Worker:         p.cfg.Name,
+		TraceID:        t.traceID(),
+		SpanID:         t.spanID(),
 		Original:       NewOriginal(t.d.Subject(), t.seq, t.d.Header(), t.d.Body()),
 	}
 	rec.Attempts = p.attempts(t)
@@ -347,6 +376,7 @@ func (p *Pool) publishResult(ctx context.Context, t *task, kind, reason string) 
 		JobID: t.req.JobID, Outcome: kind, Reason: reason, Status: t.status, ErrorCode: t.errorCode,
 		RequestID: t.requestID, Attempts: p.attempts(t), Deliveries: t.n,
 		DurationMS: time.Since(t.start).Milliseconds(), StreamSeq: t.seq, At: time.Now().UTC(), Worker: p.cfg.Name,
+		TraceID: t.traceID(), SpanID: t.spanID(),
 	}
 	data, err := json.Marshal(r)
 	if err != nil {
@@ -373,6 +403,7 @@ func (p *Pool) nak(d Delivery, delay time.Duration, cause string) {
 }
 
 func (p *Pool) report(t *task, kind, reason string) {
+	p.traceOutcome(t, kind, reason)
 	p.obs.Outcome(Outcome{
 		Kind: kind, Reason: reason, JobID: t.req.JobID, StreamSeq: t.seq, Delivery: t.n,
 		Status: t.status, RequestID: t.requestID, Attempts: p.attempts(t),

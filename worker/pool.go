@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
@@ -123,6 +124,12 @@ type Config struct {
 	Logger *zap.Logger
 	// Observer is told every outcome (metrics, demo progress). nil = none.
 	Observer Observer
+	// Tracer makes a span per delivery (kind consumer) with a child span
+	// per API call (kind client), in the request's trace (see
+	// RequestTrace). nil = no spans; the trace id of a producer's
+	// traceparent is still written to dead letters, result events and log
+	// lines.
+	Tracer trace.TracerProvider
 }
 
 func (c Config) withDefaults() Config {
@@ -201,6 +208,7 @@ type Pool struct {
 	dlq   DeadLetterer
 	log   *zap.Logger
 	obs   Observer
+	tr    *tracer       // nil: tracing off
 	slot  chan struct{} // one token per message held (Concurrency + lookahead)
 	calls chan struct{} // one token per API call in flight (Concurrency)
 	// minPull is the least a pull asks for while the pool is busy: pulls
@@ -232,6 +240,7 @@ func New(cfg Config, src Source, rec Recoverer, dlq DeadLetterer) (*Pool, error)
 		dlq: dlq,
 		log: cfg.Logger,
 		obs: cfg.Observer,
+		tr:  newTracer(cfg.Tracer),
 		// A small lookahead (1/8 of Concurrency) keeps the next requests
 		// at hand, heartbeated, so a finished call is followed by the next
 		// at once instead of after a pull's round trip (make bench:

@@ -71,20 +71,27 @@ func (p *Pool) settleStranded(ctx context.Context, s StrandedMsg) error {
 	}
 	t.errorMsg = "the request reached the consumer's delivery limit without finishing (did it crash the worker?)"
 	t.base = p.log
+	p.startStranded(ctx, t, s)
+	defer p.endStranded(t)
+	t.traceDecoded()
 	rec := p.deadLetterRecord(t, ReasonMaxDeliveries)
 	data, err := rec.Marshal()
 	if err != nil {
 		return err
 	}
 	if err := p.dlq.DeadLetter(ctx, DeadLetterID(t.seq, s.Stored), data); err != nil {
+		t.traceFailed(err)
 		return err
 	}
+	t.traceEvent("dead_letter_stored", attrReason.String(ReasonMaxDeliveries))
 	if p.cfg.Results != nil {
 		if err := p.publishResult(ctx, t, OutcomeDeadLettered, ReasonMaxDeliveries); err != nil {
+			t.traceFailed(err)
 			return err
 		}
 	}
 	if err := s.Delete(ctx); err != nil {
+		t.traceFailed(err)
 		return err
 	}
 	t.logger().Warn("dead-lettered", zap.String("reason", ReasonMaxDeliveries))

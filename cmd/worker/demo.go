@@ -27,6 +27,9 @@ import (
 	"github.com/codearts-recover-worker/codearts-recover-worker/worker"
 )
 
+// demoRegion is the region the demo's client calls.
+const demoRegion = "cn-north-4"
+
 type demoOptions struct {
 	requests    int
 	concurrency int
@@ -41,12 +44,20 @@ type demoOptions struct {
 	seed        uint64
 	jsonOut     bool
 	logLevel    string
+	rateLimit   float64
+	httpAddr    string
+	// httpAddrGiven: --http-addr was set, so a taken port is an error
+	// rather than a reason to pick another.
+	httpAddrGiven bool
+	hold          bool
+	uiActions     bool
 }
 
 func newDemoCmd() *cobra.Command {
 	o := demoOptions{
 		requests: 1000, concurrency: 32, latency: 20 * time.Millisecond, errorRate: 0.05, throttle: 0.005,
 		gwThrottle: 0.001, notFound: 0.03, forbidden: 0.01, invalid: 0.01, timeout: 2 * time.Minute, logLevel: "error",
+		httpAddr: "127.0.0.1:8080",
 	}
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -55,25 +66,31 @@ func newDemoCmd() *cobra.Command {
 the simulated CodeArts API with faults (latency, 5xx, throttles, 403/404 jobs),
 enqueues N recover requests (some invalid), drains them with the worker pool
 through the real SDK, and prints a summary. It exits 0 only when no request
-was lost (recovered + dead-lettered = N).`,
+was lost (recovered + dead-lettered = N).
+
+While it runs it serves the live status page (and /metrics) on --http-addr,
+127.0.0.1:8080 or, when that is taken, a free port; the URL is printed on
+stderr. --rate-limit slows the drain enough to watch it; --hold keeps the
+worker and the page up after the drain until Ctrl-C.`,
 		Example: `  worker demo
-  worker demo --requests 5000 --concurrency 64 --json`,
+  worker demo --requests 5000 --concurrency 64 --json
+  worker demo --rate-limit 100 --hold --ui-actions   # open the printed URL`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.validate(); err != nil {
 				return err
 			}
-			sum, err := runDemo(cmd.Context(), o, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			if o.jsonOut {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(sum); err != nil {
-					return err
+			o.httpAddrGiven = cmd.Flags().Changed("http-addr")
+			report := func(sum demoSummary) error {
+				if o.jsonOut {
+					enc := json.NewEncoder(cmd.OutOrStdout())
+					enc.SetIndent("", "  ")
+					return enc.Encode(sum)
 				}
-			} else if err := sum.print(cmd.OutOrStdout()); err != nil {
+				return sum.print(cmd.OutOrStdout())
+			}
+			sum, err := runDemo(cmd.Context(), o, cmd.ErrOrStderr(), report)
+			if err != nil {
 				return err
 			}
 			if sum.Lost != 0 {
@@ -96,6 +113,10 @@ was lost (recovered + dead-lettered = N).`,
 	fs.Uint64Var(&o.seed, "seed", 0, "random seed for the simulator's faults (0 = random)")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the summary as one JSON object")
 	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "worker log level (logs go to stderr)")
+	fs.Float64Var(&o.rateLimit, "rate-limit", 0, "API requests per second, 0 = no limit (e.g. 100 to watch the drain on the status page)")
+	fs.StringVar(&o.httpAddr, "http-addr", o.httpAddr, "address of the status page and /metrics, a free port when taken (empty = off)")
+	fs.BoolVar(&o.hold, "hold", false, "after the drain and the summary, keep the worker and the status page up until Ctrl-C")
+	fs.BoolVar(&o.uiActions, "ui-actions", false, "let the status page replay dead letters")
 	return cmd
 }
 
@@ -107,6 +128,10 @@ func (o demoOptions) validate() error {
 		return fmt.Errorf("concurrency: %d is below 1", o.concurrency)
 	case o.latency < 0:
 		return fmt.Errorf("latency: %s is negative", o.latency)
+	case o.rateLimit < 0:
+		return fmt.Errorf("rate-limit: %g is negative", o.rateLimit)
+	case o.hold && o.httpAddr == "":
+		return errors.New("hold: needs --http-addr (there is nothing to look at otherwise)")
 	}
 	for name, v := range map[string]float64{"error-rate": o.errorRate, "throttle-rate": o.throttle, "gateway-throttle-rate": o.gwThrottle,
 		"not-found": o.notFound, "forbidden": o.forbidden, "invalid": o.invalid} {
@@ -196,7 +221,9 @@ func (c *demoCounter) Retry(cause string, _ time.Duration) {
 	}
 }
 
-func runDemo(ctx context.Context, o demoOptions, stderr io.Writer) (demoSummary, error) {
+// runDemo runs the demo; report gets the summary once drained (before the
+// hold, with --hold).
+func runDemo(ctx context.Context, o demoOptions, stderr io.Writer, report func(demoSummary) error) (demoSummary, error) {
 	log, err := newLogger(stderr, "console", o.logLevel)
 	if err != nil {
 		return demoSummary{}, err
@@ -235,7 +262,7 @@ func runDemo(ctx context.Context, o demoOptions, stderr io.Writer) (demoSummary,
 	defer func() { _ = sim.Close() }()
 
 	api, err := codearts.NewClient(codearts.Config{
-		Region: "cn-north-4", Endpoint: sim.URL(), ProjectID: "demo0000000000000000000000000000",
+		Region: demoRegion, Endpoint: sim.URL(), ProjectID: "demo0000000000000000000000000000",
 		Credentials: codearts.Credentials{AK: ak, SK: sk}, Timeout: 10 * time.Second, MaxConns: o.concurrency, Logger: log,
 	})
 	if err != nil {
@@ -262,26 +289,44 @@ func runDemo(ctx context.Context, o demoOptions, stderr io.Writer) (demoSummary,
 	if err != nil {
 		return demoSummary{}, err
 	}
-	limiter, err := retry.NewLimiter(retry.LimiterConfig{})
+	limiter, err := retry.NewLimiter(retry.LimiterConfig{Rate: o.rateLimit})
+	if err != nil {
+		return demoSummary{}, fmt.Errorf("rate-limit: %w", err)
+	}
+	counter := &demoCounter{}
+	page, err := startDemoPage(ctx, o, log, stderr)
 	if err != nil {
 		return demoSummary{}, err
 	}
-	counter := &demoCounter{}
+	defer page.close()
 	pool, err := worker.New(worker.Config{
 		Concurrency: o.concurrency, MaxDeliver: qcfg.MaxDeliver, AckWait: qcfg.AckWait,
 		Decode: worker.DecodeOptions{ValidRegion: api.AllowedRegion}, Limiter: limiter,
-		Name: "demo", Logger: log, Observer: counter, Results: conn,
+		Name: "demo", Logger: log, Observer: worker.Observers{counter, page.metrics}, Results: conn,
 	}, wire.Source{C: cons}, wire.Recoverer(api), conn)
 	if err != nil {
 		return demoSummary{}, err
 	}
+	page.attach(conn, pool, limiter, o, log)
 
 	start := time.Now()
-	runCtx, stop := context.WithTimeout(ctx, o.timeout)
-	defer stop()
+	poolCtx, stopPool := context.WithCancel(ctx)
+	defer stopPool()
 	done := make(chan error, 1)
-	go func() { done <- pool.Run(runCtx) }()
+	go func() { done <- pool.Run(poolCtx) }()
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		stopPool()
+		return <-done
+	}
+	defer func() { _ = stop() }()
 
+	drainCtx, stopDrain := context.WithTimeout(ctx, o.timeout)
+	defer stopDrain()
 	bar := newProgress(stderr, o.requests)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
@@ -294,14 +339,15 @@ wait:
 			if n >= o.requests {
 				break wait
 			}
-		case <-runCtx.Done():
+		case <-drainCtx.Done():
 			break wait
 		}
 	}
 	elapsed := time.Since(start)
-	stop()
-	if err := <-done; err != nil {
-		return demoSummary{}, err
+	if !o.hold {
+		if err := stop(); err != nil {
+			return demoSummary{}, err
+		}
 	}
 	bar.finish()
 
@@ -337,7 +383,14 @@ wait:
 		sum.Throughput = float64(sum.Recovered+dead) / elapsed.Seconds()
 	}
 	log.Info("demo finished", zap.Int("recovered", sum.Recovered), zap.Int("dead_lettered", dead), zap.Int("lost", sum.Lost))
-	return sum, nil
+	if err := report(sum); err != nil {
+		return sum, err
+	}
+	if o.hold && ctx.Err() == nil {
+		fmt.Fprintf(stderr, "drained; the status page stays at %s until Ctrl-C\n", page.url)
+		<-ctx.Done()
+	}
+	return sum, stop()
 }
 
 // enqueueDemo publishes the demo's requests with a mix of body forms.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,21 +14,16 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/codearts-recover-worker/codearts-recover-worker/internal/admin"
 	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
-	"github.com/codearts-recover-worker/codearts-recover-worker/worker"
 )
 
 // ReplayOfHeader links a replayed request to the dead letter it came from
 // (the dead letter's sequence in the dead-letter stream).
-const ReplayOfHeader = "Recover-Replay-Of"
-
-var deadLetterReasons = []string{
-	worker.ReasonClientError, worker.ReasonInvalidRequest, worker.ReasonRetriesExhausted, worker.ReasonMaxDeliveries,
-}
+const ReplayOfHeader = admin.ReplayOfHeader
 
 func newDLQCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -61,155 +55,16 @@ show SEQ' for one record, fix the cause (permissions, the API), then
 
 // dlqRecord is a dead letter as the dlq commands show it: the record with
 // its place in the dead-letter stream.
-type dlqRecord struct {
-	Seq uint64 `json:"dlq_seq"`
-	// StoredAt is when the dead-letter stream stored it (failed_at is
-	// nearly the same, and in the record).
-	StoredAt time.Time `json:"-"`
-	worker.DeadLetter
-	// Unreadable says why the stored message is not a dead-letter record,
-	// and Raw is what is stored instead.
-	Unreadable string `json:"unreadable,omitempty"`
-	Raw        string `json:"raw,omitempty"`
-}
+type dlqRecord = admin.Record
 
-func decodeRecord(m queue.StoredMsg) dlqRecord {
-	r := dlqRecord{Seq: m.Seq, StoredAt: m.Time.UTC()}
-	if err := json.Unmarshal(m.Data, &r.DeadLetter); err != nil {
-		r.DeadLetter = worker.DeadLetter{}
-		r.Unreadable = "not a dead-letter record: " + err.Error()
-		r.Raw = strings.ToValidUTF8(string(m.Data), "\uFFFD")
-	}
-	return r
-}
-
-// dlqFilter selects dead letters; every given filter must match, and a
-// filter given several values matches any of them.
-type dlqFilter struct {
-	reasons, statuses, codes, jobIDs []string
-	since, until                     string
-
-	sinceT, untilT time.Time
-	status         map[int]bool // exact statuses
-	class          map[int]bool // 4 for 4xx…
-}
-
-func (f *dlqFilter) addFlags(fs *pflag.FlagSet) {
-	fs.StringSliceVar(&f.reasons, "reason", nil, "only these reasons: "+strings.Join(deadLetterReasons, ", "))
-	fs.StringSliceVar(&f.statuses, "status", nil, "only these HTTP statuses (404, 4xx; 0 = no API answer)")
-	fs.StringSliceVar(&f.codes, "error-code", nil, "only these API error codes (e.g. CB.00060204)")
-	fs.StringSliceVar(&f.jobIDs, "job-id", nil, "only these job ids")
-	fs.StringVar(&f.since, "since", "", "only dead letters that failed at or after this time (RFC 3339, 2006-01-02, or an age such as 90m, 24h, 7d)")
-	fs.StringVar(&f.until, "until", "", "only dead letters that failed before this time (same forms as --since)")
-}
-
-func (f *dlqFilter) parse(now time.Time) error {
-	for _, r := range f.reasons {
-		if !slices.Contains(deadLetterReasons, r) {
-			return fmt.Errorf("reason: %q is not one of %s", r, strings.Join(deadLetterReasons, ", "))
-		}
-	}
-	f.status, f.class = map[int]bool{}, map[int]bool{}
-	for _, s := range f.statuses {
-		s = strings.ToLower(strings.TrimSpace(s))
-		if len(s) == 3 && strings.HasSuffix(s, "xx") && s[0] >= '1' && s[0] <= '5' {
-			f.class[int(s[0]-'0')] = true
-			continue
-		}
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 || n > 599 {
-			return fmt.Errorf("status: %q is not an HTTP status (404) or class (4xx)", s)
-		}
-		f.status[n] = true
-	}
-	var err error
-	if f.sinceT, err = parseWhen(f.since, now); err != nil {
-		return fmt.Errorf("since: %w", err)
-	}
-	if f.untilT, err = parseWhen(f.until, now); err != nil {
-		return fmt.Errorf("until: %w", err)
-	}
-	if !f.sinceT.IsZero() && !f.untilT.IsZero() && !f.sinceT.Before(f.untilT) {
-		return errors.New("since: must be before --until")
-	}
-	return nil
-}
-
-// parseWhen reads a point in time: RFC 3339, a date (UTC), or an age
-// before now (90m, 24h, 7d).
-func parseWhen(s string, now time.Time) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
-	}
-	if t, err := time.Parse("2006-01-02", s); err == nil {
-		return t, nil
-	}
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		if n, err := strconv.Atoi(days); err == nil && n >= 0 {
-			return now.Add(-time.Duration(n) * 24 * time.Hour), nil
-		}
-	}
-	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
-		return now.Add(-d), nil
-	}
-	return time.Time{}, fmt.Errorf("%q is not a time (RFC 3339, 2006-01-02) or an age (90m, 24h, 7d)", s)
-}
-
-func (f *dlqFilter) empty() bool {
-	return len(f.reasons)+len(f.statuses)+len(f.codes)+len(f.jobIDs) == 0 && f.since == "" && f.until == ""
-}
-
-func (f *dlqFilter) match(r *dlqRecord) bool {
-	if r.Unreadable != "" {
-		// Nothing is known about it: only "everything" selects it.
-		return f.empty()
-	}
-	d := &r.DeadLetter
-	switch {
-	case len(f.reasons) > 0 && !slices.Contains(f.reasons, d.Reason):
-		return false
-	case len(f.statuses) > 0 && !f.status[d.StatusCode] && !f.class[d.StatusCode/100]:
-		return false
-	case len(f.codes) > 0 && !slices.ContainsFunc(f.codes, func(c string) bool { return strings.EqualFold(c, d.ErrorCode) }):
-		return false
-	case len(f.jobIDs) > 0 && !slices.Contains(f.jobIDs, d.JobID):
-		return false
-	case !f.sinceT.IsZero() && d.FailedAt.Before(f.sinceT):
-		return false
-	case !f.untilT.IsZero() && !d.FailedAt.Before(f.untilT):
-		return false
-	}
-	return true
-}
-
-// errStopScan ends a scan early (a --limit was reached).
-var errStopScan = errors.New("stop scan")
-
-// scanDLQ streams the dead letters that match f, in stream order, without
-// holding them in memory. limit > 0 stops after that many matches.
-func scanDLQ(ctx context.Context, conn *queue.Conn, f *dlqFilter, limit int, fn func(dlqRecord) error) (matched, total int, err error) {
-	err = conn.Scan(ctx, conn.Config().DLQStream, func(m queue.StoredMsg) error {
-		total++
-		r := decodeRecord(m)
-		if !f.match(&r) {
-			return nil
-		}
-		matched++
-		if err := fn(r); err != nil {
-			return err
-		}
-		if limit > 0 && matched >= limit {
-			return errStopScan
-		}
-		return nil
-	})
-	if errors.Is(err, errStopScan) {
-		err = nil
-	}
-	return matched, total, err
+// addFilterFlags binds the dead-letter filters to flags.
+func addFilterFlags(fs *pflag.FlagSet, f *admin.Filter) {
+	fs.StringSliceVar(&f.Reasons, "reason", nil, "only these reasons: "+strings.Join(admin.Reasons, ", "))
+	fs.StringSliceVar(&f.Statuses, "status", nil, "only these HTTP statuses (404, 4xx; 0 = no API answer)")
+	fs.StringSliceVar(&f.ErrorCodes, "error-code", nil, "only these API error codes (e.g. CB.00060204)")
+	fs.StringSliceVar(&f.JobIDs, "job-id", nil, "only these job ids")
+	fs.StringVar(&f.Since, "since", "", "only dead letters that failed at or after this time (RFC 3339, 2006-01-02, or an age such as 90m, 24h, 7d)")
+	fs.StringVar(&f.Until, "until", "", "only dead letters that failed before this time (same forms as --since)")
 }
 
 // dlqTable prints dead letters as rows of fixed-width columns, one at a
@@ -296,7 +151,7 @@ func clipRunes(s string, n int) string {
 func newDLQListCmd() *cobra.Command {
 	var (
 		nats    = defaultNATSOptions()
-		f       dlqFilter
+		f       admin.Filter
 		limit   int
 		width   int
 		jsonOut bool
@@ -317,7 +172,7 @@ dead letters is listed without being held in memory. The count goes to stderr.
   worker dlq list --json | jq -r .job_id | sort -u > failed-jobs.txt`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := f.parse(time.Now()); err != nil {
+			if err := f.Parse(time.Now()); err != nil {
 				return err
 			}
 			if limit < 0 {
@@ -342,7 +197,7 @@ dead letters is listed without being held in memory. The count goes to stderr.
 			}
 			table := newDLQTable(out, info.State.LastSeq, width)
 			enc := json.NewEncoder(table.w)
-			matched, total, err := scanDLQ(ctx, conn, &f, limit, func(r dlqRecord) error {
+			matched, total, err := admin.Scan(ctx, conn, &f, limit, func(r dlqRecord) error {
 				if jsonOut {
 					return enc.Encode(r)
 				}
@@ -364,7 +219,7 @@ dead letters is listed without being held in memory. The count goes to stderr.
 	}
 	fs := cmd.Flags()
 	nats.addFlags(fs)
-	f.addFlags(fs)
+	addFilterFlags(fs, &f)
 	fs.IntVar(&limit, "limit", 0, "list at most this many (0 = all)")
 	fs.IntVar(&width, "width", 0, "cut rows to this many columns (default: the terminal's width; not cut when not a terminal)")
 	fs.BoolVar(&jsonOut, "json", false, "one JSON record per line instead of the table")
@@ -413,7 +268,7 @@ headers, body) exactly as the worker received it.
 				if err != nil {
 					return err
 				}
-				if err := enc.Encode(decodeRecord(m)); err != nil {
+				if err := enc.Encode(admin.DecodeRecord(m)); err != nil {
 					return err
 				}
 			}
@@ -441,7 +296,7 @@ func parseSeqs(args []string) ([]uint64, error) {
 
 type replayOptions struct {
 	nats    natsOptions
-	filter  dlqFilter
+	filter  admin.Filter
 	all     bool
 	dryRun  bool
 	rate    float64
@@ -453,23 +308,7 @@ type replayOptions struct {
 }
 
 // replaySummary is what replay reports; its JSON is stable for scripts.
-type replaySummary struct {
-	Matched int `json:"matched"`
-	// Replayed counts requests newly stored in the request stream and
-	// removed from the dead-letter stream.
-	Replayed int `json:"replayed"`
-	// AlreadyReplayed counts dead letters an earlier, interrupted replay
-	// had already stored (the request stream said duplicate); they are
-	// removed now.
-	AlreadyReplayed int `json:"already_replayed"`
-	// Failed counts dead letters left in place: unreadable, or their replay
-	// was not acknowledged, or they could not be removed after it.
-	Failed int `json:"failed"`
-	// Gone counts dead letters that disappeared meanwhile (another replay,
-	// a purge, expiry).
-	Gone        int  `json:"gone"`
-	Interrupted bool `json:"interrupted"`
-}
+type replaySummary = admin.ReplaySummary
 
 // replayHook, when set (by tests), runs after a replay's publish ack and
 // before its dead letter is removed; an error there leaves the dead letter
@@ -510,7 +349,7 @@ the same way is dead-lettered again, as a new record.
 	}
 	fs := cmd.Flags()
 	o.nats.addFlags(fs)
-	o.filter.addFlags(fs)
+	addFilterFlags(fs, &o.filter)
 	fs.BoolVar(&o.all, "all", false, "replay every dead letter (required when no SEQ or filter is given)")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "list what would be replayed; change nothing")
 	fs.Float64Var(&o.rate, "rate", 0, "replay at most this many per second (0 = no limit)")
@@ -527,13 +366,13 @@ func (o *replayOptions) run(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := o.filter.parse(time.Now()); err != nil {
+	if err := o.filter.Parse(time.Now()); err != nil {
 		return err
 	}
 	switch {
-	case len(seqs) == 0 && o.filter.empty() && !o.all:
+	case len(seqs) == 0 && o.filter.Empty() && !o.all:
 		return errors.New("say which dead letters to replay: SEQ…, a filter (--reason, --status…) or --all")
-	case o.all && (len(seqs) > 0 || !o.filter.empty()):
+	case o.all && (len(seqs) > 0 || !o.filter.Empty()):
 		return errors.New("all: not with SEQ or filters")
 	case o.rate < 0:
 		return fmt.Errorf("rate: %g is negative", o.rate)
@@ -564,7 +403,7 @@ func (o *replayOptions) run(cmd *cobra.Command, args []string) error {
 	}
 
 	if len(seqs) == 0 {
-		_, _, err := scanDLQ(ctx, conn, &o.filter, o.limit, func(r dlqRecord) error {
+		_, _, err := admin.Scan(ctx, conn, &o.filter, o.limit, func(r dlqRecord) error {
 			seqs = append(seqs, r.Seq)
 			return nil
 		})
@@ -607,7 +446,7 @@ func (o *replayOptions) dryRunList(cmd *cobra.Command, dlq *queue.Stream, seqs [
 	table := newDLQTable(out, lastSeq, terminalWidth(out))
 	enc := json.NewEncoder(table.w)
 	for _, seq := range seqs {
-		r, ok, err := fetchRecord(ctx, dlq, seq)
+		r, ok, err := admin.Fetch(ctx, dlq, seq)
 		if err != nil {
 			return sum, err
 		}
@@ -615,7 +454,7 @@ func (o *replayOptions) dryRunList(cmd *cobra.Command, dlq *queue.Stream, seqs [
 			sum.Gone++
 			continue
 		}
-		if !o.filter.match(&r) {
+		if !o.filter.Match(&r) {
 			continue
 		}
 		sum.Matched++
@@ -631,107 +470,15 @@ func (o *replayOptions) dryRunList(cmd *cobra.Command, dlq *queue.Stream, seqs [
 	return sum, table.flush()
 }
 
-// fetchRecord reads one dead letter; ok is false when it is gone.
-func fetchRecord(ctx context.Context, dlq *queue.Stream, seq uint64) (r dlqRecord, ok bool, err error) {
-	m, err := dlq.GetMsg(ctx, seq)
-	if errors.Is(err, queue.ErrMsgNotFound) {
-		return dlqRecord{}, false, nil
-	}
-	if err != nil {
-		return dlqRecord{}, false, err
-	}
-	return decodeRecord(m), true, nil
-}
-
 func (o *replayOptions) replay(cmd *cobra.Command, conn *queue.Conn, dlq *queue.Stream, seqs []uint64) (replaySummary, error) {
-	ctx := cmd.Context()
 	stderr := &lockedWriter{w: cmd.ErrOrStderr()}
-	cfg := conn.Config()
 	rep := newProgressReporter(stderr, "replay", len(seqs), o.quiet, o.every)
-	// The publisher's goroutine owns these until Close returns.
-	var replayed, already, notDone, acked int
-	// Removals after Ctrl-C must still happen: a replayed dead letter left
-	// in place is only a duplicate on rerun, but cleaner removed now.
-	detached := context.WithoutCancel(ctx)
-	pub, err := conn.NewPublisher(queue.PublisherConfig{
-		Window: o.window, ExpectStream: cfg.Stream,
-		OnResult: func(r queue.PublishResult) {
-			acked++
-			defer rep.update(acked)
-			seq := r.Ref
-			if r.Err != nil {
-				notDone++
-				fmt.Fprintf(stderr, "dead letter %d: not replayed: %v\n", seq, r.Err)
-				return
-			}
-			if err := o.remove(detached, dlq, seq); err != nil {
-				notDone++
-				fmt.Fprintf(stderr, "dead letter %d: replayed (stream seq %d) but not removed: %v\n", seq, r.Seq, err)
-				return
-			}
-			if r.Duplicate {
-				already++
-			} else {
-				replayed++
-			}
-		},
+	sum, err := admin.Replay(cmd.Context(), conn, dlq, seqs, admin.ReplayConfig{
+		Filter: &o.filter, Window: o.window, Rate: o.rate, Progress: rep.update, Problems: stderr,
+		BeforeRemove: replayHook,
 	})
-	if err != nil {
-		return replaySummary{}, err
-	}
-	limiter := perSecond(o.rate)
-	var (
-		sendErr                 error
-		matched, gone, unusable int
-		reached                 = true
-	)
-	for _, seq := range seqs {
-		if ctx.Err() != nil || (limiter != nil && limiter.Wait(ctx) != nil) {
-			reached = false
-			break
-		}
-		r, ok, err := fetchRecord(ctx, dlq, seq)
-		if err != nil {
-			reached = false
-			if ctx.Err() == nil {
-				sendErr = err
-			}
-			break
-		}
-		if !ok {
-			gone++
-			continue
-		}
-		if !o.filter.match(&r) {
-			continue
-		}
-		body, err := r.Original.Bytes()
-		if err != nil || r.Unreadable != "" {
-			matched++
-			unusable++
-			fmt.Fprintf(stderr, "dead letter %d: cannot replay: %s\n", seq, r.Unreadable+errText(err))
-			continue
-		}
-		out := queue.Outgoing{
-			Subject: cfg.Subject, MsgID: replayMsgID(seq, r.StoredAt),
-			Header: replayHeader(r.Original.Headers, seq), Data: body, Ref: seq,
-		}
-		if err := pub.Publish(ctx, out); err != nil {
-			reached = false
-			if ctx.Err() == nil {
-				sendErr = err
-			}
-			break
-		}
-		matched++
-	}
-	pub.Close()
 	rep.finish()
-	sum := replaySummary{
-		Matched: matched, Replayed: replayed, AlreadyReplayed: already,
-		Failed: notDone + unusable, Gone: gone, Interrupted: !reached && sendErr == nil,
-	}
-	return sum, sendErr
+	return sum, err
 }
 
 // lockedWriter serialises writes from the publisher's goroutine and the
@@ -745,51 +492,6 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
-}
-
-// remove deletes a replayed dead letter; one already gone is fine.
-func (o *replayOptions) remove(ctx context.Context, dlq *queue.Stream, seq uint64) error {
-	if replayHook != nil {
-		if err := replayHook(seq); err != nil {
-			return err
-		}
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	err := dlq.DeleteMsg(ctx, seq)
-	if errors.Is(err, queue.ErrMsgNotFound) {
-		return nil
-	}
-	return err
-}
-
-func errText(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
-}
-
-// replayMsgID is the Nats-Msg-Id of the replay of the dead letter stored at
-// seq at time stored: the same on every rerun, so the request stream drops a
-// second replay within its duplicate window.
-func replayMsgID(seq uint64, stored time.Time) string {
-	return fmt.Sprintf("replay-%d-%d", seq, stored.UnixNano())
-}
-
-// replayHeader is the original message's headers without JetStream's own
-// (Nats-Msg-Id, Nats-Expected-*…), which belong to the first publish, plus
-// the link to the dead letter.
-func replayHeader(orig map[string][]string, seq uint64) nats.Header {
-	h := make(nats.Header, len(orig)+1)
-	for k, v := range orig {
-		if len(k) >= 5 && strings.EqualFold(k[:5], "nats-") {
-			continue
-		}
-		h[k] = slices.Clone(v)
-	}
-	h.Set(ReplayOfHeader, strconv.FormatUint(seq, 10))
-	return h
 }
 
 func (o *replayOptions) printSummary(w io.Writer, s replaySummary, cfg queue.Config) error {
@@ -808,7 +510,7 @@ func (o *replayOptions) printSummary(w io.Writer, s replaySummary, cfg queue.Con
 func newDLQPurgeCmd() *cobra.Command {
 	var (
 		nats = defaultNATSOptions()
-		f    dlqFilter
+		f    admin.Filter
 		yes  bool
 	)
 	cmd := &cobra.Command{
@@ -825,7 +527,7 @@ it requires --yes. There is no undo: consider 'worker dlq list --json' first.
   worker dlq purge --yes`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := f.parse(time.Now()); err != nil {
+			if err := f.Parse(time.Now()); err != nil {
 				return err
 			}
 			conn, err := nats.connect(cmd)
@@ -840,8 +542,8 @@ it requires --yes. There is no undo: consider 'worker dlq list --json' first.
 			}
 			var seqs []uint64
 			n := int(min(info.State.Msgs, math.MaxInt32))
-			if !f.empty() {
-				if _, _, err := scanDLQ(ctx, conn, &f, 0, func(r dlqRecord) error {
+			if !f.Empty() {
+				if _, _, err := admin.Scan(ctx, conn, &f, 0, func(r dlqRecord) error {
 					seqs = append(seqs, r.Seq)
 					return nil
 				}); err != nil {
@@ -860,7 +562,7 @@ it requires --yes. There is no undo: consider 'worker dlq list --json' first.
 				}
 			}
 			purged := 0
-			if f.empty() {
+			if f.Empty() {
 				if err := dlq.Purge(ctx, info.State.LastSeq+1); err != nil {
 					return err
 				}
@@ -881,7 +583,7 @@ it requires --yes. There is no undo: consider 'worker dlq list --json' first.
 	}
 	fs := cmd.Flags()
 	nats.addFlags(fs)
-	f.addFlags(fs)
+	addFilterFlags(fs, &f)
 	fs.BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation (required when stdin is not a terminal)")
 	return cmd
 }

@@ -17,8 +17,12 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/nats-io/nats.go"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
 	"github.com/codearts-recover-worker/codearts-recover-worker/worker"
@@ -88,6 +92,12 @@ Progress goes to stderr (a bar on a terminal, a line every
 duplicates, failed) goes to stdout, as JSON with --json. Ctrl-C stops
 cleanly: what was sent is acknowledged, the summary says how far it got and
 which line to resume from (--from-line).
+
+With OpenTelemetry tracing on (OTEL_TRACES_EXPORTER or
+OTEL_EXPORTER_OTLP_ENDPOINT, as for worker run), each request gets a producer
+span, the root of its own trace, and carries it in a traceparent header: the
+worker's spans for that request join the trace. With tracing off nothing is
+added (the worker derives each request's trace from its stream sequence).
 
 Exit status: 0 all valid entries published (or already there), 1 an error or
 failed publishes, 2 some entries were invalid, 130 interrupted.
@@ -201,6 +211,15 @@ func (o *enqueueOptions) run(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
+	tr, err := startTracing(ctx, stderr, func(err error) { fmt.Fprintf(stderr, "enqueue: tracing: %v\n", err) })
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := tr.shutdown(); err != nil {
+			fmt.Fprintf(stderr, "enqueue: tracing: %v\n", err)
+		}
+	}()
 	// Read and validate everything before connecting: a bad file costs no
 	// NATS round trip and publishes nothing invalid.
 	v := &enqValidator{
@@ -231,7 +250,7 @@ func (o *enqueueOptions) run(cmd *cobra.Command, args []string) error {
 	}
 	var sendErr error
 	if len(v.items) > 0 {
-		if sendErr, err = o.publish(cmd, v, &sum); err != nil {
+		if sendErr, err = o.publish(cmd, v, &sum, tr); err != nil {
 			return err
 		}
 	}
@@ -557,7 +576,7 @@ func dedupKeyFunc(spec string) (func(worker.Request) (string, error), error) {
 // publish sends the validated requests, waits for every ack and fills sum.
 // A setup error (NATS, stream) is returned as err; a publish that could not
 // be sent stops the run and is returned as sendErr once sum is complete.
-func (o *enqueueOptions) publish(cmd *cobra.Command, v *enqValidator, sum *enqueueSummary) (sendErr, err error) {
+func (o *enqueueOptions) publish(cmd *cobra.Command, v *enqValidator, sum *enqueueSummary, tr *tracing) (sendErr, err error) {
 	ctx := cmd.Context()
 	stderr := cmd.ErrOrStderr()
 	conn, err := o.nats.connect(cmd)
@@ -575,6 +594,10 @@ func (o *enqueueOptions) publish(cmd *cobra.Command, v *enqValidator, sum *enque
 	}
 	o.dupWindow = info.Config.Duplicates
 
+	if tr != nil && !o.quiet {
+		fmt.Fprintf(stderr, "enqueue: tracing: %s\n", tr)
+	}
+	spans := newPublishSpans(tr, cfg.Subject, len(v.items))
 	start := time.Now()
 	rep := newProgressReporter(stderr, "enqueue", len(v.items), o.quiet, o.every)
 	var (
@@ -585,6 +608,7 @@ func (o *enqueueOptions) publish(cmd *cobra.Command, v *enqValidator, sum *enque
 		Window: o.window, ExpectStream: cfg.Stream,
 		OnResult: func(r queue.PublishResult) {
 			done++
+			spans.end(r)
 			if r.Err != nil && len(failed) < maxReported {
 				failed = append(failed, v.items[r.Ref].loc.err(r.Err.Error()))
 			}
@@ -603,8 +627,11 @@ func (o *enqueueOptions) publish(cmd *cobra.Command, v *enqValidator, sum *enque
 		if limiter != nil && limiter.Wait(ctx) != nil {
 			break
 		}
-		err := pub.Publish(ctx, queue.Outgoing{Subject: cfg.Subject, MsgID: v.msgID(e), Data: v.body(e), Ref: uint64(i)})
+		out := queue.Outgoing{Subject: cfg.Subject, MsgID: v.msgID(e), Data: v.body(e), Ref: uint64(i)}
+		out.Header = spans.start(ctx, out)
+		err := pub.Publish(ctx, out)
 		if err != nil {
+			spans.notSent(out.Ref, err)
 			if ctx.Err() == nil {
 				sendErr = err
 			}
@@ -716,4 +743,84 @@ func (r *progressReporter) finish() {
 		_ = r.bar.Finish()
 		_ = r.bar.Exit()
 	}
+}
+
+// publishSpans are enqueue's producer spans, one per request, each the root
+// of the request's trace; a nil *publishSpans (tracing off) does nothing.
+// A span ends when the request's publish ack arrives, so it measures the
+// store, and says the stream sequence and whether it was a duplicate.
+type publishSpans struct {
+	tracer  trace.Tracer
+	subject string
+	// spans[ref] is written by the publishing goroutine before Publish and
+	// read by the ack collector after it: Publish hands the message over
+	// on a channel, which orders the two.
+	spans []trace.Span
+}
+
+func newPublishSpans(tr *tracing, subject string, n int) *publishSpans {
+	t := tr.tracer("github.com/codearts-recover-worker/codearts-recover-worker/cmd/worker")
+	if t == nil {
+		return nil
+	}
+	return &publishSpans{tracer: t, subject: subject, spans: make([]trace.Span, n)}
+}
+
+// start begins the span of out and returns the headers that carry it.
+func (s *publishSpans) start(ctx context.Context, out queue.Outgoing) nats.Header {
+	if s == nil {
+		return nil
+	}
+	attrs := make([]attribute.KeyValue, 0, 5)
+	attrs = append(attrs, attribute.String("messaging.system", "nats"), attribute.String("messaging.operation.type", "send"),
+		attribute.String("messaging.destination.name", s.subject))
+	if out.MsgID != "" {
+		attrs = append(attrs, attribute.String("messaging.message.id", out.MsgID))
+	}
+	if id := bodyJobID(out.Data); id != "" {
+		attrs = append(attrs, attribute.String("job_id", id))
+	}
+	ctx, span := s.tracer.Start(ctx, "send "+s.subject, trace.WithNewRoot(),
+		trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...))
+	s.spans[out.Ref] = span
+	h := nats.Header{}
+	worker.InjectTrace(ctx, h)
+	return h
+}
+
+// end ends the span of a request whose fate is known.
+func (s *publishSpans) end(r queue.PublishResult) {
+	if s == nil {
+		return
+	}
+	span := s.spans[r.Ref]
+	s.spans[r.Ref] = nil
+	switch {
+	case r.Err != nil:
+		span.SetStatus(codes.Error, r.Err.Error())
+	default:
+		span.SetAttributes(attribute.Int64("stream_seq", int64(r.Seq)), attribute.Bool("duplicate", r.Duplicate)) //nolint:gosec // a stream sequence
+	}
+	span.End()
+}
+
+// notSent ends the span of a request that could not be sent at all.
+func (s *publishSpans) notSent(ref uint64, err error) {
+	if s == nil {
+		return
+	}
+	s.spans[ref].SetStatus(codes.Error, err.Error())
+	s.spans[ref].End()
+	s.spans[ref] = nil
+}
+
+// bodyJobID reads the job id from a body enqueue built: the canonical JSON
+// of a worker.Request, whose first field is the job id. "" for anything
+// else.
+func bodyJobID(body []byte) string {
+	const prefix = `{"job_id":"`
+	if !bytes.HasPrefix(body, []byte(prefix)) || len(body) < len(prefix)+33 || body[len(prefix)+32] != '"' {
+		return ""
+	}
+	return string(body[len(prefix) : len(prefix)+32])
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 	"golang.org/x/time/rate"
 
+	"github.com/codearts-recover-worker/codearts-recover-worker/internal/admin"
 	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
 )
 
@@ -118,18 +119,7 @@ func (o *natsOptions) connect(cmd *cobra.Command, extraEnv ...string) (*queue.Co
 // requireStream returns a stream that must exist, with its info, or an error that
 // says which flag names it.
 func requireStream(ctx context.Context, conn *queue.Conn, name, flag string) (*queue.Stream, *jetstream.StreamInfo, error) {
-	s, err := conn.Stream(ctx, name)
-	if errors.Is(err, queue.ErrStreamNotFound) {
-		return nil, nil, fmt.Errorf("stream %s does not exist (check --%s; 'worker run' creates it on start)", name, flag)
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	return s, info, nil
+	return admin.RequireStream(ctx, conn, name, flag)
 }
 
 // checkSubject makes sure messages published on subject land in the stream

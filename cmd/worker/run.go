@@ -13,10 +13,13 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapio"
 
 	"github.com/codearts-recover-worker/codearts-recover-worker/codearts"
+	"github.com/codearts-recover-worker/codearts-recover-worker/internal/admin"
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/buildinfo"
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/ops"
+	"github.com/codearts-recover-worker/codearts-recover-worker/internal/ui"
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/wire"
 	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
 	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
@@ -38,6 +41,8 @@ type runOptions struct {
 	logFormat  string
 	logLevel   string
 	httpAddr   string
+	ui         bool // the status page at / of httpAddr
+	uiActions  bool // its replay action
 
 	fs *pflag.FlagSet // the flags, for the startup log line
 }
@@ -62,6 +67,7 @@ func defaultRunOptions() runOptions {
 		logFormat: "json",
 		logLevel:  "info",
 		httpAddr:  ":8080",
+		ui:        true,
 	}
 }
 
@@ -106,7 +112,9 @@ func (o *runOptions) addFlags(fs *pflag.FlagSet) {
 
 	fs.StringVar(&o.logFormat, "log-format", o.logFormat, "json or console")
 	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "debug, info, warn or error")
-	fs.StringVar(&o.httpAddr, "http-addr", o.httpAddr, "address of /healthz, /readyz and /metrics (empty = off)")
+	fs.StringVar(&o.httpAddr, "http-addr", o.httpAddr, "address of /healthz, /readyz, /metrics and the status page (empty = off)")
+	fs.BoolVar(&o.ui, "ui", o.ui, "serve the live status page at / of --http-addr (read-only unless --ui-actions)")
+	fs.BoolVar(&o.uiActions, "ui-actions", o.uiActions, "let the status page replay dead letters (keep the port private: NetworkPolicy, port-forward)")
 }
 
 func newRunCmd() *cobra.Command {
@@ -155,6 +163,8 @@ type service struct {
 	pool *worker.Pool
 
 	ops     *ops.Server // nil with --http-addr ""
+	tracing *tracing    // nil when OTEL_* asks for no tracing
+	ui      *ui.Server  // nil with --ui=false or --http-addr ""
 	metrics *ops.Metrics
 	lag     *ops.LagPoller
 	tally   ops.DrainTally
@@ -212,10 +222,15 @@ func (o *runOptions) open(ctx context.Context, stderr io.Writer) (_ *service, er
 			s.Close()
 		}
 	}()
-	if err := s.startOps(ctx, o.httpAddr); err != nil {
+	// A bad OTEL_* value stops the start, like a bad flag.
+	if s.tracing, err = startTracing(ctx, stderr, func(err error) { log.Warn("tracing", zap.Error(err)) }); err != nil {
+		return nil, err
+	}
+	if err := s.startOps(ctx, o); err != nil {
 		return nil, err
 	}
 	log.Info("worker starting", o.startupFields()...)
+	log.Info("tracing", s.tracing.logFields()...)
 	if o.api.Credentials.AK == "" {
 		creds, err := codearts.LoadCredentials()
 		if err != nil {
@@ -266,6 +281,7 @@ func (o *runOptions) open(ctx context.Context, stderr io.Writer) (_ *service, er
 		}
 	}
 	pc.Logger = log
+	pc.Tracer = s.tracing.provider()
 	pc.Observer = worker.Observers{s.metrics, &s.tally}
 	pc.Decode.ValidRegion = api.AllowedRegion
 	// Always a limiter: even without --rate-limit, throttle answers lower
@@ -289,6 +305,7 @@ func (o *runOptions) open(ctx context.Context, stderr io.Writer) (_ *service, er
 	}
 	s.pool = pool
 	s.wire(cons, limiter)
+	s.attachUI(conn, o, limiter)
 	log.Info("worker started", zap.Stringer("credentials", o.api.Credentials), zap.String("project_id", o.api.ProjectID))
 	return s, nil
 }
@@ -311,6 +328,9 @@ func (s *service) Run(ctx context.Context) error {
 
 // Close releases the NATS connection (flushing acks and naks).
 func (s *service) Close() {
+	if s.ui != nil {
+		s.ui.Close() // a replay from the page needs the connection
+	}
 	if s.conn != nil {
 		if err := s.conn.Close(5 * time.Second); err != nil {
 			s.log.Warn("closing nats", zap.Error(err))
@@ -318,6 +338,9 @@ func (s *service) Close() {
 	}
 	if s.api != nil {
 		_ = s.api.Close() // idle keep-alive connections
+	}
+	if err := s.tracing.shutdown(); err != nil {
+		s.log.Warn("tracing", zap.Error(err))
 	}
 	// Last, so /metrics and /readyz answer until the very end.
 	if s.ops != nil {
@@ -328,9 +351,11 @@ func (s *service) Close() {
 	_ = s.log.Sync()
 }
 
-// startOps builds the metrics and, unless addr is "", starts the ops HTTP
-// server with a readiness check that fails until wire has run.
-func (s *service) startOps(ctx context.Context, addr string) error {
+// startOps builds the metrics and, unless --http-addr is "", starts the ops
+// HTTP server with a readiness check that fails until wire has run, and the
+// status page (which says "starting" until attachUI).
+func (s *service) startOps(ctx context.Context, o *runOptions) error {
+	addr := o.httpAddr
 	reg := ops.NewRegistry(buildinfo.Get(buildVersion()))
 	m, err := ops.NewMetrics(reg)
 	if err != nil {
@@ -347,11 +372,51 @@ func (s *service) startOps(ctx context.Context, addr string) error {
 		}
 		return nil
 	})
+	if o.ui {
+		s.ui = ui.New(ui.Config{Actions: o.uiActions, Gatherer: reg, Ready: srv.Ready, Logger: s.log})
+		srv.Handle("/", s.ui)
+	}
 	if err := srv.Start(ctx); err != nil {
 		return err
 	}
 	s.ops = srv
 	return nil
+}
+
+// attachUI gives the status page the streams and this process's state.
+func (s *service) attachUI(conn *queue.Conn, o *runOptions, limiter *retry.Limiter) {
+	if s.ui == nil {
+		return
+	}
+	s.ui.Attach(ui.Backend{
+		Streams: &admin.Streams{
+			Conn:      conn,
+			Snapshots: admin.SnapshotConfig{ResultStream: conn.Config().ResultStream},
+			Problems:  &zapio.Writer{Log: s.log.Named("replay"), Level: zap.WarnLevel},
+		},
+		Live: liveState(s.pool, limiter, o.pool.Concurrency, o.rateLimit, o.api.Region),
+	})
+}
+
+// liveState reads what the status page shows of this process.
+func liveState(pool *worker.Pool, limiter *retry.Limiter, concurrency int, rateLimit float64, region string) func() ui.Live {
+	return func() ui.Live {
+		st := pool.State()
+		l := ui.Live{
+			InFlight: pool.InFlight(), Concurrency: concurrency, RateLimit: limiter.Rate(), RateLimitMax: rateLimit,
+			Paused: st.Paused, PauseReason: st.PauseReason, Breakers: map[string]string{}, Draining: pool.Draining(),
+		}
+		if until := limiter.PausedUntil(); time.Now().Before(until) {
+			l.ThrottledUntil = until
+		}
+		for r, b := range st.Breakers {
+			if r == "" {
+				r = region
+			}
+			l.Breakers[r] = b
+		}
+		return l
+	}
 }
 
 // wire feeds the metrics and readiness from the running pieces.

@@ -89,6 +89,11 @@ func (s *Server) Ready() error {
 	return errors.Join(errs...)
 }
 
+// Handle serves more on the same address, e.g. the status page at "/".
+// The three endpoints keep precedence (their patterns are more specific).
+// Safe to call while serving.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
 // Handler returns the HTTP handler of the three endpoints.
 func (s *Server) Handler() http.Handler { return s.mux }
 

@@ -1,0 +1,279 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/require"
+
+	"github.com/codearts-recover-worker/codearts-recover-worker/codearts/codeartssim"
+	"github.com/codearts-recover-worker/codearts-recover-worker/internal/ui"
+	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
+)
+
+// The status page in a real headless Chromium, against `worker run`'s own
+// wiring (real NATS, the real SDK, the simulator).
+//
+// Without Chromium these tests skip, unless CODEARTS_BROWSER_TEST=require
+// (CI sets it), which makes a missing browser a failure.
+
+// browser starts a headless Chromium for the test and returns its context.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a browser, NATS and the simulator")
+	}
+	path := os.Getenv("CHROMIUM")
+	if path == "" {
+		for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+			if p, err := exec.LookPath(name); err == nil {
+				path = p
+				break
+			}
+		}
+	}
+	if path == "" {
+		if os.Getenv("CODEARTS_BROWSER_TEST") == "require" {
+			t.Fatal("CODEARTS_BROWSER_TEST=require but no Chromium found: run 'make chromium' (Debian's chromium package) or set CHROMIUM")
+		}
+		t.Skip("no Chromium on this machine: 'make chromium' installs Debian's package (CI sets CODEARTS_BROWSER_TEST=require so this never skips there)")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-component-update", true),
+		chromedp.WindowSize(1440, 1100),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() {
+		_ = chromedp.Cancel(ctx) // closes the browser and waits for it
+		cancel()
+		cancelAlloc()
+	})
+	require.NoError(t, chromedp.Do(ctx), "starting %s", path)
+	return ctx
+}
+
+// waitPage waits until the JavaScript expression is truthy in the page.
+func waitPage(t *testing.T, ctx context.Context, timeout time.Duration, expr string, msg string) {
+	t.Helper()
+	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(50*time.Millisecond)))
+	require.NoError(t, err, "waiting for %s (%s)", msg, expr)
+}
+
+func pageEval[T any](t *testing.T, ctx context.Context, expr string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	require.NoError(t, err, expr)
+	return v
+}
+
+// pageFigures reads every figure of `worker status` the page shows, by its
+// JSON path, as the user sees it (thousands separators removed).
+func pageFigures(t *testing.T, ctx context.Context) map[string]string {
+	t.Helper()
+	got := pageEval[map[string]string](t, ctx,
+		`Object.fromEntries([...document.querySelectorAll('[data-k]')].map(e => [e.dataset.k, e.textContent.replaceAll(',', '')]))`)
+	return got
+}
+
+// statusFigures runs `worker status --json` and flattens it the same way.
+func statusFigures(t *testing.T, natsURL string) map[string]string {
+	t.Helper()
+	r := cli(t, "", "status", "--json", "--nats-url", natsURL)
+	require.Zero(t, r.code, r.err)
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal([]byte(r.out), &doc), r.out)
+	out := map[string]string{}
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				walk(strings.TrimPrefix(prefix+"."+k, "."), e)
+			}
+		case []any: // the stream's subjects, shown in the header
+		case nil:
+		default:
+			out[prefix] = fmt.Sprint(x)
+		}
+	}
+	walk("", doc)
+	return out
+}
+
+// volatile figures change while nothing happens: idle workers' pull
+// requests come and go.
+var volatileFigures = []string{"consumer.waiting_pulls"}
+
+// waitFiguresMatch waits until the page shows exactly the figures of
+// `worker status --json`, once they have settled on want.
+func waitFiguresMatch(t *testing.T, ctx context.Context, natsURL string, want map[string]string) map[string]string {
+	t.Helper()
+	conds := []string{}
+	for k, v := range want {
+		conds = append(conds, fmt.Sprintf(`(document.querySelector('[data-k=%q]')?.textContent.replaceAll(',', '') === %q)`, k, v))
+	}
+	waitPage(t, ctx, 60*time.Second, strings.Join(conds, " && "), fmt.Sprintf("the page to show %v", want))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		page, cli := pageFigures(t, ctx), statusFigures(t, natsURL)
+		for _, k := range volatileFigures {
+			delete(page, k)
+			delete(cli, k)
+		}
+		if fmt.Sprint(page) == fmt.Sprint(cli) || time.Now().After(deadline) {
+			require.Equal(t, cli, page, "the page's figures are `worker status --json`'s")
+			return page
+		}
+		// Not equal yet: wait for the page's next refresh, then compare again.
+		stamp := pageEval[string](t, ctx, `document.getElementById('updated').textContent`)
+		waitPage(t, ctx, 10*time.Second, fmt.Sprintf(`document.getElementById('updated').textContent !== %q`, stamp), "the next refresh")
+	}
+}
+
+// startUIWorker runs `worker run` as its command does (open, Run) with the
+// given extra flags, against a fresh NATS and sim; it returns the page's
+// base URL and the NATS URL (with credentials).
+func startUIWorker(t *testing.T, sim *codeartssim.Server, args ...string) (base, natsURL string) {
+	t.Helper()
+	ns := startNATS(t)
+	t.Setenv("HUAWEICLOUD_SDK_AK", testAK)
+	t.Setenv("HUAWEICLOUD_SDK_SK", testSK)
+	t.Setenv("HUAWEICLOUD_SDK_PROJECT_ID", testProjectID)
+	natsURL = strings.Replace(ns.ClientURL(), "nats://", "nats://"+natsUser+":"+natsPassword+"@", 1)
+	o := parseRun(t, append([]string{"--nats-url", natsURL, "--endpoint", sim.URL(), "--http-addr", "127.0.0.1:0",
+		"--ack-wait", "5s", "--drain-timeout", "5s", "--concurrency", "8", "--log-level", "warn"}, args...)...)
+	var logs syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := o.open(ctx, &logs)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+		s.Close()
+		if t.Failed() {
+			t.Logf("worker logs:\n%s", logs.String())
+		}
+	})
+	return "http://" + s.ops.Addr(), natsURL
+}
+
+func ids(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = seqJobID(prefix, i)
+	}
+	return out
+}
+
+// TestStatusPageLiveAndReplay: the page loads against a running worker,
+// shows what `worker status --json` shows once the requests are drained,
+// and its replay action moves the chosen group of dead letters back to the
+// request stream (they are recovered this time) while the page follows.
+func TestStatusPageLiveAndReplay(t *testing.T) {
+	bctx := browser(t)
+	verifyNoLeaks(t)
+	sim := codeartssim.New(codeartssim.WithCredentials(testAK, testSK), codeartssim.WithOutcomes(codeartssim.StandardPrefixOutcomes()))
+	require.NoError(t, sim.Start("127.0.0.1:0"))
+	t.Cleanup(func() { _ = sim.Close() })
+	base, natsURL := startUIWorker(t, sim, "--ui-actions")
+
+	good, notFound, badParam := ids("a", 30), ids("404", 6), ids("400", 4)
+	ctx := context.Background()
+	publish(t, ctx, natsURL, good...)
+	publish(t, ctx, natsURL, notFound...)
+	publish(t, ctx, natsURL, badParam...)
+	pub, err := queue.Connect(ctx, queue.Config{URL: natsURL})
+	require.NoError(t, err)
+	for i := range 2 {
+		_, err := pub.Publish(ctx, queue.DefaultSubject, fmt.Sprintf("poison-%d", i), nil, []byte(`{"job_id":"../etc/passwd"}`))
+		require.NoError(t, err)
+	}
+	require.NoError(t, pub.Close(time.Second))
+
+	require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/")))
+	waitPage(t, bctx, 30*time.Second, `document.body.dataset.loaded === "true"`, "the first poll")
+	require.Equal(t, "actions enabled", pageEval[string](t, bctx, `document.getElementById('mode').textContent`))
+
+	// Drained: 42 requests, 30 recovered, 12 dead-lettered (6 404, 4 400,
+	// 2 invalid); the page's figures are the CLI's.
+	waitFiguresMatch(t, bctx, natsURL, map[string]string{
+		"stream.messages": "0", "dlq.messages": "12", "dlq.by_reason.client_error": "10", "dlq.by_reason.invalid_request": "2",
+		"results.messages": "42", "consumer.in_flight": "0",
+	})
+	waitPage(t, bctx, 10*time.Second, `document.getElementById('k-recovered').textContent === "30" && document.getElementById('k-dead').textContent === "12"`,
+		"this worker's counts")
+	calls := pageEval[map[string]string](t, bctx, `Object.fromEntries([...document.querySelectorAll('#calls [data-bar]')].map(e => [e.dataset.bar, e.querySelector('.n').textContent]))`)
+	require.Equal(t, map[string]string{"200": "30", "404": "6", "400": "4"}, calls, "API calls by status")
+	require.Equal(t, "0", pageEval[string](t, bctx, `document.getElementById('k-backlog').textContent`))
+	require.Equal(t, "drained", pageEval[string](t, bctx, `document.getElementById('k-eta').textContent.split(' · ')[0]`))
+	groups := pageEval[map[string]string](t, bctx, `Object.fromEntries([...document.querySelectorAll('#groups tr[data-group]')].map(e => [e.dataset.group, e.dataset.count]))`)
+	require.Equal(t, map[string]string{"client_error/CB.00060204": "6", "client_error/CB.00060200": "4", "invalid_request/": "2"}, groups)
+
+	// The jobs exist now: replay the 404 group from the page.
+	sim.Configure(codeartssim.WithoutOutcomes())
+	row := `#groups tr[data-group="client_error/CB.00060204"] `
+	require.NoError(t, chromedp.Do(bctx,
+		chromedp.Click(chromedp.CSS(row+`button[data-action="replay"]`)),
+		chromedp.Click(chromedp.CSS(row+`button[data-action="confirm-replay"]`)),
+	))
+	waitPage(t, bctx, 30*time.Second, `document.getElementById('replay').dataset.running === "false" && document.getElementById('replay').dataset.replayed === "6"`,
+		"the replay to finish")
+	waitPage(t, bctx, 30*time.Second, `!document.querySelector('#groups tr[data-group="client_error/CB.00060204"]') && document.getElementById('k-recovered').textContent === "36"`,
+		"the page to drop the group and count the recoveries")
+	for _, id := range notFound {
+		require.Equal(t, 1, sim.Recovered(id), "job %s recovered once after the replay", id)
+	}
+	for _, id := range badParam {
+		require.Zero(t, sim.Recovered(id), "job %s was not chosen", id)
+	}
+	r := cli(t, "", "dlq", "list", "--json", "--nats-url", natsURL)
+	require.Zero(t, r.code, r.err)
+	require.NotContains(t, r.out, "CB.00060204", "the replayed dead letters left the DLQ")
+	require.Equal(t, 6, strings.Count(r.out, "\n"), "the others stayed")
+	waitFiguresMatch(t, bctx, natsURL, map[string]string{
+		"stream.messages": "0", "dlq.messages": "6", "dlq.by_reason.client_error": "4", "results.messages": "48",
+	})
+}
+
+// TestStatusPageReadOnly: without --ui-actions the page has no replay
+// control and the API refuses a replay even when asked exactly as the page
+// would.
+func TestStatusPageReadOnly(t *testing.T) {
+	bctx := browser(t)
+	verifyNoLeaks(t)
+	sim := codeartssim.New(codeartssim.WithCredentials(testAK, testSK), codeartssim.WithOutcomes(codeartssim.StandardPrefixOutcomes()))
+	require.NoError(t, sim.Start("127.0.0.1:0"))
+	t.Cleanup(func() { _ = sim.Close() })
+	base, natsURL := startUIWorker(t, sim)
+	publish(t, context.Background(), natsURL, ids("404", 3)...)
+
+	require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/")))
+	waitPage(t, bctx, 30*time.Second, `document.querySelector('#groups tr[data-group="client_error/CB.00060204"]')?.dataset.count === "3"`, "the dead letters")
+	require.Equal(t, "read-only", pageEval[string](t, bctx, `document.getElementById('mode').textContent`))
+	require.Zero(t, pageEval[int](t, bctx, `document.querySelectorAll('[data-action]').length`), "no replay control")
+
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, base+"/api/replay",
+		strings.NewReader(`{"filter":{"reasons":["client_error"]}}`))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(ui.ActionHeader, "replay")
+	resp, err := noKeepAlive().Do(req)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	require.Equal(t, http.StatusForbidden, resp.StatusCode)
+	r := cli(t, "", "status", "--json", "--nats-url", natsURL)
+	require.Zero(t, r.code, r.err)
+	require.Contains(t, r.out, `"client_error": 3`, "nothing replayed")
+}

@@ -1,0 +1,27 @@
+// Package ui is the live status page a worker serves on its ops HTTP
+// server: one HTML page with its script and style embedded in the binary
+// (no build step, nothing fetched from elsewhere, works offline), and the
+// JSON endpoints it polls.
+//
+//	GET  /                  the page
+//	GET  /api/status        the figures of `worker status --json`, plus this
+//	                        process's: drain rate and ETA, recovered and
+//	                        dead-lettered counts, API calls by status, current
+//	                        rate and limit, breakers, pause and its reason
+//	GET  /api/deadletters   dead letters grouped by reason and error code
+//	POST /api/replay        replay one group (only with Config.Actions)
+//
+// Invariants it owns:
+//   - Read-only unless Config.Actions: without it the page has no replay
+//     control and POST /api/replay answers 403.
+//   - A replay request must come from the page itself: JSON content type,
+//     the X-Recover-Action header (which a cross-site form cannot send
+//     without a CORS preflight this server never grants), and a same-origin
+//     Origin/Sec-Fetch-Site (net/http's CrossOriginProtection).
+//   - Replays go through admin.Streams.Replay, the code path of
+//     `worker dlq replay`: a dead letter leaves the dead-letter stream only
+//     after its replay's publish ack. One replay runs at a time; Close
+//     cancels it and waits.
+//   - However many pages poll, the streams are read at most once per
+//     Config.Refresh, and the dead letters rescanned only when they changed.
+package ui

@@ -1,0 +1,450 @@
+package ui
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"mime"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/codearts-recover-worker/codearts-recover-worker/internal/admin"
+)
+
+//go:embed assets
+var assets embed.FS
+
+// ActionHeader must accompany POST /api/replay (any non-empty value; the
+// page sends "replay"). Browsers let a page on another origin send it only
+// after a CORS preflight, which this server never answers.
+const ActionHeader = "X-Recover-Action"
+
+// Streams reads and repairs the worker's streams. *admin.Streams
+// implements it.
+type Streams interface {
+	// Snapshot reads the figures and the dead letters grouped, reusing
+	// prev's dead letters when they did not change.
+	Snapshot(ctx context.Context, prev *admin.Snapshot) (*admin.Snapshot, error)
+	// Replay replays the dead letters that match f stored at or below
+	// sequence upTo, as `worker dlq replay` does.
+	Replay(ctx context.Context, f admin.Filter, upTo uint64, selected func(int), progress func(int)) (admin.ReplaySummary, error)
+}
+
+// Config configures a Server.
+type Config struct {
+	// Actions enables the replay control and POST /api/replay. Default
+	// false: the page is read-only.
+	Actions bool
+	// Gatherer is the process's metrics registry, read for its counts of
+	// recovered and dead-lettered requests, API calls and retries. nil = the
+	// page shows none.
+	Gatherer prometheus.Gatherer
+	// Ready reports the process's readiness (ops.Server.Ready). nil =
+	// always ready.
+	Ready func() error
+	// Window is the span over which the drain rate (and so the ETA) is
+	// computed. Default 30s.
+	Window time.Duration
+	// Refresh is the least time between two reads of the streams, whatever
+	// the number of pages polling. Default 1s.
+	Refresh time.Duration
+	// Logger receives replays and failed reads. nil = no logs.
+	Logger *zap.Logger
+	// Now is the clock. nil = time.Now.
+	Now func() time.Time
+}
+
+// Backend is what the page reads once the process is wired.
+type Backend struct {
+	// Streams is required.
+	Streams Streams
+	// Live reads this process's state. nil = none shown.
+	Live func() Live
+}
+
+// Server serves the page and its API. Mount it at "/" of the ops server.
+// It answers 503 on the API until Attach.
+type Server struct {
+	cfg     Config
+	log     *zap.Logger
+	mux     *http.ServeMux
+	backend atomic.Pointer[Backend]
+
+	mu      sync.Mutex // guards the fields below; held while reading the streams
+	snap    *admin.Snapshot
+	snapErr error
+	snapAt  time.Time
+	counts  counters
+	win     window
+
+	rmu    sync.Mutex
+	replay *replayState
+	ctx    context.Context // replays run under it; Close cancels it
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New returns a Server; Attach gives it the streams.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.Window <= 0 {
+		cfg.Window = 30 * time.Second
+	}
+	if cfg.Refresh <= 0 {
+		cfg.Refresh = time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), win: window{span: cfg.Window}}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	static, err := fs.Sub(assets, "assets")
+	if err != nil {
+		panic(err) // the embedded tree is fixed at build time
+	}
+	files := http.FileServerFS(static)
+	s.mux.Handle("GET /", headers(files, false))
+	s.mux.Handle("GET /api/status", headers(http.HandlerFunc(s.status), true))
+	s.mux.Handle("GET /api/deadletters", headers(http.HandlerFunc(s.deadLetters), true))
+	s.mux.Handle("POST /api/replay", headers(http.NewCrossOriginProtection().Handler(http.HandlerFunc(s.startReplay)), true))
+	return s
+}
+
+// Attach gives the Server what it reads; until then the API answers 503.
+func (s *Server) Attach(b Backend) { s.backend.Store(&b) }
+
+// ServeHTTP serves the page and the API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Close cancels a running replay and waits for it (the dead letters whose
+// replays were acknowledged are still removed).
+func (s *Server) Close() {
+	s.cancel()
+	s.wg.Wait()
+}
+
+// headers sets what every answer carries: no framing, no sniffing, nothing
+// loaded from elsewhere; API answers are never cached.
+func headers(h http.Handler, api bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("Referrer-Policy", "no-referrer")
+		hd.Set("X-Frame-Options", "DENY")
+		if api {
+			hd.Set("Cache-Control", "no-store")
+		} else {
+			hd.Set("Cache-Control", "no-cache")
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// refresh reads the streams and the counters unless they were read less
+// than Config.Refresh ago; callers share one read.
+func (s *Server) refresh(ctx context.Context, b *Backend) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.cfg.Now()
+	if !s.snapAt.IsZero() && now.Sub(s.snapAt) < s.cfg.Refresh {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	snap, err := b.Streams.Snapshot(ctx, s.snap)
+	s.snapAt = s.cfg.Now()
+	if err != nil {
+		if s.snapErr == nil {
+			s.log.Warn("status page: reading the streams failed", zap.Error(err))
+		}
+		s.snapErr = err
+		return
+	}
+	s.snap, s.snapErr = snap, nil
+	c, err := readCounters(s.cfg.Gatherer)
+	if err != nil {
+		s.log.Debug("status page: gathering metrics", zap.Error(err))
+	}
+	s.counts = c
+	s.win.add(sample{at: s.snapAt, backlog: float64(snap.Status.Stream.Messages), finished: float64(c.finished()), calls: float64(c.calls())})
+}
+
+// statusResponse is GET /api/status.
+type statusResponse struct {
+	Time time.Time `json:"time"`
+	// Starting is set until the process is wired (connected to NATS,
+	// consumer bound); nothing else is then known.
+	Starting bool   `json:"starting,omitempty"`
+	Ready    bool   `json:"ready"`
+	NotReady string `json:"not_ready,omitempty"`
+	Actions  bool   `json:"actions"`
+	// Error is the last failed read of the streams; the figures are then
+	// those of the last good one.
+	Error string `json:"error,omitempty"`
+	// Status is `worker status --json`.
+	Status *admin.Status `json:"status"`
+	// Backlog is the requests stored and not finished (the request
+	// stream's messages).
+	Backlog uint64 `json:"backlog"`
+	Drain   *drain `json:"drain"`
+	// Process is this worker process: its totals since it started, its
+	// rates over the last seconds, its state.
+	Process *process     `json:"process"`
+	Replay  *replayState `json:"replay"`
+}
+
+type drain struct {
+	// RatePerSecond is how fast the backlog shrinks (negative: it grows),
+	// fleet-wide, over WindowSeconds.
+	RatePerSecond float64 `json:"rate_per_second"`
+	// ETASeconds is backlog / rate; null when the backlog is not
+	// shrinking, 0 when it is empty.
+	ETASeconds    *float64 `json:"eta_seconds"`
+	WindowSeconds float64  `json:"window_seconds"`
+}
+
+type process struct {
+	counters
+	Live
+	// FinishedPerSecond: requests recovered or dead-lettered by this
+	// process per second, over the last 5s.
+	FinishedPerSecond float64 `json:"finished_per_second"`
+	// APICallsPerSecond: API calls per second over the last 5s.
+	APICallsPerSecond float64 `json:"api_calls_per_second"`
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	resp := statusResponse{Time: s.cfg.Now().UTC(), Ready: true, Actions: s.cfg.Actions}
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(); err != nil {
+			resp.Ready, resp.NotReady = false, err.Error()
+		}
+	}
+	resp.Replay = s.replayState()
+	b := s.backend.Load()
+	if b == nil {
+		resp.Starting = true
+		writeJSON(w, http.StatusOK, resp)
+		return
+	}
+	s.refresh(r.Context(), b)
+	s.mu.Lock()
+	snap, snapErr, c := s.snap, s.snapErr, s.counts
+	rate, span, ok := s.win.drainRate()
+	finishedRate := s.win.recent(5*time.Second, func(x sample) float64 { return x.finished })
+	callRate := s.win.recent(5*time.Second, func(x sample) float64 { return x.calls })
+	s.mu.Unlock()
+	if snapErr != nil {
+		resp.Error = snapErr.Error()
+	}
+	if snap != nil {
+		st := snap.Status
+		resp.Status = &st
+		resp.Backlog = st.Stream.Messages
+		d := &drain{WindowSeconds: span.Seconds()}
+		switch {
+		case resp.Backlog == 0:
+			d.RatePerSecond = max(rate, 0)
+			d.ETASeconds = new(float64)
+		case ok:
+			d.RatePerSecond = rate
+			if rate > 0 {
+				eta := float64(resp.Backlog) / rate
+				d.ETASeconds = &eta
+			}
+		}
+		resp.Drain = d
+	}
+	p := &process{counters: c, FinishedPerSecond: finishedRate, APICallsPerSecond: callRate}
+	if b.Live != nil {
+		p.Live = b.Live()
+	}
+	if p.Breakers == nil {
+		p.Breakers = map[string]string{}
+	}
+	resp.Process = p
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// deadLettersResponse is GET /api/deadletters.
+type deadLettersResponse struct {
+	Total   uint64 `json:"total"`
+	LastSeq uint64 `json:"last_seq"`
+	// Stale: the dead letters changed since these groups were read; a
+	// rescan follows shortly.
+	Stale   bool          `json:"stale,omitempty"`
+	Groups  []admin.Group `json:"groups"`
+	Actions bool          `json:"actions"`
+}
+
+func (s *Server) deadLetters(w http.ResponseWriter, r *http.Request) {
+	b := s.backend.Load()
+	if b == nil {
+		writeError(w, http.StatusServiceUnavailable, "starting: connecting to NATS")
+		return
+	}
+	s.refresh(r.Context(), b)
+	s.mu.Lock()
+	snap, snapErr := s.snap, s.snapErr
+	s.mu.Unlock()
+	if snap == nil {
+		writeError(w, http.StatusServiceUnavailable, "reading the dead letters: "+errString(snapErr))
+		return
+	}
+	groups := snap.Groups
+	if groups == nil {
+		groups = []admin.Group{}
+	}
+	writeJSON(w, http.StatusOK, deadLettersResponse{
+		Total: snap.Status.DLQ.Messages, LastSeq: snap.DLQLastSeq, Stale: snap.Stale, Groups: groups, Actions: s.cfg.Actions,
+	})
+}
+
+// replayRequest is the body of POST /api/replay.
+type replayRequest struct {
+	Filter admin.Filter `json:"filter"`
+	// UpToSeq bounds the replay to the dead letters the page showed: those
+	// stored at or below it (0 = any).
+	UpToSeq uint64 `json:"up_to_seq"`
+}
+
+// replayState is the page's replay, running or finished.
+type replayState struct {
+	Filter     admin.Filter         `json:"filter"`
+	UpToSeq    uint64               `json:"up_to_seq"`
+	Running    bool                 `json:"running"`
+	Selected   int                  `json:"selected"`
+	Done       int                  `json:"done"`
+	Summary    *admin.ReplaySummary `json:"summary,omitempty"`
+	Error      string               `json:"error,omitempty"`
+	StartedAt  time.Time            `json:"started_at"`
+	FinishedAt time.Time            `json:"finished_at,omitzero"`
+}
+
+func (s *Server) replayState() *replayState {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	if s.replay == nil {
+		return nil
+	}
+	c := *s.replay
+	return &c
+}
+
+func (s *Server) startReplay(w http.ResponseWriter, r *http.Request) {
+	if !s.cfg.Actions {
+		writeError(w, http.StatusForbidden, "read-only: start the worker with --ui-actions to replay from this page (or use 'worker dlq replay')")
+		return
+	}
+	if r.Header.Get(ActionHeader) == "" {
+		writeError(w, http.StatusForbidden, "missing "+ActionHeader+" header")
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		writeError(w, http.StatusUnsupportedMediaType, "the body must be application/json")
+		return
+	}
+	b := s.backend.Load()
+	if b == nil {
+		writeError(w, http.StatusServiceUnavailable, "starting: connecting to NATS")
+		return
+	}
+	var req replayRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "bad request: "+err.Error())
+		return
+	}
+	if req.Filter.Empty() {
+		writeError(w, http.StatusBadRequest, "say which dead letters to replay: a filter (reasons, error_codes, statuses…); replaying all of them is for 'worker dlq replay --all'")
+		return
+	}
+	check := req.Filter
+	if err := check.Parse(s.cfg.Now()); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	s.rmu.Lock()
+	if s.replay != nil && s.replay.Running {
+		s.rmu.Unlock()
+		writeError(w, http.StatusConflict, "a replay is running; wait for it to finish")
+		return
+	}
+	st := &replayState{Filter: req.Filter, UpToSeq: req.UpToSeq, Running: true, Selected: -1, StartedAt: s.cfg.Now().UTC()}
+	s.replay = st
+	snapshot := *st
+	s.wg.Add(1)
+	s.rmu.Unlock()
+
+	s.log.Info("status page: replay started", zap.Any("filter", req.Filter), zap.Uint64("up_to_seq", req.UpToSeq),
+		zap.String("remote", r.RemoteAddr))
+	go s.runReplay(b, st)
+	writeJSON(w, http.StatusAccepted, map[string]any{"replay": snapshot})
+}
+
+func (s *Server) runReplay(b *Backend, st *replayState) {
+	defer s.wg.Done()
+	sum, err := b.Streams.Replay(s.ctx, st.Filter, st.UpToSeq,
+		func(n int) {
+			s.rmu.Lock()
+			st.Selected = n
+			s.rmu.Unlock()
+		},
+		func(done int) {
+			s.rmu.Lock()
+			st.Done = done
+			s.rmu.Unlock()
+		})
+	s.rmu.Lock()
+	st.Running = false
+	st.Summary = &sum
+	st.FinishedAt = s.cfg.Now().UTC()
+	if err != nil {
+		st.Error = err.Error()
+	}
+	s.rmu.Unlock()
+	// The next poll must see the dead letters leave.
+	s.mu.Lock()
+	s.snapAt = time.Time{}
+	s.mu.Unlock()
+	fields := []zap.Field{zap.Int("matched", sum.Matched), zap.Int("replayed", sum.Replayed),
+		zap.Int("already_replayed", sum.AlreadyReplayed), zap.Int("failed", sum.Failed), zap.Int("gone", sum.Gone)}
+	if err != nil {
+		s.log.Error("status page: replay failed", append(fields, zap.Error(err))...)
+		return
+	}
+	s.log.Info("status page: replay finished", fields...)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(true)
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "no read yet"
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "timed out"
+	}
+	return err.Error()
+}

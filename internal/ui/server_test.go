@@ -1,0 +1,326 @@
+package ui
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/codearts-recover-worker/codearts-recover-worker/internal/admin"
+	"github.com/codearts-recover-worker/codearts-recover-worker/internal/ops"
+	"github.com/codearts-recover-worker/codearts-recover-worker/worker"
+)
+
+// fakeStreams serves scripted snapshots and records replays.
+type fakeStreams struct {
+	mu      sync.Mutex
+	backlog uint64
+	reads   int
+	groups  []admin.Group
+	replays []replayRequest
+	release chan struct{} // when set, a replay waits for it
+}
+
+func (f *fakeStreams) Snapshot(_ context.Context, _ *admin.Snapshot) (*admin.Snapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reads++
+	return &admin.Snapshot{
+		Status: admin.Status{
+			Stream: admin.StreamStatus{Name: "CODEARTS_RECOVER", Subjects: []string{"codearts.build.recover"}, Messages: f.backlog},
+			DLQ:    admin.DLQStatus{Name: "CODEARTS_RECOVER_DLQ", Messages: 12, ByReason: map[string]int{"client_error": 12}},
+		},
+		Groups: f.groups, DLQLastSeq: 40,
+	}, nil
+}
+
+func (f *fakeStreams) Replay(_ context.Context, flt admin.Filter, upTo uint64, selected, progress func(int)) (admin.ReplaySummary, error) {
+	f.mu.Lock()
+	f.replays = append(f.replays, replayRequest{Filter: flt, UpToSeq: upTo})
+	release := f.release
+	f.mu.Unlock()
+	if release != nil {
+		<-release
+	}
+	selected(12)
+	progress(12)
+	return admin.ReplaySummary{Matched: 12, Replayed: 12}, nil
+}
+
+func (f *fakeStreams) setBacklog(n uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.backlog = n
+}
+
+// clock is a settable time.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+type bundle struct {
+	srv     *Server
+	streams *fakeStreams
+	clock   *clock
+	metrics *ops.Metrics
+	url     string
+}
+
+func setup(t *testing.T, actions bool) *bundle {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	m, err := ops.NewMetrics(reg)
+	require.NoError(t, err)
+	b := &bundle{
+		streams: &fakeStreams{groups: []admin.Group{{Reason: "client_error", ErrorCode: "CB.00060204", Count: 12, Statuses: map[string]int{"404": 12}}}},
+		clock:   &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
+		metrics: m,
+	}
+	b.srv = New(Config{Actions: actions, Gatherer: reg, Now: b.clock.Now, Window: 30 * time.Second})
+	hs := httptest.NewServer(b.srv)
+	t.Cleanup(func() {
+		hs.Close()
+		b.srv.Close()
+	})
+	b.url = hs.URL
+	return b
+}
+
+func (b *bundle) attach() {
+	b.srv.Attach(Backend{Streams: b.streams, Live: func() Live {
+		return Live{InFlight: 3, Concurrency: 32, RateLimit: 40, RateLimitMax: 50, Paused: true, PauseReason: "401 from the API",
+			Breakers: map[string]string{"cn-north-4": "open"}}
+	}})
+}
+
+func get(t *testing.T, url string, v any) (int, http.Header) {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	if v != nil {
+		require.NoError(t, json.Unmarshal(body, v), string(body))
+	}
+	return resp.StatusCode, resp.Header
+}
+
+func TestStatusBeforeAttachSaysStarting(t *testing.T) {
+	b := setup(t, false)
+	var got statusResponse
+	code, h := get(t, b.url+"/api/status", &got)
+	require.Equal(t, http.StatusOK, code)
+	require.True(t, got.Starting)
+	require.Nil(t, got.Status)
+	require.Equal(t, "no-store", h.Get("Cache-Control"))
+	code, _ = get(t, b.url+"/api/deadletters", nil)
+	require.Equal(t, http.StatusServiceUnavailable, code)
+}
+
+// The drain rate is the backlog's slope over the window; the ETA follows
+// from it; the counts are the metrics'; the live state is passed through.
+func TestStatusFigures(t *testing.T) {
+	b := setup(t, false)
+	b.attach()
+	b.metrics.Outcome(worker.Outcome{Kind: worker.OutcomeRecovered})
+	b.metrics.Outcome(worker.Outcome{Kind: worker.OutcomeRecovered})
+	b.metrics.Outcome(worker.Outcome{Kind: worker.OutcomeDeadLettered, Reason: worker.ReasonClientError})
+	b.metrics.Call(worker.Call{Status: 200, Class: "success"})
+	b.metrics.Call(worker.Call{Status: 200, Class: "success"})
+	b.metrics.Call(worker.Call{Status: 404, Class: "client_error"})
+	b.metrics.Call(worker.Call{Status: 0, Class: "transient"})
+
+	var got statusResponse
+	for i, backlog := range []uint64{100, 80, 60, 40} {
+		if i > 0 {
+			b.clock.advance(2 * time.Second)
+		}
+		b.streams.setBacklog(backlog)
+		get(t, b.url+"/api/status", &got)
+	}
+	require.False(t, got.Starting)
+	require.EqualValues(t, 40, got.Backlog)
+	require.EqualValues(t, 40, got.Status.Stream.Messages)
+	require.InDelta(t, 10, got.Drain.RatePerSecond, 1e-9)
+	require.NotNil(t, got.Drain.ETASeconds)
+	require.InDelta(t, 4, *got.Drain.ETASeconds, 1e-9)
+	require.InDelta(t, 6, got.Drain.WindowSeconds, 1e-9)
+	p := got.Process
+	require.EqualValues(t, 2, p.Recovered)
+	require.EqualValues(t, map[string]int64{"client_error": 1, "invalid_request": 0, "retries_exhausted": 0, "max_deliveries": 0}, p.DeadLettered)
+	require.EqualValues(t, map[string]int64{"200": 2, "404": 1, "error": 1}, p.APICalls)
+	require.Equal(t, Live{InFlight: 3, Concurrency: 32, RateLimit: 40, RateLimitMax: 50, Paused: true, PauseReason: "401 from the API",
+		Breakers: map[string]string{"cn-north-4": "open"}}, p.Live)
+
+	// Reads are shared: a second poll within Refresh reads nothing new.
+	reads := b.streams.reads
+	get(t, b.url+"/api/status", &got)
+	get(t, b.url+"/api/deadletters", nil)
+	require.Equal(t, reads, b.streams.reads)
+
+	// A growing backlog has no ETA; an empty one is drained.
+	for _, backlog := range []uint64{60, 90, 120} {
+		b.clock.advance(20 * time.Second)
+		b.streams.setBacklog(backlog)
+		get(t, b.url+"/api/status", &got)
+	}
+	require.Less(t, got.Drain.RatePerSecond, 0.0)
+	require.Nil(t, got.Drain.ETASeconds)
+	b.clock.advance(2 * time.Second)
+	b.streams.setBacklog(0)
+	get(t, b.url+"/api/status", &got)
+	require.NotNil(t, got.Drain.ETASeconds)
+	require.Zero(t, *got.Drain.ETASeconds)
+}
+
+func TestDeadLetterGroups(t *testing.T) {
+	b := setup(t, true)
+	b.attach()
+	var got deadLettersResponse
+	code, _ := get(t, b.url+"/api/deadletters", &got)
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, deadLettersResponse{Total: 12, LastSeq: 40, Actions: true, Groups: b.streams.groups}, got)
+}
+
+func TestPageIsServedWithItsAssets(t *testing.T) {
+	b := setup(t, false)
+	for _, tt := range []struct {
+		givePath string
+		wantType string
+		wantBody string
+	}{
+		{"/", "text/html", "<title>CodeArts recover worker</title>"},
+		{"/app.js", "text/javascript", "api/status"},
+		{"/style.css", "text/css", "--accent"},
+	} {
+		resp, err := http.Get(b.url + tt.givePath)
+		require.NoError(t, err)
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		require.NoError(t, resp.Body.Close())
+		require.Equal(t, http.StatusOK, resp.StatusCode, tt.givePath)
+		require.Contains(t, resp.Header.Get("Content-Type"), tt.wantType)
+		require.Contains(t, string(body), tt.wantBody)
+		require.Contains(t, resp.Header.Get("Content-Security-Policy"), "default-src 'none'")
+		require.Equal(t, "DENY", resp.Header.Get("X-Frame-Options"))
+	}
+	code, _ := get(t, b.url+"/nothing-here", nil)
+	require.Equal(t, http.StatusNotFound, code)
+}
+
+func postReplay(t *testing.T, url string, body string, h map[string]string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, url+"/api/replay", strings.NewReader(body))
+	require.NoError(t, err)
+	for k, v := range h {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer func() { _ = resp.Body.Close() }()
+	out, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(out)
+}
+
+var pageHeaders = map[string]string{"Content-Type": "application/json", ActionHeader: "replay"}
+
+func TestReplayRefused(t *testing.T) {
+	good := `{"filter":{"reasons":["client_error"],"error_codes":["CB.00060204"]},"up_to_seq":40}`
+	with := func(k, v string) map[string]string {
+		h := map[string]string{}
+		for k, v := range pageHeaders {
+			h[k] = v
+		}
+		if v == "" {
+			delete(h, k)
+		} else {
+			h[k] = v
+		}
+		return h
+	}
+	tests := []struct {
+		name        string
+		giveActions bool
+		giveBody    string
+		giveHeader  map[string]string
+		wantCode    int
+		wantErr     string
+	}{
+		{"read-only", false, good, pageHeaders, http.StatusForbidden, "read-only"},
+		{"no action header (a plain form post)", true, good, with(ActionHeader, ""), http.StatusForbidden, "X-Recover-Action"},
+		{"not JSON", true, good, with("Content-Type", "text/plain"), http.StatusUnsupportedMediaType, "application/json"},
+		{"cross-site", true, good, with("Sec-Fetch-Site", "cross-site"), http.StatusForbidden, ""},
+		{"other origin", true, good, with("Origin", "https://evil.example"), http.StatusForbidden, ""},
+		{"everything", true, `{"filter":{}}`, pageHeaders, http.StatusBadRequest, "say which dead letters"},
+		{"bad reason", true, `{"filter":{"reasons":["nope"]}}`, pageHeaders, http.StatusBadRequest, "is not one of client_error"},
+		{"unknown field", true, `{"filter":{"reasons":["client_error"]},"all":true}`, pageHeaders, http.StatusBadRequest, "unknown field"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := setup(t, tt.giveActions)
+			b.attach()
+			code, body := postReplay(t, b.url, tt.giveBody, tt.giveHeader)
+			require.Equal(t, tt.wantCode, code, body)
+			require.Contains(t, body, tt.wantErr)
+			require.Empty(t, b.streams.replays, "nothing replayed")
+		})
+	}
+}
+
+// A replay runs in the background, one at a time; the status shows it.
+func TestReplayRunsOnce(t *testing.T) {
+	b := setup(t, true)
+	b.attach()
+	b.streams.release = make(chan struct{})
+	body := `{"filter":{"reasons":["client_error"],"error_codes":["CB.00060204"]},"up_to_seq":40}`
+	code, out := postReplay(t, b.url, body, pageHeaders)
+	require.Equal(t, http.StatusAccepted, code, out)
+	code, out = postReplay(t, b.url, body, pageHeaders)
+	require.Equal(t, http.StatusConflict, code, out)
+	var got statusResponse
+	get(t, b.url+"/api/status", &got)
+	require.True(t, got.Replay.Running)
+	close(b.streams.release)
+
+	require.Eventually(t, func() bool {
+		get(t, b.url+"/api/status", &got)
+		return !got.Replay.Running
+	}, 10*time.Second, 5*time.Millisecond, "the replay finishes")
+	require.Equal(t, &admin.ReplaySummary{Matched: 12, Replayed: 12}, got.Replay.Summary)
+	require.Equal(t, 12, got.Replay.Done)
+	require.Equal(t, []replayRequest{{Filter: admin.Filter{Reasons: []string{"client_error"}, ErrorCodes: []string{"CB.00060204"}}, UpToSeq: 40}},
+		b.streams.replays)
+}
+
+func TestReadCountersWithoutRegistry(t *testing.T) {
+	c, err := readCounters(nil)
+	require.NoError(t, err)
+	require.Zero(t, c.finished())
+	_, err = readCounters(prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) { return nil, errors.New("boom") }))
+	require.Error(t, err)
+}

@@ -1,0 +1,443 @@
+package worker
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// TraceparentHeader is the W3C Trace Context header that carries a
+// request's trace in its NATS headers. NATS header names are case-sensitive:
+// producers send it lowercase (the W3C form, what enqueue sends) or as
+// "Traceparent" (Go's propagation.HeaderCarrier); the worker reads any case.
+const TraceparentHeader = "traceparent"
+
+// tracerName is the instrumentation scope of the pool's spans.
+const tracerName = "github.com/codearts-recover-worker/codearts-recover-worker/worker"
+
+// minWaitEvent is the shortest wait (rate limiter, breaker, pause) recorded
+// as an event on the delivery span: shorter ones are noise.
+const minWaitEvent = time.Millisecond
+
+// Span attribute keys. The request's own keys are the snake_case ones of
+// the logs and the dead letters; the rest are OpenTelemetry's semantic
+// conventions.
+const (
+	attrJobID       = attribute.Key("job_id")
+	attrStreamSeq   = attribute.Key("stream_seq")
+	attrDelivery    = attribute.Key("delivery")
+	attrAttempt     = attribute.Key("attempt")
+	attrAttempts    = attribute.Key("attempts")
+	attrErrorCode   = attribute.Key("error_code")
+	attrRequestID   = attribute.Key("request_id")
+	attrClass       = attribute.Key("class")
+	attrOutcome     = attribute.Key("outcome")
+	attrReason      = attribute.Key("reason")
+	attrRetryCause  = attribute.Key("retry_cause")
+	attrRetryWait   = attribute.Key("retry_wait")
+	attrWait        = attribute.Key("wait")
+	attrProbe       = attribute.Key("probe")
+	attrDerived     = attribute.Key("trace_derived")
+	attrHTTPStatus  = attribute.Key("http.response.status_code")
+	attrErrorType   = attribute.Key("error.type")
+	attrMsgSystem   = attribute.Key("messaging.system")
+	attrMsgDest     = attribute.Key("messaging.destination.name")
+	attrMsgOp       = attribute.Key("messaging.operation.type")
+	attrMsgDelivery = attribute.Key("messaging.nats.delivery_count")
+)
+
+// CallSpanName is the name of the span of one API call: the API's method
+// and path template (low cardinality, as OpenTelemetry's HTTP client
+// conventions name spans).
+const CallSpanName = "POST /v3/jobs/{job_id}/recover"
+
+// natsCarrier adapts NATS message headers to propagation.TextMapCarrier.
+// NATS header names are case-sensitive, and producers write
+// "traceparent" (W3C) or "Traceparent" (net/http's canonical form): Get
+// finds a name in any case; Set writes it as given (lowercase).
+type natsCarrier map[string][]string
+
+var _ propagation.TextMapCarrier = natsCarrier(nil)
+
+// Get returns the first value of key, matched in any case.
+func (c natsCarrier) Get(key string) string {
+	if v := c[key]; len(v) > 0 {
+		return v[0]
+	}
+	for k, v := range c {
+		if len(v) > 0 && strings.EqualFold(k, key) {
+			return v[0]
+		}
+	}
+	return ""
+}
+
+// Set replaces key (in any case) with value.
+func (c natsCarrier) Set(key, value string) {
+	for k := range c {
+		if k != key && strings.EqualFold(k, key) {
+			delete(c, k)
+		}
+	}
+	c[key] = []string{value}
+}
+
+// Keys lists the header names.
+func (c natsCarrier) Keys() []string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// InjectTrace writes the span context of ctx into NATS headers as W3C
+// traceparent (and tracestate), replacing any in another case. It does
+// nothing when ctx holds no valid span context.
+func InjectTrace(ctx context.Context, header map[string][]string) {
+	propagation.TraceContext{}.Inject(ctx, natsCarrier(header))
+}
+
+// ProducerTrace returns the span context a producer put in the message's
+// traceparent header (any case), or an invalid one when there is none or it
+// is malformed.
+func ProducerTrace(header map[string][]string) trace.SpanContext {
+	return producerTrace(context.Background(), header)
+}
+
+// producerTrace is ProducerTrace; ctx only carries the extracted context
+// out of the propagator.
+func producerTrace(ctx context.Context, header map[string][]string) trace.SpanContext {
+	if len(header) == 0 || natsCarrier(header).Get(TraceparentHeader) == "" {
+		return trace.SpanContext{}
+	}
+	return trace.SpanContextFromContext(propagation.TraceContext{}.Extract(ctx, natsCarrier(header)))
+}
+
+// RequestTrace returns the remote span context under which the worker's
+// spans for a request are started, and whether it was derived:
+//   - the producer's traceparent, when the message carries a valid one:
+//     the request's spans join the producer's trace;
+//   - otherwise one derived from the request's stream sequence and store
+//     time (the pair that names its dead letter), the same on every
+//     delivery and in every worker process, so all deliveries of a request,
+//     across naks, crashes and replicas, land in one trace.
+//
+// A derived parent is marked sampled, so a parent-based sampler (the
+// default) records every such request; OTEL_TRACES_SAMPLER=traceidratio
+// samples them by trace id instead, which is the same decision on every
+// delivery. The derived parent span itself is never recorded: viewers show
+// the deliveries as children of a missing root.
+func RequestTrace(header map[string][]string, seq uint64, stored time.Time) (sc trace.SpanContext, derived bool) {
+	return requestTrace(context.Background(), header, seq, stored)
+}
+
+func requestTrace(ctx context.Context, header map[string][]string, seq uint64, stored time.Time) (trace.SpanContext, bool) {
+	if sc := producerTrace(ctx, header); sc.IsValid() {
+		return sc, false
+	}
+	return DerivedTrace(seq, stored), true
+}
+
+// DerivedTrace is the span context RequestTrace derives for a request
+// stored at seq at time stored when it carries no traceparent.
+func DerivedTrace(seq uint64, stored time.Time) trace.SpanContext {
+	var in [len("codearts-recover-worker/trace/") + 16]byte
+	n := copy(in[:], "codearts-recover-worker/trace/")
+	binary.BigEndian.PutUint64(in[n:], seq)
+	binary.BigEndian.PutUint64(in[n+8:], uint64(stored.UnixNano()))
+	sum := sha256.Sum256(in[:])
+	var cfg trace.SpanContextConfig
+	copy(cfg.TraceID[:], sum[:16])
+	copy(cfg.SpanID[:], sum[16:24])
+	// All-zero ids are invalid; a hash is never that, but make sure.
+	cfg.TraceID[0] |= sum[24] | 1
+	cfg.SpanID[0] |= sum[25] | 1
+	cfg.TraceFlags = trace.FlagsSampled
+	cfg.Remote = true
+	return trace.NewSpanContext(cfg)
+}
+
+// taskTrace is a delivery's tracing state. A task has none when tracing is
+// off and the producer sent no traceparent, so that case costs one pointer.
+type taskTrace struct {
+	// sc is the request's trace: this delivery's span, or with tracing off
+	// the producer's traceparent.
+	sc      trace.SpanContext
+	tid     string     // sc's trace id in hex, built on first use
+	span    trace.Span // nil with tracing off
+	call    trace.Span // the API call whose retry is being decided
+	callEnd time.Time  // when the API answered
+	traced  bool       // the outcome is on span
+}
+
+// tracer makes the pool's spans; nil means tracing is off.
+type tracer struct {
+	tr trace.Tracer
+}
+
+func newTracer(tp trace.TracerProvider) *tracer {
+	if tp == nil {
+		return nil
+	}
+	return &tracer{tr: tp.Tracer(tracerName)}
+}
+
+// startDelivery starts the span of one delivery (kind consumer) under the
+// request's trace. With tracing off it only reads a producer's traceparent,
+// so the request's logs and records still name its trace.
+func (p *Pool) startDelivery(ctx context.Context, t *task) {
+	if p.tr == nil {
+		if sc := producerTrace(ctx, t.d.Header()); sc.IsValid() {
+			t.trace = &taskTrace{sc: sc}
+		}
+		return
+	}
+	parent, derived := requestTrace(ctx, t.d.Header(), t.seq, t.d.Timestamp())
+	subject := t.d.Subject()
+	_, span := p.tr.tr.Start(trace.ContextWithRemoteSpanContext(ctx, parent), "process "+subject,
+		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(t.start),
+		trace.WithAttributes(
+			attrMsgSystem.String("nats"), attrMsgOp.String("process"), attrMsgDest.String(subject),
+			attrStreamSeq.Int64(int64(t.seq)), attrDelivery.Int64(int64(t.n)), //nolint:gosec // counts
+			attrMsgDelivery.Int64(int64(t.n)), attrDerived.Bool(derived), //nolint:gosec // counts
+		))
+	t.trace = &taskTrace{sc: span.SpanContext(), span: span}
+}
+
+// startStranded starts the span of dead-lettering a stranded request
+// (reached MaxDeliver without finishing) in the request's trace.
+func (p *Pool) startStranded(ctx context.Context, t *task, s StrandedMsg) {
+	if p.tr == nil {
+		if sc := producerTrace(ctx, s.Header); sc.IsValid() {
+			t.trace = &taskTrace{sc: sc}
+		}
+		return
+	}
+	parent, derived := requestTrace(ctx, s.Header, s.StreamSeq, s.Stored)
+	_, span := p.tr.tr.Start(trace.ContextWithRemoteSpanContext(ctx, parent), "dead_letter "+s.Subject,
+		trace.WithSpanKind(trace.SpanKindInternal), trace.WithTimestamp(t.start),
+		trace.WithAttributes(
+			attrMsgSystem.String("nats"), attrMsgDest.String(s.Subject),
+			attrStreamSeq.Int64(int64(s.StreamSeq)), attrDelivery.Int64(int64(s.Deliveries)), //nolint:gosec // counts
+			attrDerived.Bool(derived),
+		))
+	t.trace = &taskTrace{sc: span.SpanContext(), span: span}
+}
+
+// span is the delivery's span, nil with tracing off.
+func (t *task) span() trace.Span {
+	if t.trace == nil {
+		return nil
+	}
+	return t.trace.span
+}
+
+// endStranded ends the span of a stranded request's sweep.
+func (p *Pool) endStranded(t *task) {
+	if s := t.span(); s != nil {
+		s.End()
+	}
+}
+
+// traceFailed marks the span of a sweep that must be retried.
+func (t *task) traceFailed(err error) {
+	if s := t.span(); s != nil {
+		s.SetStatus(codes.Error, err.Error())
+	}
+}
+
+// traceDecoded names the job on the delivery span.
+func (t *task) traceDecoded() {
+	if s := t.span(); s != nil && t.req.JobID != "" {
+		s.SetAttributes(attrJobID.String(t.req.JobID))
+	}
+}
+
+// traceOutcome records how the delivery ended.
+func (p *Pool) traceOutcome(t *task, kind, reason string) {
+	s := t.span()
+	if s == nil {
+		return
+	}
+	t.trace.traced = true
+	attrs := make([]attribute.KeyValue, 0, 3)
+	attrs = append(attrs, attrOutcome.String(kind), attrAttempts.Int(p.attempts(t)))
+	if reason != "" {
+		attrs = append(attrs, attrReason.String(reason))
+	}
+	s.SetAttributes(attrs...)
+	switch kind {
+	case OutcomeDeadLettered:
+		s.SetStatus(codes.Error, "dead-lettered: "+reason)
+	case OutcomeAckFailed:
+		s.SetStatus(codes.Error, "ack not confirmed")
+	case OutcomeHandedBack:
+		if reason == "dead_letter_failed" || reason == "result_failed" {
+			s.SetStatus(codes.Error, reason)
+		}
+	}
+}
+
+// endDelivery ends the delivery span (and an attempt span still open). A
+// delivery that reported no outcome panicked: its handling is handed back.
+func (p *Pool) endDelivery(t *task) {
+	s := t.span()
+	if s == nil {
+		return
+	}
+	p.endCall(t)
+	if !t.trace.traced {
+		s.SetAttributes(attrOutcome.String(OutcomeHandedBack), attrReason.String("panic"))
+		s.SetStatus(codes.Error, "panic while handling the request")
+	}
+	s.End()
+}
+
+// callContext starts the span of one API call (kind client), a child of
+// the delivery span, and returns the context to call the API with. With
+// tracing off it returns ctx as it is.
+func (p *Pool) callContext(ctx context.Context, t *task, attempt int, probe bool) context.Context {
+	s := t.span()
+	if s == nil {
+		return ctx
+	}
+	attrs := make([]attribute.KeyValue, 0, 3)
+	attrs = append(attrs, attrAttempt.Int(attempt))
+	if t.req.JobID != "" {
+		attrs = append(attrs, attrJobID.String(t.req.JobID))
+	}
+	if probe {
+		attrs = append(attrs, attrProbe.Bool(true))
+	}
+	ctx, t.trace.call = p.tr.tr.Start(trace.ContextWithSpan(ctx, s), CallSpanName,
+		trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+	return ctx
+}
+
+// traceCall records the API's answer on the call span. The span stays open
+// until the retry decision is known (endCall), but ends at the answer's
+// time.
+func (t *task) traceCall(class string, err error) {
+	if t.trace == nil || t.trace.call == nil {
+		return
+	}
+	t.trace.callEnd = time.Now()
+	attrs := make([]attribute.KeyValue, 0, 5)
+	attrs = append(attrs, attrClass.String(class))
+	if t.status != 0 {
+		attrs = append(attrs, attrHTTPStatus.Int(t.status))
+	}
+	if t.errorCode != "" {
+		attrs = append(attrs, attrErrorCode.String(t.errorCode))
+	}
+	if t.requestID != "" {
+		attrs = append(attrs, attrRequestID.String(t.requestID))
+	}
+	if err != nil {
+		attrs = append(attrs, attrErrorType.String(class))
+		msg := t.errorMsg
+		if t.errorCode != "" {
+			msg = t.errorCode + ": " + msg
+		}
+		t.trace.call.SetStatus(codes.Error, msg)
+	}
+	t.trace.call.SetAttributes(attrs...)
+}
+
+// traceRetry records on the call span why the request is tried again and
+// how long it waits first.
+func (t *task) traceRetry(cause string, wait time.Duration) {
+	if t.trace == nil || t.trace.call == nil {
+		return
+	}
+	t.trace.call.SetAttributes(attrRetryCause.String(cause), attrRetryWait.Float64(wait.Seconds()))
+}
+
+// endCall ends the open call span, if any, at the time of the API's answer.
+func (p *Pool) endCall(t *task) {
+	if t.trace == nil || t.trace.call == nil {
+		return
+	}
+	end := t.trace.callEnd
+	if end.IsZero() {
+		end = time.Now()
+	}
+	t.trace.call.End(trace.WithTimestamp(end))
+	t.trace.call, t.trace.callEnd = nil, time.Time{}
+}
+
+// waitStart returns now when tracing, for traceWait.
+func (t *task) waitStart() time.Time {
+	if t.span() == nil {
+		return time.Time{}
+	}
+	return time.Now()
+}
+
+// traceWait adds an event to the delivery span for a wait that began at
+// since (from waitStart) and lasted at least minWaitEvent.
+func (t *task) traceWait(name string, since time.Time) {
+	s := t.span()
+	if s == nil || since.IsZero() {
+		return
+	}
+	if d := time.Since(since); d >= minWaitEvent {
+		s.AddEvent(name, trace.WithTimestamp(since), trace.WithAttributes(attrWait.Float64(d.Seconds())))
+	}
+}
+
+// traceEvent adds a named event to the delivery span.
+func (t *task) traceEvent(name string, attrs ...attribute.KeyValue) {
+	if s := t.span(); s != nil {
+		s.AddEvent(name, trace.WithAttributes(attrs...))
+	}
+}
+
+// traceID is the request's trace id in hex, "" when unknown (tracing off
+// and no traceparent from the producer).
+func (t *task) traceID() string {
+	if t.trace == nil {
+		return ""
+	}
+	if t.trace.tid == "" && t.trace.sc.HasTraceID() {
+		t.trace.tid = t.trace.sc.TraceID().String()
+	}
+	return t.trace.tid
+}
+
+// spanID is the id of this delivery's span, "" with tracing off.
+func (t *task) spanID() string {
+	if t.span() == nil || !t.trace.sc.HasSpanID() {
+		return ""
+	}
+	return t.trace.sc.SpanID().String()
+}
+
+// ContinueTrace makes a replay of d join d's trace: it adds to h, the
+// replay's headers, a traceparent whose parent is the span that
+// dead-lettered d, unless h carries a traceparent already (the producer's,
+// kept as it was). Without it a request whose trace was derived from its
+// stream sequence would start a new trace under the replay's sequence.
+func (d *DeadLetter) ContinueTrace(h map[string][]string) {
+	if natsCarrier(h).Get(TraceparentHeader) != "" {
+		return
+	}
+	tid, err := trace.TraceIDFromHex(d.TraceID)
+	if err != nil {
+		return
+	}
+	sid, err := trace.SpanIDFromHex(d.SpanID)
+	if err != nil {
+		return
+	}
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled, Remote: true})
+	InjectTrace(trace.ContextWithRemoteSpanContext(context.Background(), sc), h)
+}
