@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"os"
 	"sort"
 	"strings"
@@ -396,8 +397,12 @@ wait:
 // enqueueDemo publishes the demo's requests with a mix of body forms.
 func enqueueDemo(ctx context.Context, conn *queue.Conn, o demoOptions) error {
 	subject := conn.Config().Subject
+	// Exact shares of each kind, in random order: bad jobs arrive among
+	// good ones, as they do after an incident, not as one block (thirty
+	// 403s in a row is what a missing IAM permission looks like).
+	order := mrand.Perm(o.requests) //nolint:gosec // shuffling demo data
 	for i := range o.requests {
-		frac := (float64(i) + 0.5) / float64(o.requests)
+		frac := (float64(order[i]) + 0.5) / float64(o.requests)
 		var body, id string
 		switch {
 		case frac < o.notFound:
