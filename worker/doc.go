@@ -22,6 +22,12 @@
 //     request's attempt budget and never dead-letter it.
 //   - Shutdown stops fetching, lets in-flight requests finish within the
 //     drain timeout and naks the rest.
+//   - Every delivery of a request is traced in one trace (RequestTrace):
+//     the producer's traceparent, else one derived from the request's
+//     stream sequence and store time, so redeliveries, crashes and other
+//     replicas add to the same trace. Its trace id is in the dead letter,
+//     the result event and the log lines. With Config.Tracer nil no span
+//     is made and no context is touched.
 //
 // The SPEC lifecycle table, row by row, and the tests that hold it:
 //
@@ -42,4 +48,6 @@
 //	dead letter stored, crash before ack → one     TestDeadLetterThenCrashMakesOne
 //	lease lost → dropped, not acked                TestLeaseLostIsDropped
 //	one result event per request                   TestMixedWorkload
+//	one trace per request, calls as child spans   TestTracing, TestRequestTrace
+//	trace id in dead letters, results, logs        TestTracing, TestTraceIDWithTracingOff
 package worker
