@@ -153,3 +153,47 @@ func TestStreamsReplay(t *testing.T) {
 	_, err = s.Replay(ctx, Filter{}, 0, nil, nil)
 	require.ErrorContains(t, err, "a filter is required")
 }
+
+// A replay joins the request's trace: a dead letter whose trace was derived
+// (no producer traceparent) gets a traceparent whose parent is the span
+// that dead-lettered it; a producer's traceparent is kept as it was.
+func TestReplayContinuesTrace(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	ctx := context.Background()
+	const (
+		derivedTrace = "0af7651916cd43dd8448eb211c80319c"
+		derivedSpan  = "b7ad6b7169203331"
+		producerTP   = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	)
+	letters := []worker.DeadLetter{
+		{
+			JobID: fmt.Sprintf("%032d", 1), Reason: worker.ReasonClientError, StatusCode: 404, ErrorCode: "CB.1",
+			TraceID: derivedTrace, SpanID: derivedSpan,
+			Original: worker.NewOriginal(queue.DefaultSubject, 1, nil, fmt.Appendf(nil, "%032d", 1)),
+		},
+		{
+			JobID: fmt.Sprintf("%032d", 2), Reason: worker.ReasonClientError, StatusCode: 404, ErrorCode: "CB.1",
+			TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", SpanID: "1111111111111111",
+			Original: worker.NewOriginal(queue.DefaultSubject, 2, map[string][]string{"traceparent": {producerTP}}, fmt.Appendf(nil, "%032d", 2)),
+		},
+	}
+	for i, d := range letters {
+		data, err := d.Marshal()
+		require.NoError(t, err)
+		_, err = env.Conn.Publish(ctx, env.Conn.Config().DLQSubject, fmt.Sprint("dl-", i), nil, data)
+		require.NoError(t, err)
+	}
+	s := &Streams{Conn: env.Conn}
+	sum, err := s.Replay(ctx, Filter{Reasons: []string{"client_error"}}, 2, nil, nil)
+	require.NoError(t, err)
+	require.Equal(t, 2, sum.Replayed)
+
+	reqs, err := env.Conn.Stream(ctx, env.Conn.Config().Stream)
+	require.NoError(t, err)
+	first, err := reqs.GetMsg(ctx, 1)
+	require.NoError(t, err)
+	require.Equal(t, []string{"00-" + derivedTrace + "-" + derivedSpan + "-01"}, first.Header["traceparent"])
+	second, err := reqs.GetMsg(ctx, 2)
+	require.NoError(t, err)
+	require.Equal(t, []string{producerTP}, second.Header["traceparent"])
+}

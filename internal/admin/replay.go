@@ -159,9 +159,11 @@ func Replay(ctx context.Context, conn *queue.Conn, dlq *queue.Stream, seqs []uin
 			fmt.Fprintf(problems, "dead letter %d: cannot replay: %s\n", seq, r.Unreadable+errText(err))
 			continue
 		}
+		h := ReplayHeader(r.Original.Headers, seq)
+		r.ContinueTrace(h) // the replay joins the request's trace
 		out := queue.Outgoing{
 			Subject: qcfg.Subject, MsgID: ReplayMsgID(seq, r.StoredAt),
-			Header: ReplayHeader(r.Original.Headers, seq), Data: body, Ref: seq,
+			Header: h, Data: body, Ref: seq,
 		}
 		if err := pub.Publish(ctx, out); err != nil {
 			reached = false
