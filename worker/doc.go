@@ -19,7 +19,9 @@
 //     request whose heartbeats did not reach NATS for AckWait is dropped
 //     (another worker owns it), never acked or dead-lettered.
 //   - Throttles, 401s, 403 runs and open-breaker failures never spend a
-//     request's attempt budget and never dead-letter it.
+//     request's attempt budget and never dead-letter it. A request held
+//     through a 403-run pause is dead-lettered only if it answers 403
+//     again after an answer proved the credentials (the resume).
 //   - Shutdown stops fetching, lets in-flight requests finish within the
 //     drain timeout and naks the rest.
 //   - Every delivery of a request is traced in one trace (RequestTrace):
@@ -41,6 +43,7 @@
 //	reached MaxDeliver anyway → max_deliveries     TestPanicEveryDeliveryEndsMaxDeliveries
 //	401 → pause, probe, resume; nothing dead       TestUnauthorizedPausesThenResumes
 //	run of 403s → same pause                       TestForbiddenRunPauses
+//	  then 403 again after the resume → client_error TestForbiddenBlockAfterResumeDeadLettered
 //	breaker open → wait, probe; nothing dead       TestOutageLongerThanBudget
 //	shutdown → drain, nak the rest                 TestShutdownMidFlight
 //	heartbeats keep a slow call                    TestSlowCallNotRedelivered

@@ -109,6 +109,18 @@ type gate struct {
 
 	okGen     uint64              // bumped by each success
 	forbidden map[string]struct{} // distinct jobs answered 403 since the last success
+	// held maps a job retried after a 403-run pause to the resumes count
+	// at that time. Once a resume has happened since (an answer proved the
+	// credentials), its next 403 is about the job: it is dead-lettered and
+	// does not count toward a new run, so a block of forbidden jobs does
+	// not pause, resume and retry in a loop.
+	held    map[string]uint64
+	resumes uint64
+	// pauseFailed holds the jobs whose pause probe failed since the pause
+	// began: they yield the next probe to jobs that have not tried, so a
+	// request that can prove the credentials is not starved by held
+	// requests that cannot.
+	pauseFailed map[string]struct{}
 }
 
 type breaker struct {
@@ -134,7 +146,8 @@ type breaker struct {
 func newGate(cfg GateConfig, log *zap.Logger, pauser Pauser, probe func()) *gate {
 	return &gate{
 		cfg: cfg.withDefaults(), log: log, pauser: pauser, probe: probe,
-		ch: make(chan struct{}), breakers: map[string]*breaker{}, forbidden: map[string]struct{}{},
+		ch: make(chan struct{}), breakers: map[string]*breaker{}, forbidden: map[string]struct{}{}, held: map[string]uint64{},
+		pauseFailed: map[string]struct{}{},
 	}
 }
 
@@ -162,13 +175,15 @@ func (g *gate) acquire(ctx context.Context, region, jobID string) (probe bool, e
 		now := time.Now()
 		var wake time.Duration
 		switch {
-		case g.paused && !g.probing && !now.Before(g.pauseProbe):
+		case g.paused && !g.probing && !now.Before(g.pauseProbe) && g.mayProbePause(now, jobID):
 			g.probing = true
 			g.mu.Unlock()
 			if g.probe != nil {
 				g.probe()
 			}
 			return true, nil
+		case g.paused && !now.Before(g.pauseProbe) && !g.probing: // due, but this job failed one
+			wake = max(time.Until(g.pauseProbe.Add(g.pauseWait)), time.Millisecond)
 		case g.paused:
 			wake = max(time.Until(g.pauseProbe), time.Millisecond)
 		default:
@@ -208,6 +223,14 @@ func (g *gate) acquire(ctx context.Context, region, jobID string) (probe bool, e
 		}
 		t.Stop()
 	}
+}
+
+// mayProbePause says whether job may take a due pause probe: at once if
+// it has not failed one in this pause, else only a period after it is due
+// (no other job took it), so probes never stop.
+func (g *gate) mayProbePause(now time.Time, job string) bool {
+	_, failed := g.pauseFailed[job]
+	return !failed || now.Sub(g.pauseProbe) >= g.pauseWait
 }
 
 func (b *breaker) failedProbe(jobID string) bool {
@@ -274,9 +297,24 @@ func (g *gate) record(ctx context.Context, region, jobID string, class retry.Cla
 	// credentials good resumes.
 	switch class {
 	case retry.Unauthorized:
+		if probe && g.paused {
+			g.pauseFailed[jobID] = struct{}{}
+		}
 		g.pauseLocked(ctx, "api rejected the credentials (401)")
 	case retry.Forbidden:
+		if g.provenLocked(jobID) {
+			// About this job (forbiddenVerdict dead-letters it): neither
+			// part of a run nor, as a probe, a verdict on the pause.
+			if probe && g.paused {
+				g.probing = false
+				g.pauseProbe = time.Now().Add(g.pauseWait)
+			}
+			break
+		}
 		if g.paused {
+			if probe {
+				g.pauseFailed[jobID] = struct{}{}
+			}
 			g.pauseLocked(ctx, g.pauseReason) // a probe answered 403 again
 			break
 		}
@@ -285,6 +323,7 @@ func (g *gate) record(ctx context.Context, region, jobID string, class retry.Cla
 			g.pauseLocked(ctx, "a run of 403s on distinct jobs: missing IAM permission?")
 		}
 	case retry.Success, retry.ClientError:
+		delete(g.held, jobID)
 		if class == retry.Success {
 			g.okGen++
 			clear(g.forbidden)
@@ -387,6 +426,8 @@ func (g *gate) pauseLocked(ctx context.Context, reason string) {
 
 func (g *gate) resumeLocked(ctx context.Context) {
 	g.paused, g.probing = false, false
+	g.resumes++
+	clear(g.pauseFailed)
 	clear(g.forbidden)
 	g.log.Info("resumed: the API accepts the credentials again", zap.String("was", g.pauseReason))
 	g.pauseReason = ""
@@ -398,12 +439,30 @@ func (g *gate) resumeLocked(ctx context.Context) {
 	g.notify()
 }
 
+// provenLocked reports whether job was held through a 403-run pause that
+// has ended since: the credentials were proven after its last 403.
+func (g *gate) provenLocked(job string) bool {
+	at, ok := g.held[job]
+	return ok && g.resumes > at
+}
+
+// maxHeld bounds the held set: entries of jobs that ended otherwise (nak,
+// shutdown) are dropped wholesale past it, which costs at most one more
+// retry each.
+const maxHeld = 1 << 14
+
 // forbiddenVerdict waits to learn whether a 403 is about this job (a
 // success elsewhere proves the credentials fine: dead-letter it) or part of
-// a run (the pool paused: retry it after resume). It gives up waiting after
-// ForbiddenHold and dead-letters.
-func (g *gate) forbiddenVerdict(ctx context.Context) (deadLetter bool, err error) {
+// a run (the pool paused: retry it after resume). A job retried after a
+// pause that has ended since is dead-lettered at once. It gives up waiting
+// after ForbiddenHold and dead-letters.
+func (g *gate) forbiddenVerdict(ctx context.Context, job string) (deadLetter bool, err error) {
 	g.mu.Lock()
+	if g.provenLocked(job) {
+		delete(g.held, job)
+		g.mu.Unlock()
+		return true, nil
+	}
 	gen := g.okGen
 	g.mu.Unlock()
 	deadline := time.NewTimer(g.cfg.ForbiddenHold)
@@ -411,6 +470,12 @@ func (g *gate) forbiddenVerdict(ctx context.Context) (deadLetter bool, err error
 	for {
 		g.mu.Lock()
 		paused, okGen, ch := g.paused, g.okGen, g.ch
+		if paused {
+			if len(g.held) >= maxHeld {
+				clear(g.held)
+			}
+			g.held[job] = g.resumes
+		}
 		g.mu.Unlock()
 		switch {
 		case paused:

@@ -146,7 +146,7 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 		case retry.Forbidden:
 			// One 403 is about the job; a run of them is a missing
 			// permission for every job, which pauses instead.
-			dead, err := p.gate.forbiddenVerdict(runCtx)
+			dead, err := p.gate.forbiddenVerdict(runCtx, req.JobID)
 			if err != nil {
 				p.nak(d, 0, "shutdown")
 				p.report(t, OutcomeHandedBack, "shutdown")

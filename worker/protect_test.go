@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -278,4 +279,46 @@ func TestAlwaysFailingJobsDoNotBlockThePool(t *testing.T) {
 		require.True(t, isPoison[d.JobID], "only poison jobs are dead-lettered, got %s", d.JobID)
 		require.Equal(t, worker.ReasonRetriesExhausted, d.Reason)
 	}
+}
+
+// A block of jobs that are each forbidden looks like a missing permission
+// and pauses. Held requests take turns at the pause probe, so the one that
+// can prove the credentials gets its turn; after the resume the forbidden
+// jobs are tried once more and, answered 403 again, dead-lettered at once:
+// no pause, resume and retry loop, and a bounded number of 403 calls.
+func TestForbiddenBlockAfterResumeDeadLettered(t *testing.T) {
+	const nBad, nGood = 30, 200
+	env := testenv.New(t, testenv.Options{Sim: []codeartssim.Option{
+		codeartssim.WithOutcomes(codeartssim.StandardPrefixOutcomes()),
+		codeartssim.WithOutcome("gd", codeartssim.StandardOutcome(http.StatusForbidden)),
+	}})
+	bad := publishN(env, nBad, "403")
+	proof := publishN(env, 1, "gd")
+	rec := testenv.NewRecorder()
+	cfg := poolConfig(rec)
+	cfg.Concurrency = 32
+	cfg.Gate = worker.GateConfig{PauseProbe: 20 * time.Millisecond, PauseMaxProbe: 50 * time.Millisecond}
+	p := env.Pool(nil, cfg)
+	env.Start(p)
+	testenv.Eventually(t, 10*time.Second, func() bool { return p.State().Paused }, "paused")
+	require.Zero(t, env.DLQCount(), "403s in a run are not dead-lettered")
+
+	// The "gd" job is allowed now; the "403" ones stay forbidden.
+	env.Sim.Configure(codeartssim.WithoutOutcomes(), codeartssim.WithOutcomes(codeartssim.StandardPrefixOutcomes()))
+	testenv.Eventually(t, 30*time.Second, func() bool { return rec.Terminal() == nBad+1 }, "terminal %d", rec.Terminal())
+	good := publishN(env, nGood, "s")
+	testenv.Eventually(t, 30*time.Second, func() bool { return rec.Terminal() == nBad+1+nGood }, "terminal %d", rec.Terminal())
+
+	dls := env.DeadLetters()
+	require.Len(t, dls, nBad)
+	for _, d := range dls {
+		require.Contains(t, bad, d.JobID)
+		require.Equal(t, worker.ReasonClientError, d.Reason)
+		require.Equal(t, 403, d.StatusCode)
+	}
+	requireAllRecovered(t, env, append(proof, good...))
+	// Each forbidden job: its first call, at most one failed probe, one
+	// call after the resume.
+	require.LessOrEqual(t, env.Sim.Stats().ByStatus[403], int64(1+3*nBad))
+	require.False(t, p.State().Paused)
 }
