@@ -438,6 +438,7 @@ func (d *DeadLetter) ContinueTrace(h map[string][]string) {
 	if err != nil {
 		return
 	}
-	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled, Remote: true})
-	InjectTrace(trace.ContextWithRemoteSpanContext(context.Background(), sc), h)
+	// W3C trace context, version 00, sampled: what InjectTrace would write
+	// for this parent, without a context to carry it.
+	natsCarrier(h).Set(TraceparentHeader, "00-"+tid.String()+"-"+sid.String()+"-01")
 }
