@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 	"unicode/utf8"
 )
@@ -111,12 +112,23 @@ type Result struct {
 // ResultID is the Nats-Msg-Id of the result event for the request stored at
 // seq at time stored, so a redelivery after a crash cannot make two.
 func ResultID(seq uint64, stored time.Time) string {
-	return fmt.Sprintf("result-%d-%d", seq, stored.UnixNano())
+	return seqID("result-", seq, stored)
+}
+
+// seqID is prefix, seq, "-", the store time in unix nanos: one per
+// request, without fmt (a result id is made for every request).
+func seqID(prefix string, seq uint64, stored time.Time) string {
+	b := make([]byte, 0, len(prefix)+41)
+	b = append(b, prefix...)
+	b = strconv.AppendUint(b, seq, 10)
+	b = append(b, '-')
+	b = strconv.AppendInt(b, stored.UnixNano(), 10)
+	return string(b)
 }
 
 // DeadLetterID is the Nats-Msg-Id of the dead letter for the request stored
 // at seq at time stored: the same on every redelivery, so a crash between
 // dead-lettering and acking cannot make two.
 func DeadLetterID(seq uint64, stored time.Time) string {
-	return fmt.Sprintf("dlq-%d-%d", seq, stored.UnixNano())
+	return seqID("dlq-", seq, stored)
 }

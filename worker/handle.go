@@ -80,7 +80,15 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 	t.req = req
 	t.traceDecoded()
 
-	b := p.cfg.Backoff.New()
+	// The request's backoff, made on its first retry: most requests
+	// succeed at once and never need one.
+	var b backoff.BackOff
+	backoffOf := func() backoff.BackOff {
+		if b == nil {
+			b = p.cfg.Backoff.New()
+		}
+		return b
+	}
 	tries := 0 // transient failures in this delivery
 	for {
 		// The previous try's span, when it went on without a wait.
@@ -165,7 +173,7 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 			return
 		case retry.Throttled:
 			// Never spends the attempt budget; slows the whole process.
-			wait = p.holdWait(b, err)
+			wait = p.holdWait(backoffOf(), err)
 			if p.cfg.Limiter != nil {
 				p.cfg.Limiter.Throttled(retry.RetryAfter(err))
 			}
@@ -183,7 +191,7 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 				continue
 			}
 			tries++
-			w, ok := p.cfg.Backoff.Next(b, err)
+			w, ok := p.cfg.Backoff.Next(backoffOf(), err)
 			if tries >= p.cfg.TriesPerDelivery || !ok {
 				if t.n >= p.maxDeliver {
 					p.deadLetter(workCtx, t, ReasonRetriesExhausted)

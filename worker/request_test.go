@@ -1,7 +1,10 @@
 package worker
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -79,7 +82,8 @@ func TestDecode(t *testing.T) {
 
 func FuzzDecode(f *testing.F) {
 	for _, s := range []string{
-		goodID, `{"job_id":"` + goodID + `"}`, `{"specversion":"1.0","data":{"job_id":"` + goodID + `"}}`,
+		goodID, `{"job_id":"` + goodID + `"}`, ` { "job_id" : "` + goodID + `" , "reason":"r\u00e9","region":"x"} `,
+		`{"job_id":"a","job_id":"b"}`, `{"JOB_ID":"` + goodID + `"}`, `{}`, `{"reason":"` + "\xff" + `"}`, `{"specversion":"1.0","data":{"job_id":"` + goodID + `"}}`,
 		`{"specversion":"1.0","data":"` + goodID + `"}`, "", "{", "\x00\xff", `{"job_id":null}`, `[[[[`,
 	} {
 		f.Add([]byte(s), false)
@@ -91,6 +95,13 @@ func FuzzDecode(f *testing.F) {
 			h = map[string][]string{"ce-specversion": {"1.0"}}
 		}
 		req, err := Decode(body, h, DecodeOptions{MaxBytes: 4096})
+		// The reflection-free reader of flat objects agrees with
+		// encoding/json wherever it accepts a body.
+		if w, ok := flatRequest(body); ok {
+			var full wireRequest
+			require.NoError(t, json.Unmarshal(body, &full), "flat reader accepted what encoding/json rejects")
+			require.Equal(t, full, w)
+		}
 		if err != nil {
 			var ie *InvalidError
 			if !errors.As(err, &ie) {
@@ -106,4 +117,23 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("accepted region %q with no allowed set", req.Region)
 		}
 	})
+}
+
+// The message ids of dead letters and result events are part of the wire:
+// a worker of another version must derive the same ones, or a crash between
+// storing and acking during a rolling upgrade would store a record twice.
+func TestRecordIDsAreStable(t *testing.T) {
+	tests := []struct {
+		giveSeq    uint64
+		giveStored time.Time
+	}{
+		{giveSeq: 1, giveStored: time.Unix(0, 1)},
+		{giveSeq: 123456, giveStored: time.Date(2026, 11, 27, 20, 47, 33, 123456789, time.UTC)},
+		{giveSeq: math.MaxUint64, giveStored: time.Unix(0, math.MaxInt64)},
+		{giveSeq: 7, giveStored: time.Unix(-5, 0)},
+	}
+	for _, tt := range tests {
+		require.Equal(t, fmt.Sprintf("dlq-%d-%d", tt.giveSeq, tt.giveStored.UnixNano()), DeadLetterID(tt.giveSeq, tt.giveStored))
+		require.Equal(t, fmt.Sprintf("result-%d-%d", tt.giveSeq, tt.giveStored.UnixNano()), ResultID(tt.giveSeq, tt.giveStored))
+	}
 }
