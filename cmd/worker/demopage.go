@@ -9,9 +9,7 @@ import (
 	"syscall"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapio"
 
-	"github.com/codearts-recover-worker/codearts-recover-worker/internal/admin"
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/buildinfo"
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/ops"
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/ui"
@@ -71,14 +69,7 @@ func (p *demoPage) attach(conn *queue.Conn, pool *worker.Pool, limiter *retry.Li
 	if p.ui == nil {
 		return
 	}
-	p.ui.Attach(ui.Backend{
-		Streams: &admin.Streams{
-			Conn:      conn,
-			Snapshots: admin.SnapshotConfig{ResultStream: conn.Config().ResultStream},
-			Problems:  &zapio.Writer{Log: log.Named("replay"), Level: zap.WarnLevel},
-		},
-		Live: liveState(pool, limiter, o.concurrency, o.rateLimit, demoRegion),
-	})
+	p.ui.Attach(uiBackend(conn, liveState(pool, limiter, o.concurrency, o.rateLimit, demoRegion), log))
 }
 
 // close stops a replay from the page, then the server.

@@ -388,14 +388,20 @@ func (s *service) attachUI(conn *queue.Conn, o *runOptions, limiter *retry.Limit
 	if s.ui == nil {
 		return
 	}
-	s.ui.Attach(ui.Backend{
+	s.ui.Attach(uiBackend(conn, liveState(s.pool, limiter, o.pool.Concurrency, o.rateLimit, o.api.Region), s.log))
+}
+
+// uiBackend is what the status page reads and replays through (run and
+// demo): the streams via internal/admin, this process's state via live.
+func uiBackend(conn *queue.Conn, live func() ui.Live, log *zap.Logger) ui.Backend {
+	return ui.Backend{
 		Streams: &admin.Streams{
 			Conn:      conn,
 			Snapshots: admin.SnapshotConfig{ResultStream: conn.Config().ResultStream},
-			Problems:  &zapio.Writer{Log: s.log.Named("replay"), Level: zap.WarnLevel},
+			Problems:  &zapio.Writer{Log: log.Named("replay"), Level: zap.WarnLevel},
 		},
-		Live: liveState(s.pool, limiter, o.pool.Concurrency, o.rateLimit, o.api.Region),
-	})
+		Live: live,
+	}
 }
 
 // liveState reads what the status page shows of this process.
