@@ -265,7 +265,7 @@ func TestAlwaysFailingJobsDoNotBlockThePool(t *testing.T) {
 	cfg.TriesPerDelivery = 2
 	p := env.Pool(nil, cfg)
 	env.Start(p)
-	testenv.Eventually(t, 10*time.Second, func() bool { return p.State().Breakers[""] != worker.BreakerClosed }, "breaker opens")
+	testenv.Eventually(t, 30*time.Second, func() bool { return p.State().Breakers[""] != worker.BreakerClosed }, "breaker opens")
 
 	good := publishN(env, 50, "g")
 	testenv.Eventually(t, 60*time.Second, func() bool { return rec.Count(worker.OutcomeRecovered) == len(good) }, "new work recovered")
