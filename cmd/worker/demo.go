@@ -230,6 +230,20 @@ func runDemo(ctx context.Context, o demoOptions, stderr io.Writer, report func(d
 		return demoSummary{}, err
 	}
 	defer func() { _ = log.Sync() }()
+	// OTEL_* set: the demo's pool is traced as `worker run`'s is, so a
+	// local collector shows what the traces look like.
+	tr, err := startTracing(ctx, stderr, func(err error) { log.Warn("tracing", zap.Error(err)) })
+	if err != nil {
+		return demoSummary{}, err
+	}
+	defer func() {
+		if err := tr.shutdown(); err != nil {
+			log.Warn("tracing", zap.Error(err))
+		}
+	}()
+	if tr != nil {
+		log.Info("tracing", tr.logFields()...)
+	}
 
 	dir, err := os.MkdirTemp("", "recover-demo-")
 	if err != nil {
@@ -303,7 +317,7 @@ func runDemo(ctx context.Context, o demoOptions, stderr io.Writer, report func(d
 	pool, err := worker.New(worker.Config{
 		Concurrency: o.concurrency, MaxDeliver: qcfg.MaxDeliver, AckWait: qcfg.AckWait,
 		Decode: worker.DecodeOptions{ValidRegion: api.AllowedRegion}, Limiter: limiter,
-		Name: "demo", Logger: log, Observer: worker.Observers{counter, page.metrics}, Results: conn,
+		Name: "demo", Logger: log, Observer: worker.Observers{counter, page.metrics}, Results: conn, Tracer: tr.provider(),
 	}, wire.Source{C: cons}, wire.Recoverer(api), conn)
 	if err != nil {
 		return demoSummary{}, err

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,6 +25,7 @@ import (
 	"github.com/codearts-recover-worker/codearts-recover-worker/codearts/codeartssim"
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/admin"
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/testenv"
+	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
 	"github.com/codearts-recover-worker/codearts-recover-worker/worker"
 )
 
@@ -431,5 +435,44 @@ func TestReplayKeepsTraceparent(t *testing.T) {
 		require.Equal(t, []string{"k=v"}, h["tracestate"])
 		require.NotContains(t, h, "Nats-Msg-Id")
 		require.Equal(t, "4bf92f3577b34da6a3ce929d0e0e4736", worker.ProducerTrace(h).TraceID().String())
+	}
+}
+
+// `worker demo` honours OTEL_* as `run` does: every request's deliveries
+// land in one trace, each with its API calls as children.
+func TestDemoTraced(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the whole system")
+	}
+	unsetOTel(t)
+	sink, endpoint := startHTTPSink(t)
+	t.Setenv(envEndpoint, endpoint)
+	const n = 60
+	var stdout, stderr bytes.Buffer
+	code := Main([]string{"demo", "--requests", strconv.Itoa(n), "--json", "--latency", "2ms", "--seed", "5", "--http-addr", "127.0.0.1:0"},
+		strings.NewReader(""), &stdout, &stderr)
+	require.Zero(t, code, stderr.String())
+	var sum demoSummary
+	require.NoError(t, json.Unmarshal(stdout.Bytes(), &sum))
+	require.Zero(t, sum.Lost)
+
+	processes := sink.named("process " + queue.DefaultSubject)
+	traces := map[string]bool{}
+	spans := map[string]otlpSpan{}
+	for _, p := range processes {
+		traces[p.traceID] = true
+		spans[p.spanID] = p
+	}
+	require.Len(t, traces, n, "one trace per request, whatever its deliveries")
+	calls := sink.named("POST /v3/jobs/{job_id}/recover")
+	var apiCalls int64
+	for _, c := range sum.APICalls {
+		apiCalls += c
+	}
+	require.Len(t, calls, int(apiCalls), "a span per API call")
+	for _, c := range calls {
+		parent, ok := spans[c.parentSpanID]
+		require.True(t, ok, "call span %s has its delivery as parent", c.spanID)
+		require.Equal(t, parent.traceID, c.traceID)
 	}
 }
