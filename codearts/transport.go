@@ -65,9 +65,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.roundTripUncorrelated(req)
 	}
 	ctx := req.Context() //nolint:contextcheck // replaced by the call's context just below
-	v, ok := t.calls.Load(key)
+	v, _ := t.calls.Load(key)
 	c, _ := v.(*call)
-	if ok && c != nil {
+	if c != nil {
 		// The SDK builds its requests on context.Background; the call's own
 		// context (caller's ctx + per-call timeout) replaces it here.
 		ctx = c.ctx

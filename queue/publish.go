@@ -12,17 +12,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Publish retries a publish that found no responder (a stream leader
-// election in progress) this often, this long apart, as jetstream's own
-// PublishMsg does by default.
-const (
-	publishRetries   = 2
-	publishRetryWait = 250 * time.Millisecond
-	headerNatsMsgID  = "Nats-Msg-Id"
-	// publishTimeout bounds a publish whose ctx has no deadline, as
-	// jetstream's default timeout does.
-	publishTimeout = 5 * time.Second
-)
+// publishTimeout bounds a publish whose ctx has no deadline, as
+// jetstream's default API timeout (not exported) does.
+const publishTimeout = 5 * time.Second
 
 // Publish stores data on subject and waits for JetStream's ack. A non-empty
 // msgID is sent as Nats-Msg-Id; duplicate reports that the stream already
@@ -36,9 +28,9 @@ const (
 func (c *Conn) Publish(ctx context.Context, subject, msgID string, header nats.Header, data []byte) (duplicate bool, err error) {
 	if msgID != "" {
 		if header == nil {
-			header = nats.Header{headerNatsMsgID: []string{msgID}}
+			header = nats.Header{jetstream.MsgIDHeader: []string{msgID}}
 		} else {
-			header.Set(headerNatsMsgID, msgID)
+			header.Set(jetstream.MsgIDHeader, msgID)
 		}
 	}
 	if _, ok := ctx.Deadline(); !ok {
@@ -48,8 +40,10 @@ func (c *Conn) Publish(ctx context.Context, subject, msgID string, header nats.H
 	}
 	msg := &nats.Msg{Subject: subject, Header: header, Data: data}
 	resp, err := c.NC.RequestMsgWithContext(ctx, msg)
-	for r := 0; errors.Is(err, nats.ErrNoResponders) && r < publishRetries; r++ {
-		t := time.NewTimer(publishRetryWait)
+	// No responder: a stream leader election in progress. Retry as
+	// jetstream's PublishMsg does by default.
+	for r := 0; errors.Is(err, nats.ErrNoResponders) && r < jetstream.DefaultPubRetryAttempts; r++ {
+		t := time.NewTimer(jetstream.DefaultPubRetryWait)
 		select {
 		case <-ctx.Done():
 			t.Stop()

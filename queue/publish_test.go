@@ -52,6 +52,9 @@ func TestPublishStoresOnceAndReportsRefusal(t *testing.T) {
 	// No stream on the subject: no responders, retried, then reported.
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	started := time.Now()
 	_, err = c.Publish(ctx, "nobody.listens", "x", nil, []byte("x"))
 	require.ErrorIs(t, err, jetstream.ErrNoStreamResponse)
+	require.GreaterOrEqual(t, time.Since(started), time.Duration(jetstream.DefaultPubRetryAttempts)*jetstream.DefaultPubRetryWait,
+		"retried before giving up")
 }

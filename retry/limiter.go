@@ -536,3 +536,13 @@ func sleep(ctx context.Context, d time.Duration, what string) error {
 		return nil
 	}
 }
+
+// PerSecond is a plain token bucket for a tool's --rate (r per second; 0 or
+// less: nil, no limit). Its burst of 50 ms worth keeps the average at r
+// without a timer per message.
+func PerSecond(r float64) *rate.Limiter {
+	if r <= 0 {
+		return nil
+	}
+	return rate.NewLimiter(rate.Limit(r), max(1, int(r/20)))
+}

@@ -175,17 +175,22 @@ func (g *gate) acquire(ctx context.Context, region, jobID string) (probe bool, e
 		now := time.Now()
 		var wake time.Duration
 		switch {
-		case g.paused && !g.probing && !now.Before(g.pauseProbe) && g.mayProbePause(now, jobID):
-			g.probing = true
-			g.mu.Unlock()
-			if g.probe != nil {
-				g.probe()
-			}
-			return true, nil
-		case g.paused && !now.Before(g.pauseProbe) && !g.probing: // due, but this job failed one
-			wake = max(time.Until(g.pauseProbe.Add(g.pauseWait)), time.Millisecond)
 		case g.paused:
-			wake = max(time.Until(g.pauseProbe), time.Millisecond)
+			switch {
+			case g.probing: // wait for the probe's answer (record notifies)
+				wake = time.Second
+			case now.Before(g.pauseProbe):
+				wake = max(time.Until(g.pauseProbe), time.Millisecond)
+			case g.mayProbePause(now, jobID):
+				g.probing = true
+				g.mu.Unlock()
+				if g.probe != nil {
+					g.probe()
+				}
+				return true, nil
+			default: // due, but this job failed one: others first
+				wake = max(time.Until(g.pauseProbe.Add(g.pauseWait)), time.Millisecond)
+			}
 		default:
 			b := g.breaker(region)
 			switch {
@@ -287,7 +292,11 @@ func (g *gate) waitOpen(ctx context.Context) (int, error) {
 // record feeds a call's class to the breaker and the pause. It returns
 // whether the breaker of region is now open (a transient failure then
 // does not spend the request's attempt budget).
-func (g *gate) record(ctx context.Context, region, jobID string, class retry.Class, probe bool) (breakerOpen bool) {
+//
+// jobLevel reports a 403 from a job held through a 403-run pause that has
+// ended since (an answer proved the credentials after its last 403): it is
+// about the job, to be dead-lettered, and counts toward no run.
+func (g *gate) record(ctx context.Context, region, jobID string, class retry.Class, probe bool) (breakerOpen, jobLevel bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	b := g.breaker(region)
@@ -302,13 +311,12 @@ func (g *gate) record(ctx context.Context, region, jobID string, class retry.Cla
 		}
 		g.pauseLocked(ctx, "api rejected the credentials (401)")
 	case retry.Forbidden:
-		if g.provenLocked(jobID) {
-			// About this job (forbiddenVerdict dead-letters it): neither
-			// part of a run nor, as a probe, a verdict on the pause.
-			if probe && g.paused {
-				g.probing = false
-				g.pauseProbe = time.Now().Add(g.pauseWait)
-			}
+		if at, held := g.held[jobID]; held && g.resumes > at {
+			// About this job: neither part of a run nor, as a probe, a
+			// verdict on the pause.
+			delete(g.held, jobID)
+			jobLevel = true
+			g.probeInconclusiveLocked(probe)
 			break
 		}
 		if g.paused {
@@ -333,11 +341,7 @@ func (g *gate) record(ctx context.Context, region, jobID string, class retry.Cla
 			g.resumeLocked(ctx)
 		}
 	case retry.Transient, retry.Throttled, retry.Canceled:
-		if probe && g.paused {
-			// Inconclusive probe: try again later.
-			g.probing = false
-			g.pauseProbe = time.Now().Add(g.pauseWait)
-		}
+		g.probeInconclusiveLocked(probe)
 	}
 
 	// The breaker, per region: only 5xx/transport failures count; any
@@ -349,12 +353,12 @@ func (g *gate) record(ctx context.Context, region, jobID string, class retry.Cla
 			b.state, b.until = BreakerOpen, time.Now()
 			g.notify()
 		}
-		return b.state == BreakerOpen
+		return b.state == BreakerOpen, jobLevel
 	}
 	switch b.state {
 	case BreakerHalfOpen:
 		if !probe {
-			return false
+			return false, jobLevel
 		}
 		b.probing = false
 		if failure {
@@ -381,7 +385,7 @@ func (g *gate) record(ctx context.Context, region, jobID string, class retry.Cla
 			g.notify()
 		}
 	}
-	return b.state == BreakerOpen
+	return b.state == BreakerOpen, jobLevel
 }
 
 func (b *breaker) add(failure bool) {
@@ -439,11 +443,13 @@ func (g *gate) resumeLocked(ctx context.Context) {
 	g.notify()
 }
 
-// provenLocked reports whether job was held through a 403-run pause that
-// has ended since: the credentials were proven after its last 403.
-func (g *gate) provenLocked(job string) bool {
-	at, ok := g.held[job]
-	return ok && g.resumes > at
+// probeInconclusiveLocked lets another pause probe go a period later when
+// this call was the probe and its answer says nothing about credentials.
+func (g *gate) probeInconclusiveLocked(probe bool) {
+	if probe && g.paused {
+		g.probing = false
+		g.pauseProbe = time.Now().Add(g.pauseWait)
+	}
 }
 
 // maxHeld bounds the held set: entries of jobs that ended otherwise (nak,
@@ -453,16 +459,11 @@ const maxHeld = 1 << 14
 
 // forbiddenVerdict waits to learn whether a 403 is about this job (a
 // success elsewhere proves the credentials fine: dead-letter it) or part of
-// a run (the pool paused: retry it after resume). A job retried after a
-// pause that has ended since is dead-lettered at once. It gives up waiting
-// after ForbiddenHold and dead-letters.
+// a run (the pool paused: retry it after resume; record then says whether
+// its next 403 is about the job). It gives up waiting after ForbiddenHold
+// and dead-letters.
 func (g *gate) forbiddenVerdict(ctx context.Context, job string) (deadLetter bool, err error) {
 	g.mu.Lock()
-	if g.provenLocked(job) {
-		delete(g.held, job)
-		g.mu.Unlock()
-		return true, nil
-	}
 	gen := g.okGen
 	g.mu.Unlock()
 	deadline := time.NewTimer(g.cfg.ForbiddenHold)

@@ -131,7 +131,7 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 		took := time.Since(started)
 		t.calls++
 		class := p.cfg.Classifier.Classify(err)
-		breakerOpen := p.gate.record(workCtx, req.Region, req.JobID, class, probe)
+		breakerOpen, jobLevel403 := p.gate.record(workCtx, req.Region, req.JobID, class, probe)
 		t.record(rid, err)
 		t.traceCall(class.String(), err)
 		p.obs.Call(Call{JobID: req.JobID, Status: t.status, ErrorCode: t.errorCode, Class: class.String(), Duration: took})
@@ -154,6 +154,10 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 		case retry.Forbidden:
 			// One 403 is about the job; a run of them is a missing
 			// permission for every job, which pauses instead.
+			if jobLevel403 {
+				p.deadLetter(workCtx, t, ReasonClientError)
+				return
+			}
 			dead, err := p.gate.forbiddenVerdict(runCtx, req.JobID)
 			if err != nil {
 				p.nak(d, 0, "shutdown")
@@ -209,7 +213,6 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 
 		// Wait before the next try, unless shutdown begins: then hand the
 		// message back with the rest of the wait as its delay.
-		p.endCall(t)
 		if err := sleep(runCtx, wait); err != nil {
 			p.nak(d, wait, "shutdown")
 			p.report(t, OutcomeHandedBack, "shutdown")

@@ -26,8 +26,19 @@ func TestOutageWithEverySlotProbedRecovers(t *testing.T) {
 	env.Start(p)
 	ids := publishN(env, 30, "o")
 	testenv.Eventually(t, 10*time.Second, func() bool { return p.State().Breakers[""] == worker.BreakerOpen }, "breaker opens")
-	outage := time.NewTimer(6 * time.Second) // the fault: long enough for every held request to fail a probe
-	<-outage.C
+	// The state under test: every held request (Concurrency + lookahead =
+	// 5 slots, all full, so nothing fresh can be fetched) failed a probe.
+	atOpen := env.Sim.Stats().Jobs
+	probed := func() int {
+		n := 0
+		for id, j := range env.Sim.Stats().Jobs {
+			if j.Calls > atOpen[id].Calls {
+				n++
+			}
+		}
+		return n
+	}
+	testenv.Eventually(t, 30*time.Second, func() bool { return probed() >= 5 }, "every held request probed")
 	env.Sim.SetOutage(false)
 	testenv.Eventually(t, 30*time.Second, func() bool { return rec.Count(worker.OutcomeRecovered) >= len(ids) }, "recovered %d", rec.Count(worker.OutcomeRecovered))
 	require.Zero(t, env.DLQCount())

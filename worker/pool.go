@@ -208,7 +208,7 @@ type Pool struct {
 	dlq   DeadLetterer
 	log   *zap.Logger
 	obs   Observer
-	tr    *tracer       // nil: tracing off
+	tr    trace.Tracer  // nil: tracing off
 	slot  chan struct{} // one token per message held (Concurrency + lookahead)
 	calls chan struct{} // one token per API call in flight (Concurrency)
 	// minPull is the least a pull asks for while the pool is busy: pulls
@@ -233,14 +233,18 @@ func New(cfg Config, src Source, rec Recoverer, dlq DeadLetterer) (*Pool, error)
 		return nil, errors.New("worker: source, recoverer and dead-letterer are required")
 	}
 	cfg = cfg.withDefaults()
+	var tr trace.Tracer
+	if cfg.Tracer != nil {
+		tr = cfg.Tracer.Tracer(tracerName)
+	}
 	return &Pool{
+		tr:  tr,
 		cfg: cfg,
 		src: src,
 		rec: rec,
 		dlq: dlq,
 		log: cfg.Logger,
 		obs: cfg.Observer,
-		tr:  newTracer(cfg.Tracer),
 		// A small lookahead (1/8 of Concurrency) keeps the next requests
 		// at hand, heartbeated, so a finished call is followed by the next
 		// at once instead of after a pull's round trip (make bench:

@@ -95,9 +95,9 @@ func decodeBody(body []byte) (Request, error) {
 	if w, ok := flatRequest(trimmed); ok {
 		return w.request()
 	}
-	// One parse reads both a plain request and a CloudEvents envelope.
+	// The envelope's own fields only: a CloudEvents extension may share a
+	// request field's name (region, reason) with another type.
 	var probe struct {
-		wireRequest
 		SpecVersion *string         `json:"specversion"`
 		Data        json.RawMessage `json:"data"`
 		DataBase64  *string         `json:"data_base64"`
@@ -110,7 +110,7 @@ func decodeBody(body []byte) (Request, error) {
 		return Request{}, invalid("body is not valid JSON: %s", clip(err.Error()))
 	}
 	if probe.SpecVersion == nil {
-		return probe.request()
+		return decodeJSON(trimmed)
 	}
 	// CloudEvents structured mode.
 	if *probe.SpecVersion != "1.0" {

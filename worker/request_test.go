@@ -32,6 +32,8 @@ func TestDecode(t *testing.T) {
 		{name: "bare id with newline", giveBody: goodID + "\n", want: Request{JobID: goodID}},
 		{name: "cloudevents structured", giveBody: `{"specversion":"1.0","type":"codearts.recover","source":"/ops","id":"1","data":{"job_id":"` + goodID + `","region":"ap-southeast-3"}}`,
 			want: Request{JobID: goodID, Region: "ap-southeast-3"}},
+		{name: "cloudevents extensions named like request fields", giveBody: `{"specversion":"1.0","id":"1","region":5,"reason":{"k":1},"data":{"job_id":"` + goodID + `"}}`,
+			want: Request{JobID: goodID}},
 		{name: "cloudevents structured string data", giveBody: `{"specversion":"1.0","id":"1","data":"` + goodID + `"}`, want: Request{JobID: goodID}},
 		{name: "cloudevents binary json", giveBody: `{"job_id":"` + goodID + `"}`,
 			giveHeader: map[string][]string{"ce-specversion": {"1.0"}, "ce-type": {"x"}}, want: Request{JobID: goodID}},

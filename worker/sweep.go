@@ -71,7 +71,7 @@ func (p *Pool) settleStranded(ctx context.Context, s StrandedMsg) error {
 	}
 	t.errorMsg = "the request reached the consumer's delivery limit without finishing (did it crash the worker?)"
 	t.base = p.log
-	p.startStranded(ctx, t, s)
+	p.startStranded(ctx, t)
 	defer p.endStranded(t)
 	t.traceDecoded()
 	rec := p.deadLetterRecord(t, ReasonMaxDeliveries)

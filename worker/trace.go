@@ -68,15 +68,8 @@ var _ propagation.TextMapCarrier = natsCarrier(nil)
 
 // Get returns the first value of key, matched in any case.
 func (c natsCarrier) Get(key string) string {
-	if v := c[key]; len(v) > 0 {
-		return v[0]
-	}
-	for k, v := range c {
-		if len(v) > 0 && strings.EqualFold(k, key) {
-			return v[0]
-		}
-	}
-	return ""
+	v, _ := headerValue(c, key)
+	return v
 }
 
 // Set replaces key (in any case) with value.
@@ -109,16 +102,10 @@ func InjectTrace(ctx context.Context, header map[string][]string) {
 // traceparent header (any case), or an invalid one when there is none or it
 // is malformed.
 func ProducerTrace(header map[string][]string) trace.SpanContext {
-	return producerTrace(context.Background(), header)
-}
-
-// producerTrace is ProducerTrace; ctx only carries the extracted context
-// out of the propagator.
-func producerTrace(ctx context.Context, header map[string][]string) trace.SpanContext {
 	if len(header) == 0 || natsCarrier(header).Get(TraceparentHeader) == "" {
 		return trace.SpanContext{}
 	}
-	return trace.SpanContextFromContext(propagation.TraceContext{}.Extract(ctx, natsCarrier(header)))
+	return trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(), natsCarrier(header)))
 }
 
 // RequestTrace returns the remote span context under which the worker's
@@ -136,11 +123,7 @@ func producerTrace(ctx context.Context, header map[string][]string) trace.SpanCo
 // delivery. The derived parent span itself is never recorded: viewers show
 // the deliveries as children of a missing root.
 func RequestTrace(header map[string][]string, seq uint64, stored time.Time) (sc trace.SpanContext, derived bool) {
-	return requestTrace(context.Background(), header, seq, stored)
-}
-
-func requestTrace(ctx context.Context, header map[string][]string, seq uint64, stored time.Time) (trace.SpanContext, bool) {
-	if sc := producerTrace(ctx, header); sc.IsValid() {
+	if sc := ProducerTrace(header); sc.IsValid() {
 		return sc, false
 	}
 	return DerivedTrace(seq, stored), true
@@ -178,57 +161,40 @@ type taskTrace struct {
 	traced  bool       // the outcome is on span
 }
 
-// tracer makes the pool's spans; nil means tracing is off.
-type tracer struct {
-	tr trace.Tracer
-}
-
-func newTracer(tp trace.TracerProvider) *tracer {
-	if tp == nil {
-		return nil
-	}
-	return &tracer{tr: tp.Tracer(tracerName)}
-}
-
 // startDelivery starts the span of one delivery (kind consumer) under the
-// request's trace. With tracing off it only reads a producer's traceparent,
-// so the request's logs and records still name its trace.
+// request's trace.
 func (p *Pool) startDelivery(ctx context.Context, t *task) {
-	if p.tr == nil {
-		if sc := producerTrace(ctx, t.d.Header()); sc.IsValid() {
-			t.trace = &taskTrace{sc: sc}
-		}
-		return
-	}
-	parent, derived := requestTrace(ctx, t.d.Header(), t.seq, t.d.Timestamp())
-	subject := t.d.Subject()
-	_, span := p.tr.tr.Start(trace.ContextWithRemoteSpanContext(ctx, parent), "process "+subject,
-		trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(t.start),
-		trace.WithAttributes(
-			attrMsgSystem.String("nats"), attrMsgOp.String("process"), attrMsgDest.String(subject),
-			attrStreamSeq.Int64(int64(t.seq)), attrDelivery.Int64(int64(t.n)), //nolint:gosec // counts
-			attrMsgDelivery.Int64(int64(t.n)), attrDerived.Bool(derived), //nolint:gosec // counts
-		))
-	t.trace = &taskTrace{sc: span.SpanContext(), span: span}
+	p.startSpan(ctx, t, "process ", trace.SpanKindConsumer,
+		attrMsgOp.String("process"), attrMsgDelivery.Int64(int64(t.n))) //nolint:gosec // a count
 }
 
 // startStranded starts the span of dead-lettering a stranded request
 // (reached MaxDeliver without finishing) in the request's trace.
-func (p *Pool) startStranded(ctx context.Context, t *task, s StrandedMsg) {
+func (p *Pool) startStranded(ctx context.Context, t *task) {
+	p.startSpan(ctx, t, "dead_letter ", trace.SpanKindInternal)
+}
+
+// startSpan starts t's span, named verb + subject, under the request's
+// trace (RequestTrace of t's delivery). With tracing off it only reads a
+// producer's traceparent, so the request's logs and records still name its
+// trace. Attributes are set only on a span that records.
+func (p *Pool) startSpan(ctx context.Context, t *task, verb string, kind trace.SpanKind, extra ...attribute.KeyValue) {
 	if p.tr == nil {
-		if sc := producerTrace(ctx, s.Header); sc.IsValid() {
+		if sc := ProducerTrace(t.d.Header()); sc.IsValid() { //nolint:contextcheck // parsing a header needs no context
 			t.trace = &taskTrace{sc: sc}
 		}
 		return
 	}
-	parent, derived := requestTrace(ctx, s.Header, s.StreamSeq, s.Stored)
-	_, span := p.tr.tr.Start(trace.ContextWithRemoteSpanContext(ctx, parent), "dead_letter "+s.Subject,
-		trace.WithSpanKind(trace.SpanKindInternal), trace.WithTimestamp(t.start),
-		trace.WithAttributes(
-			attrMsgSystem.String("nats"), attrMsgDest.String(s.Subject),
-			attrStreamSeq.Int64(int64(s.StreamSeq)), attrDelivery.Int64(int64(s.Deliveries)), //nolint:gosec // counts
-			attrDerived.Bool(derived),
-		))
+	parent, derived := RequestTrace(t.d.Header(), t.seq, t.d.Timestamp()) //nolint:contextcheck // parsing a header needs no context
+	subject := t.d.Subject()
+	_, span := p.tr.Start(trace.ContextWithRemoteSpanContext(ctx, parent), verb+subject,
+		trace.WithSpanKind(kind), trace.WithTimestamp(t.start))
+	if span.IsRecording() {
+		span.SetAttributes(attrMsgSystem.String("nats"), attrMsgDest.String(subject),
+			attrStreamSeq.Int64(int64(t.seq)), attrDelivery.Int64(int64(t.n)), //nolint:gosec // counts
+			attrDerived.Bool(derived))
+		span.SetAttributes(extra...)
+	}
 	t.trace = &taskTrace{sc: span.SpanContext(), span: span}
 }
 
@@ -240,6 +206,16 @@ func (t *task) span() trace.Span {
 	return t.trace.span
 }
 
+// recording is the delivery's span when it records (sampled), else nil:
+// an unsampled span is still made and ended, so its ids propagate, but
+// gets no attributes or events.
+func (t *task) recording() trace.Span {
+	if s := t.span(); s != nil && s.IsRecording() {
+		return s
+	}
+	return nil
+}
+
 // endStranded ends the span of a stranded request's sweep.
 func (p *Pool) endStranded(t *task) {
 	if s := t.span(); s != nil {
@@ -249,21 +225,21 @@ func (p *Pool) endStranded(t *task) {
 
 // traceFailed marks the span of a sweep that must be retried.
 func (t *task) traceFailed(err error) {
-	if s := t.span(); s != nil {
+	if s := t.recording(); s != nil {
 		s.SetStatus(codes.Error, err.Error())
 	}
 }
 
 // traceDecoded names the job on the delivery span.
 func (t *task) traceDecoded() {
-	if s := t.span(); s != nil && t.req.JobID != "" {
+	if s := t.recording(); s != nil && t.req.JobID != "" {
 		s.SetAttributes(attrJobID.String(t.req.JobID))
 	}
 }
 
 // traceOutcome records how the delivery ended.
 func (p *Pool) traceOutcome(t *task, kind, reason string) {
-	s := t.span()
+	s := t.recording()
 	if s == nil {
 		return
 	}
@@ -294,7 +270,7 @@ func (p *Pool) endDelivery(t *task) {
 		return
 	}
 	p.endCall(t)
-	if !t.trace.traced {
+	if !t.trace.traced && s.IsRecording() {
 		s.SetAttributes(attrOutcome.String(OutcomeHandedBack), attrReason.String("panic"))
 		s.SetStatus(codes.Error, "panic while handling the request")
 	}
@@ -309,16 +285,16 @@ func (p *Pool) callContext(ctx context.Context, t *task, attempt int, probe bool
 	if s == nil {
 		return ctx
 	}
-	attrs := make([]attribute.KeyValue, 0, 3)
-	attrs = append(attrs, attrAttempt.Int(attempt))
-	if t.req.JobID != "" {
-		attrs = append(attrs, attrJobID.String(t.req.JobID))
+	ctx, t.trace.call = p.tr.Start(trace.ContextWithSpan(ctx, s), CallSpanName, trace.WithSpanKind(trace.SpanKindClient))
+	if t.trace.call.IsRecording() {
+		t.trace.call.SetAttributes(attrAttempt.Int(attempt))
+		if t.req.JobID != "" {
+			t.trace.call.SetAttributes(attrJobID.String(t.req.JobID))
+		}
+		if probe {
+			t.trace.call.SetAttributes(attrProbe.Bool(true))
+		}
 	}
-	if probe {
-		attrs = append(attrs, attrProbe.Bool(true))
-	}
-	ctx, t.trace.call = p.tr.tr.Start(trace.ContextWithSpan(ctx, s), CallSpanName,
-		trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
 	return ctx
 }
 
@@ -326,7 +302,7 @@ func (p *Pool) callContext(ctx context.Context, t *task, attempt int, probe bool
 // until the retry decision is known (endCall), but ends at the answer's
 // time.
 func (t *task) traceCall(class string, err error) {
-	if t.trace == nil || t.trace.call == nil {
+	if t.trace == nil || t.trace.call == nil || !t.trace.call.IsRecording() {
 		return
 	}
 	t.trace.callEnd = time.Now()
@@ -355,7 +331,7 @@ func (t *task) traceCall(class string, err error) {
 // traceRetry records on the call span why the request is tried again and
 // how long it waits first.
 func (t *task) traceRetry(cause string, wait time.Duration) {
-	if t.trace == nil || t.trace.call == nil {
+	if t.trace == nil || t.trace.call == nil || !t.trace.call.IsRecording() {
 		return
 	}
 	t.trace.call.SetAttributes(attrRetryCause.String(cause), attrRetryWait.Float64(wait.Seconds()))
@@ -376,7 +352,7 @@ func (p *Pool) endCall(t *task) {
 
 // waitStart returns now when tracing, for traceWait.
 func (t *task) waitStart() time.Time {
-	if t.span() == nil {
+	if t.recording() == nil {
 		return time.Time{}
 	}
 	return time.Now()
@@ -385,7 +361,7 @@ func (t *task) waitStart() time.Time {
 // traceWait adds an event to the delivery span for a wait that began at
 // since (from waitStart) and lasted at least minWaitEvent.
 func (t *task) traceWait(name string, since time.Time) {
-	s := t.span()
+	s := t.recording()
 	if s == nil || since.IsZero() {
 		return
 	}
@@ -396,7 +372,7 @@ func (t *task) traceWait(name string, since time.Time) {
 
 // traceEvent adds a named event to the delivery span.
 func (t *task) traceEvent(name string, attrs ...attribute.KeyValue) {
-	if s := t.span(); s != nil {
+	if s := t.recording(); s != nil {
 		s.AddEvent(name, trace.WithAttributes(attrs...))
 	}
 }

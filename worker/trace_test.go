@@ -281,6 +281,8 @@ func TestTraceIDWithTracingOff(t *testing.T) {
 	for _, d := range env.DeadLetters() {
 		byJob[d.JobID] = d
 	}
+	require.Len(t, byJob, 2)
+	require.Len(t, env.Results(), 2)
 	require.Equal(t, sc.TraceID().String(), byJob[traced].TraceID)
 	require.Empty(t, byJob[traced].SpanID, "no span of the worker's")
 	require.Empty(t, byJob[untraced].TraceID)

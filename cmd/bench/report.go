@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -193,12 +194,13 @@ func (rep report) print(w io.Writer) {
 
 // printMedians summarises repeated runs: per scenario and peer the median
 // ideal/actual and CPU, and where the naive peer ran too, the median of the
-// pool/naive CPU ratios of the runs (each pool run against the naive run
-// next to it, so that both saw the same machine).
+// pool/naive CPU ratios of the runs (each pool run against the naive run of
+// the same number, so that both saw the same machine).
 func (rep report) printMedians(w io.Writer) {
 	type key struct{ scenario, peer string }
 	var order []key
 	byKey := map[key][]result{}
+	repeated := false
 	for _, r := range rep.Results {
 		if r.Error != "" {
 			continue
@@ -208,64 +210,64 @@ func (rep report) printMedians(w io.Writer) {
 			order = append(order, k)
 		}
 		byKey[k] = append(byKey[k], r)
-	}
-	repeated := false
-	for _, rs := range byKey {
-		repeated = repeated || len(rs) > 1
+		repeated = repeated || len(byKey[k]) > 1
 	}
 	if !repeated {
 		return
+	}
+	of := func(rs []result, f func(result) float64) []float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		return v
 	}
 	fmt.Fprintln(w, "\nmedians:")
 	for _, k := range order {
 		rs := byKey[k]
 		name := result{Scenario: k.scenario, Peer: k.peer}.name()
-		line := fmt.Sprintf("  %s: %d runs, worker CPU %.0f µs/req (%s)", name, len(rs),
-			median(rs, func(r result) float64 { return r.WorkerCPUus }), spread(rs, func(r result) float64 { return r.WorkerCPUus }, "%.0f"))
+		cpu := of(rs, func(r result) float64 { return r.WorkerCPUus })
+		line := fmt.Sprintf("  %s: %d runs, worker CPU %.0f µs/req (%s)", name, len(rs), median(cpu), spread(cpu, "%.0f"))
 		if rs[0].IdealS > 0 {
-			line += fmt.Sprintf(", ideal/actual %.2f (%s)", median(rs, func(r result) float64 { return r.Ratio }),
-				spread(rs, func(r result) float64 { return r.Ratio }, "%.2f"))
+			ratios := of(rs, func(r result) float64 { return r.Ratio })
+			line += fmt.Sprintf(", ideal/actual %.2f (%s)", median(ratios), spread(ratios, "%.2f"))
 		}
-		if rs[0].CallsTotal > 0 && k.peer == "pool" {
-			line += fmt.Sprintf(", 429 share %.1f%%", 100*median(rs, func(r result) float64 { return r.Share429 }))
+		if k.peer == "pool" && rs[0].CallsTotal > 0 {
+			line += fmt.Sprintf(", 429 share %.1f%%", 100*median(of(rs, func(r result) float64 { return r.Share429 })))
 		}
 		fmt.Fprintln(w, line)
 		if k.peer != "pool" {
 			continue
 		}
-		naive := byKey[key{k.scenario, "naive"}]
-		if len(naive) == 0 {
-			continue
+		naiveRun := map[int]result{}
+		for _, r := range byKey[key{k.scenario, "naive"}] {
+			naiveRun[r.Run] = r
 		}
-		var ratios []result
-		for i := range min(len(rs), len(naive)) {
-			if naive[i].WorkerCPUus > 0 {
-				ratios = append(ratios, result{Ratio: rs[i].WorkerCPUus / naive[i].WorkerCPUus})
+		var ratios []float64
+		for _, r := range rs {
+			if n, ok := naiveRun[r.Run]; ok && n.WorkerCPUus > 0 {
+				ratios = append(ratios, r.WorkerCPUus/n.WorkerCPUus)
 			}
 		}
 		if len(ratios) > 0 {
-			fmt.Fprintf(w, "  %s: worker CPU pool/naive %.2f (%s)\n", k.scenario,
-				median(ratios, func(r result) float64 { return r.Ratio }), spread(ratios, func(r result) float64 { return r.Ratio }, "%.2f"))
+			fmt.Fprintf(w, "  %s: worker CPU pool/naive %.2f (%s)\n", k.scenario, median(ratios), spread(ratios, "%.2f"))
 		}
 	}
 }
 
-func median(rs []result, f func(result) float64) float64 {
-	v := make([]float64, len(rs))
-	for i, r := range rs {
-		v[i] = f(r)
-	}
-	sort.Float64s(v)
+func median(v []float64) float64 {
+	v = slices.Clone(v)
+	slices.Sort(v)
 	if len(v)%2 == 1 {
 		return v[len(v)/2]
 	}
 	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
-func spread(rs []result, f func(result) float64, format string) string {
-	parts := make([]string, len(rs))
-	for i, r := range rs {
-		parts[i] = fmt.Sprintf(format, f(r))
+func spread(v []float64, format string) string {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = fmt.Sprintf(format, x)
 	}
 	return strings.Join(parts, " ")
 }

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -20,10 +19,6 @@ import (
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/admin"
 	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
 )
-
-// ReplayOfHeader links a replayed request to the dead letter it came from
-// (the dead letter's sequence in the dead-letter stream).
-const ReplayOfHeader = admin.ReplayOfHeader
 
 func newDLQCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -52,10 +47,6 @@ show SEQ' for one record, fix the cause (permissions, the API), then
 	cmd.AddCommand(newDLQListCmd(), newDLQShowCmd(), newDLQReplayCmd(), newDLQPurgeCmd())
 	return cmd
 }
-
-// dlqRecord is a dead letter as the dlq commands show it: the record with
-// its place in the dead-letter stream.
-type dlqRecord = admin.Record
 
 // addFilterFlags binds the dead-letter filters to flags.
 func addFilterFlags(fs *pflag.FlagSet, f *admin.Filter) {
@@ -96,7 +87,7 @@ func (t *dlqTable) header() error {
 	return t.line("SEQ", "FAILED AT", "JOB ID", "REASON", "STATUS", "ERROR CODE", "ERROR")
 }
 
-func (t *dlqTable) row(r dlqRecord) error {
+func (t *dlqTable) row(r admin.Record) error {
 	if t.rows == 0 {
 		if err := t.header(); err != nil {
 			return err
@@ -187,7 +178,7 @@ dead letters is listed without being held in memory. The count goes to stderr.
 			}
 			defer closeConn(conn)
 			ctx := cmd.Context()
-			_, info, err := requireStream(ctx, conn, conn.Config().DLQStream, "dlq-stream")
+			_, info, err := admin.RequireStream(ctx, conn, conn.Config().DLQStream, "dlq-stream")
 			if err != nil {
 				return err
 			}
@@ -197,7 +188,7 @@ dead letters is listed without being held in memory. The count goes to stderr.
 			}
 			table := newDLQTable(out, info.State.LastSeq, width)
 			enc := json.NewEncoder(table.w)
-			matched, total, err := admin.Scan(ctx, conn, &f, limit, func(r dlqRecord) error {
+			matched, total, err := admin.Scan(ctx, conn, &f, limit, func(r admin.Record) error {
 				if jsonOut {
 					return enc.Encode(r)
 				}
@@ -253,7 +244,7 @@ headers, body) exactly as the worker received it.
 			}
 			defer closeConn(conn)
 			ctx := cmd.Context()
-			dlq, _, err := requireStream(ctx, conn, conn.Config().DLQStream, "dlq-stream")
+			dlq, _, err := admin.RequireStream(ctx, conn, conn.Config().DLQStream, "dlq-stream")
 			if err != nil {
 				return err
 			}
@@ -306,9 +297,6 @@ type replayOptions struct {
 	jsonOut bool
 	every   time.Duration
 }
-
-// replaySummary is what replay reports; its JSON is stable for scripts.
-type replaySummary = admin.ReplaySummary
 
 // replayHook, when set (by tests), runs after a replay's publish ack and
 // before its dead letter is removed; an error there leaves the dead letter
@@ -390,11 +378,11 @@ func (o *replayOptions) run(cmd *cobra.Command, args []string) error {
 	defer closeConn(conn)
 	ctx := cmd.Context()
 	cfg := conn.Config()
-	dlq, dlqInfo, err := requireStream(ctx, conn, cfg.DLQStream, "dlq-stream")
+	dlq, dlqInfo, err := admin.RequireStream(ctx, conn, cfg.DLQStream, "dlq-stream")
 	if err != nil {
 		return err
 	}
-	_, reqInfo, err := requireStream(ctx, conn, cfg.Stream, "stream")
+	_, reqInfo, err := admin.RequireStream(ctx, conn, cfg.Stream, "stream")
 	if err != nil {
 		return err
 	}
@@ -403,11 +391,7 @@ func (o *replayOptions) run(cmd *cobra.Command, args []string) error {
 	}
 
 	if len(seqs) == 0 {
-		_, _, err := admin.Scan(ctx, conn, &o.filter, o.limit, func(r dlqRecord) error {
-			seqs = append(seqs, r.Seq)
-			return nil
-		})
-		if err != nil {
+		if seqs, err = admin.Select(ctx, conn, &o.filter, o.limit); err != nil {
 			return err
 		}
 	} else if o.limit > 0 && len(seqs) > o.limit {
@@ -439,8 +423,8 @@ func (o *replayOptions) run(cmd *cobra.Command, args []string) error {
 	return nil
 }
 
-func (o *replayOptions) dryRunList(cmd *cobra.Command, dlq *queue.Stream, seqs []uint64, lastSeq uint64) (replaySummary, error) {
-	var sum replaySummary
+func (o *replayOptions) dryRunList(cmd *cobra.Command, dlq *queue.Stream, seqs []uint64, lastSeq uint64) (admin.ReplaySummary, error) {
+	var sum admin.ReplaySummary
 	ctx := cmd.Context()
 	out := cmd.OutOrStdout()
 	table := newDLQTable(out, lastSeq, terminalWidth(out))
@@ -470,8 +454,8 @@ func (o *replayOptions) dryRunList(cmd *cobra.Command, dlq *queue.Stream, seqs [
 	return sum, table.flush()
 }
 
-func (o *replayOptions) replay(cmd *cobra.Command, conn *queue.Conn, dlq *queue.Stream, seqs []uint64) (replaySummary, error) {
-	stderr := &lockedWriter{w: cmd.ErrOrStderr()}
+func (o *replayOptions) replay(cmd *cobra.Command, conn *queue.Conn, dlq *queue.Stream, seqs []uint64) (admin.ReplaySummary, error) {
+	stderr := &admin.LockedWriter{W: cmd.ErrOrStderr()}
 	rep := newProgressReporter(stderr, "replay", len(seqs), o.quiet, o.every)
 	sum, err := admin.Replay(cmd.Context(), conn, dlq, seqs, admin.ReplayConfig{
 		Filter: &o.filter, Window: o.window, Rate: o.rate, Progress: rep.update, Problems: stderr,
@@ -481,20 +465,7 @@ func (o *replayOptions) replay(cmd *cobra.Command, conn *queue.Conn, dlq *queue.
 	return sum, err
 }
 
-// lockedWriter serialises writes from the publisher's goroutine and the
-// caller's.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-func (o *replayOptions) printSummary(w io.Writer, s replaySummary, cfg queue.Config) error {
+func (o *replayOptions) printSummary(w io.Writer, s admin.ReplaySummary, cfg queue.Config) error {
 	if o.jsonOut {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -536,17 +507,14 @@ it requires --yes. There is no undo: consider 'worker dlq list --json' first.
 			}
 			defer closeConn(conn)
 			ctx := cmd.Context()
-			dlq, info, err := requireStream(ctx, conn, conn.Config().DLQStream, "dlq-stream")
+			dlq, info, err := admin.RequireStream(ctx, conn, conn.Config().DLQStream, "dlq-stream")
 			if err != nil {
 				return err
 			}
 			var seqs []uint64
 			n := int(min(info.State.Msgs, math.MaxInt32))
 			if !f.Empty() {
-				if _, _, err := admin.Scan(ctx, conn, &f, 0, func(r dlqRecord) error {
-					seqs = append(seqs, r.Seq)
-					return nil
-				}); err != nil {
+				if seqs, err = admin.Select(ctx, conn, &f, 0); err != nil {
 					return err
 				}
 				n = len(seqs)

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/codearts-recover-worker/codearts-recover-worker/codearts/codeartssim"
+	"github.com/codearts-recover-worker/codearts-recover-worker/internal/admin"
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/testenv"
 	"github.com/codearts-recover-worker/codearts-recover-worker/worker"
 )
@@ -23,7 +24,7 @@ func listedSeqs(t *testing.T, out string) []uint64 {
 	var seqs []uint64
 	sc := bufio.NewScanner(strings.NewReader(out))
 	for sc.Scan() {
-		var r dlqRecord
+		var r admin.Record
 		require.NoError(t, json.Unmarshal(sc.Bytes(), &r), sc.Text())
 		seqs = append(seqs, r.Seq)
 	}
@@ -88,7 +89,7 @@ func TestDLQTablesGolden(t *testing.T) {
 	require.Zero(t, r.code, r.err)
 	checkGolden(t, "dlq_show.golden", r.out)
 	dec := json.NewDecoder(strings.NewReader(r.out))
-	var shown dlqRecord
+	var shown admin.Record
 	require.NoError(t, dec.Decode(&shown))
 	require.Equal(t, uint64(2), shown.Seq)
 	require.Equal(t, letters[1].dl, shown.DeadLetter, "the whole record, original included")
@@ -110,9 +111,9 @@ func TestDLQReplayRoundTrip(t *testing.T) {
 	env.Sim.Configure(codeartssim.WithoutOutcomes())
 	r := cli(t, "", withFlags([]string{"dlq", "replay", "--reason", "client_error", "--json"}, nats)...)
 	require.Zero(t, r.code, r.err)
-	var s replaySummary
+	var s admin.ReplaySummary
 	require.NoError(t, json.Unmarshal([]byte(r.out), &s), r.out)
-	require.Equal(t, replaySummary{Matched: 50, Replayed: 50}, s)
+	require.Equal(t, admin.ReplaySummary{Matched: 50, Replayed: 50}, s)
 	require.Zero(t, env.DLQCount(), "each dead letter removed after its replay's ack")
 
 	// The replays are the original requests, linked to their dead letters.
@@ -120,7 +121,7 @@ func TestDLQReplayRoundTrip(t *testing.T) {
 	require.Len(t, stored, 50)
 	for _, m := range stored {
 		require.True(t, ids[m.req.JobID])
-		link := m.header[ReplayOfHeader]
+		link := m.header[admin.ReplayOfHeader]
 		require.Len(t, link, 1)
 		require.True(t, strings.HasPrefix(m.msgID, "replay-"+link[0]+"-"), m.msgID)
 		require.Equal(t, m.req.JobID, m.body, "the original body, byte for byte")
@@ -146,9 +147,9 @@ func TestDLQReplayInterruptedBeforeRemoval(t *testing.T) {
 	t.Cleanup(func() { replayHook = nil })
 	r := cli(t, "", withFlags([]string{"dlq", "replay", "--reason", "client_error", "--json"}, nats)...)
 	require.Equal(t, 1, r.code, r.err)
-	var s replaySummary
+	var s admin.ReplaySummary
 	require.NoError(t, json.Unmarshal([]byte(r.out), &s), r.out)
-	require.Equal(t, replaySummary{Matched: 50, Failed: 50}, s)
+	require.Equal(t, admin.ReplaySummary{Matched: 50, Failed: 50}, s)
 	require.EqualValues(t, 50, env.DLQCount(), "no dead letter removed")
 	require.EqualValues(t, 50, env.Pending(), "every replay stored")
 	recoverAll(t, env, 50)
@@ -159,7 +160,7 @@ func TestDLQReplayInterruptedBeforeRemoval(t *testing.T) {
 	r = cli(t, "", withFlags([]string{"dlq", "replay", "--reason", "client_error", "--json"}, nats)...)
 	require.Zero(t, r.code, r.err)
 	require.NoError(t, json.Unmarshal([]byte(r.out), &s), r.out)
-	require.Equal(t, replaySummary{Matched: 50, AlreadyReplayed: 50}, s)
+	require.Equal(t, admin.ReplaySummary{Matched: 50, AlreadyReplayed: 50}, s)
 	after, err := env.Conn.StreamInfo(context.Background(), env.Conn.Config().Stream)
 	require.NoError(t, err)
 	require.Equal(t, before.State.LastSeq, after.State.LastSeq, "nothing stored by the rerun")

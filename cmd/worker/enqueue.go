@@ -24,7 +24,10 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/codearts-recover-worker/codearts-recover-worker/internal/admin"
+	"github.com/codearts-recover-worker/codearts-recover-worker/internal/jobid"
 	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
+	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
 	"github.com/codearts-recover-worker/codearts-recover-worker/worker"
 )
 
@@ -585,7 +588,7 @@ func (o *enqueueOptions) publish(cmd *cobra.Command, v *enqValidator, sum *enque
 	}
 	defer closeConn(conn)
 	cfg := conn.Config()
-	_, info, err := requireStream(ctx, conn, cfg.Stream, "stream")
+	_, info, err := admin.RequireStream(ctx, conn, cfg.Stream, "stream")
 	if err != nil {
 		return nil, err
 	}
@@ -618,7 +621,7 @@ func (o *enqueueOptions) publish(cmd *cobra.Command, v *enqValidator, sum *enque
 	if err != nil {
 		return nil, err
 	}
-	limiter := perSecond(o.rate)
+	limiter := retry.PerSecond(o.rate)
 	sent := 0
 	for i, e := range v.items {
 		if ctx.Err() != nil {
@@ -631,7 +634,7 @@ func (o *enqueueOptions) publish(cmd *cobra.Command, v *enqValidator, sum *enque
 		out.Header = spans.start(ctx, out)
 		err := pub.Publish(ctx, out)
 		if err != nil {
-			spans.notSent(out.Ref, err)
+			spans.end(queue.PublishResult{Outgoing: queue.Outgoing{Ref: out.Ref}, Err: err}) // not sent at all
 			if ctx.Err() == nil {
 				sendErr = err
 			}
@@ -747,8 +750,9 @@ func (r *progressReporter) finish() {
 
 // publishSpans are enqueue's producer spans, one per request, each the root
 // of the request's trace; a nil *publishSpans (tracing off) does nothing.
-// A span ends when the request's publish ack arrives, so it measures the
-// store, and says the stream sequence and whether it was a duplicate.
+// A span starts before the publish (so it includes any wait for a slot in
+// the publish window) and ends when the request's publish ack arrives; it
+// says the stream sequence and whether it was a duplicate.
 type publishSpans struct {
 	tracer  trace.Tracer
 	subject string
@@ -795,23 +799,12 @@ func (s *publishSpans) end(r queue.PublishResult) {
 	}
 	span := s.spans[r.Ref]
 	s.spans[r.Ref] = nil
-	switch {
-	case r.Err != nil:
+	if r.Err != nil {
 		span.SetStatus(codes.Error, r.Err.Error())
-	default:
+	} else {
 		span.SetAttributes(attribute.Int64("stream_seq", int64(r.Seq)), attribute.Bool("duplicate", r.Duplicate)) //nolint:gosec // a stream sequence
 	}
 	span.End()
-}
-
-// notSent ends the span of a request that could not be sent at all.
-func (s *publishSpans) notSent(ref uint64, err error) {
-	if s == nil {
-		return
-	}
-	s.spans[ref].SetStatus(codes.Error, err.Error())
-	s.spans[ref].End()
-	s.spans[ref] = nil
 }
 
 // bodyJobID reads the job id from a body enqueue built: the canonical JSON
@@ -819,8 +812,8 @@ func (s *publishSpans) notSent(ref uint64, err error) {
 // else.
 func bodyJobID(body []byte) string {
 	const prefix = `{"job_id":"`
-	if !bytes.HasPrefix(body, []byte(prefix)) || len(body) < len(prefix)+33 || body[len(prefix)+32] != '"' {
+	if !bytes.HasPrefix(body, []byte(prefix)) || len(body) <= len(prefix)+jobid.Len || body[len(prefix)+jobid.Len] != '"' {
 		return ""
 	}
-	return string(body[len(prefix) : len(prefix)+32])
+	return string(body[len(prefix) : len(prefix)+jobid.Len])
 }

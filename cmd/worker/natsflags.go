@@ -13,9 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
-	"golang.org/x/time/rate"
 
-	"github.com/codearts-recover-worker/codearts-recover-worker/internal/admin"
 	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
 )
 
@@ -116,12 +114,6 @@ func (o *natsOptions) connect(cmd *cobra.Command, extraEnv ...string) (*queue.Co
 	return conn, nil
 }
 
-// requireStream returns a stream that must exist, with its info, or an error that
-// says which flag names it.
-func requireStream(ctx context.Context, conn *queue.Conn, name, flag string) (*queue.Stream, *jetstream.StreamInfo, error) {
-	return admin.RequireStream(ctx, conn, name, flag)
-}
-
 // checkSubject makes sure messages published on subject land in the stream
 // described by info, so a wrong --subject fails once, up front, rather than
 // once per message.
@@ -150,15 +142,6 @@ func subjectMatches(pattern, subject string) bool {
 		}
 	}
 	return len(p) == len(s)
-}
-
-// perSecond is a limiter for --rate (0: none). Its burst of 50 ms worth
-// keeps the average at the rate without a timer per message.
-func perSecond(r float64) *rate.Limiter {
-	if r <= 0 {
-		return nil
-	}
-	return rate.NewLimiter(rate.Limit(r), max(1, int(r/20)))
 }
 
 // closeConn flushes and closes a command's connection.

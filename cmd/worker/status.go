@@ -12,16 +12,6 @@ import (
 	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
 )
 
-// The status types are admin's (the status page shows the same figures);
-// the names stay for the tests.
-type (
-	statusReport   = admin.Status
-	streamStatus   = admin.StreamStatus
-	consumerStatus = admin.ConsumerStatus
-	dlqStatus      = admin.DLQStatus
-	resultsStatus  = admin.ResultsStatus
-)
-
 func newStatusCmd() *cobra.Command {
 	var (
 		nats    = defaultNATSOptions()
@@ -72,7 +62,7 @@ yet (no worker has started) shows as absent (null).
 }
 
 // printStatus writes the status table.
-func printStatus(w io.Writer, r statusReport) error {
+func printStatus(w io.Writer, r admin.Status) error {
 	var b strings.Builder
 	row := func(label string, n any, note string) {
 		b.WriteString(strings.TrimRight(fmt.Sprintf("  %-18s %-10v %s", label, n, note), " ") + "\n")

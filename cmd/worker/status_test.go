@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/codearts-recover-worker/codearts-recover-worker/internal/admin"
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/testenv"
 	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
 )
@@ -52,7 +53,7 @@ func TestStatusMatchesTheStreams(t *testing.T) {
 
 	r := cli(t, "", withFlags([]string{"status", "--json"}, nats)...)
 	require.Zero(t, r.code, r.err)
-	var got statusReport
+	var got admin.Status
 	require.NoError(t, json.Unmarshal([]byte(r.out), &got), r.out)
 
 	req, err := env.Conn.StreamInfo(ctx, cfg.Stream)
@@ -61,16 +62,16 @@ func TestStatusMatchesTheStreams(t *testing.T) {
 	require.NoError(t, err)
 	ci, err := env.Conn.ConsumerInfo(ctx, cfg.Stream, cfg.Consumer)
 	require.NoError(t, err)
-	require.Equal(t, statusReport{
-		Stream: streamStatus{
+	require.Equal(t, admin.Status{
+		Stream: admin.StreamStatus{
 			Name: cfg.Stream, Subjects: []string{cfg.Subject}, Messages: 10, Bytes: req.State.Bytes,
 			FirstSeq: 1, LastSeq: 10,
 		},
-		Consumer: &consumerStatus{Name: cfg.Consumer, Pending: 7, InFlight: 3, Redelivered: 1, WaitingPulls: 0},
-		DLQ: dlqStatus{Name: cfg.DLQStream, Messages: 9, Bytes: dlq.State.Bytes, ByReason: map[string]int{
+		Consumer: &admin.ConsumerStatus{Name: cfg.Consumer, Pending: 7, InFlight: 3, Redelivered: 1, WaitingPulls: 0},
+		DLQ: admin.DLQStatus{Name: cfg.DLQStream, Messages: 9, Bytes: dlq.State.Bytes, ByReason: map[string]int{
 			"client_error": 4, "invalid_request": 1, "retries_exhausted": 2, "max_deliveries": 1, "unreadable": 1,
 		}},
-		Results: &resultsStatus{Name: cfg.ResultStream},
+		Results: &admin.ResultsStatus{Name: cfg.ResultStream},
 	}, got)
 	require.Equal(t, ci.NumPending, got.Consumer.Pending)
 	require.Equal(t, ci.NumAckPending, got.Consumer.InFlight)

@@ -16,6 +16,7 @@ func BenchmarkEnqueueTraced(b *testing.B) {
 		w.Header().Set("Content-Type", "application/x-protobuf")
 	}))
 	defer srv.Close()
+	unsetOTel(b)
 	b.Setenv(envEndpoint, srv.URL)
 	BenchmarkEnqueue(b)
 }

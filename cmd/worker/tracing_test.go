@@ -234,7 +234,7 @@ func startHTTPSink(t *testing.T) (*otlpSink, string) {
 
 // unsetOTel clears the OTEL_* variables the tests set, whatever the
 // environment running them has.
-func unsetOTel(t *testing.T) {
+func unsetOTel(t testing.TB) {
 	t.Helper()
 	for _, k := range []string{envSDKDisabled, envExporter, envProtocol, envTracesProtocol, envEndpoint, envTracesEndpoint,
 		envSampler, envSamplerArg, envServiceName, "OTEL_RESOURCE_ATTRIBUTES", "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"} {
@@ -272,14 +272,19 @@ func TestTracingDelivers(t *testing.T) {
 			t.Setenv("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20sink-token")
 			t.Setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=test")
 
-			var errs []error
-			tr, err := startTracing(context.Background(), io.Discard, func(err error) { errs = append(errs, err) })
+			var (
+				mu   sync.Mutex // the SDK reports errors from its own goroutines
+				errs []error
+			)
+			tr, err := startTracing(context.Background(), io.Discard, func(err error) { mu.Lock(); errs = append(errs, err); mu.Unlock() })
 			require.NoError(t, err)
 			require.NotNil(t, tr)
 			_, span := tr.tracer("test").Start(context.Background(), "one span")
 			span.End()
 			require.NoError(t, tr.shutdown(), "shutdown flushes the span")
+			mu.Lock()
 			require.Empty(t, errs)
+			mu.Unlock()
 
 			n, jsonBodies, headers := sink.received()
 			if tt.protocol == "http/json" {

@@ -129,6 +129,14 @@ func TestSnapshot(t *testing.T) {
 	require.False(t, fresh.Stale)
 	require.Equal(t, 5, fresh.Status.DLQ.ByReason["client_error"])
 	require.Equal(t, 2, fresh.Groups[1].Count)
+
+	// Unchanged and a rescan due: still not rescanned.
+	now = now.Add(time.Hour)
+	idle, err := TakeSnapshot(ctx, env.Conn, cfg, fresh)
+	require.NoError(t, err)
+	require.Equal(t, fresh.ScannedAt, idle.ScannedAt, "no scan of an unchanged stream")
+	require.Equal(t, fresh.Groups, idle.Groups)
+	require.False(t, idle.Stale)
 }
 
 // Streams.Replay replays the chosen group up to the sequence the page saw,

@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"golang.org/x/time/rate"
 
 	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
+	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
 )
 
 // ReplayOfHeader links a replayed request to the dead letter it came from
@@ -89,7 +89,10 @@ func Replay(ctx context.Context, conn *queue.Conn, dlq *queue.Stream, seqs []uin
 	if cfg.Filter == nil {
 		cfg.Filter = &Filter{}
 	}
-	problems := &lockedWriter{w: cfg.Problems}
+	problems, shared := cfg.Problems.(*LockedWriter)
+	if !shared {
+		problems = &LockedWriter{W: cfg.Problems}
+	}
 	qcfg := conn.Config()
 	// The publisher's goroutine owns these until Close returns.
 	var replayed, already, notDone, acked int
@@ -126,7 +129,7 @@ func Replay(ctx context.Context, conn *queue.Conn, dlq *queue.Stream, seqs []uin
 	if err != nil {
 		return ReplaySummary{}, err
 	}
-	limiter := perSecond(cfg.Rate)
+	limiter := retry.PerSecond(cfg.Rate)
 	var (
 		sendErr                 error
 		matched, gone, unusable int
@@ -220,15 +223,6 @@ func ReplayHeader(orig map[string][]string, seq uint64) nats.Header {
 	return h
 }
 
-// perSecond is a limiter for a rate (0: none). Its burst of 50 ms worth
-// keeps the average at the rate without a timer per message.
-func perSecond(r float64) *rate.Limiter {
-	if r <= 0 {
-		return nil
-	}
-	return rate.NewLimiter(rate.Limit(r), max(1, int(r/20)))
-}
-
 func errText(err error) string {
 	if err == nil {
 		return ""
@@ -236,18 +230,19 @@ func errText(err error) string {
 	return err.Error()
 }
 
-// lockedWriter serialises writes from the publisher's goroutine and the
-// caller's; a nil w discards.
-type lockedWriter struct {
+// LockedWriter serialises writes to W from several goroutines (a replay's
+// publisher and its caller); a nil W discards.
+type LockedWriter struct {
 	mu sync.Mutex
-	w  io.Writer
+	W  io.Writer
 }
 
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	if l.w == nil {
+// Write writes p to W under the lock.
+func (l *LockedWriter) Write(p []byte) (int, error) {
+	if l.W == nil {
 		return len(p), nil
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.w.Write(p)
+	return l.W.Write(p)
 }

@@ -128,7 +128,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 // Close cancels a running replay and waits for it (the dead letters whose
 // replays were acknowledged are still removed).
 func (s *Server) Close() {
+	s.rmu.Lock() // a replay starting now either is waited for or sees the cancel
 	s.cancel()
+	s.rmu.Unlock()
 	s.wg.Wait()
 }
 
@@ -159,7 +161,8 @@ func (s *Server) refresh(ctx context.Context, b *Backend) {
 	if !s.snapAt.IsZero() && now.Sub(s.snapAt) < s.cfg.Refresh {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	// Shared by every page: one that goes away must not cancel the read.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	snap, err := b.Streams.Snapshot(ctx, s.snap)
 	s.snapAt = s.cfg.Now()
@@ -376,6 +379,11 @@ func (s *Server) startReplay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.rmu.Lock()
+	if s.ctx.Err() != nil {
+		s.rmu.Unlock()
+		writeError(w, http.StatusServiceUnavailable, "shutting down")
+		return
+	}
 	if s.replay != nil && s.replay.Running {
 		s.rmu.Unlock()
 		writeError(w, http.StatusConflict, "a replay is running; wait for it to finish")
