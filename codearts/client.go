@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -115,7 +116,11 @@ func (c *Client) AllowedRegion(r string) bool {
 //
 // The call ends within Config.Timeout or when ctx is done, whichever comes
 // first, with an error satisfying errors.Is(err, context.DeadlineExceeded) or
-// context.Canceled. A non-2xx answer is an *APIError; an unknown region wraps
+// context.Canceled. Only a 2xx whose body says {"status":"success"} without
+// an error_code is a success; any other answer (a non-2xx, a 2xx saying
+// "fail" or carrying an error_code, a 2xx page that is not JSON) is an
+// *APIError with the code and message read from the raw body (plain JSON, a
+// JSON string holding JSON, or a one-line summary of HTML or text). An unknown region wraps
 // ErrUnknownRegion and an invalid id ErrInvalidJobID (neither is sent);
 // transport errors are wrapped as they are (*url.Error, *net.OpError, …).
 func (c *Client) Recover(ctx context.Context, jobID, region string) (requestID string, err error) {
@@ -146,30 +151,58 @@ func (c *Client) Recover(ctx context.Context, jobID, region string) (requestID s
 	inv := sdk.EnableBuildJobInvoker(&model.EnableBuildJobRequest{JobId: jobID})
 	inv.AddHeaders(map[string]string{callHeader: key})
 	resp, err := inv.Invoke()
-	if err == nil {
-		if resp.HttpStatusCode >= 200 && resp.HttpStatusCode < 300 {
-			return cl.requestID, nil
+	var sre *sdkerr.ServiceResponseError
+	status := 0
+	switch {
+	case err == nil:
+		status = resp.HttpStatusCode
+	case errors.As(err, &sre):
+		status = sre.StatusCode
+	default:
+		// The SDK passes transport errors through (*url.Error wrapping the
+		// context's error on abort). Make sure an abort is recognisable even
+		// if it surfaced as something else.
+		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+			err = fmt.Errorf("%w: %w", ctxErr, err)
 		}
-		// The SDK lets 1xx/3xx through as success; the job was not recovered.
-		return cl.requestID, wrap(jobID, c.apiError(cl, resp.HttpStatusCode, "", http.StatusText(resp.HttpStatusCode), ""))
+		return cl.requestID, wrap(jobID, err)
 	}
 
-	var sre *sdkerr.ServiceResponseError
-	if errors.As(err, &sre) {
-		if sre.StatusCode >= 200 && sre.StatusCode < 300 {
-			// A 2xx whose body did not parse: the recover was applied.
-			return cl.requestID, nil
-		}
-		apiErr := c.apiError(cl, sre.StatusCode, sre.ErrorCode, sre.ErrorMessage, sre.RequestId)
-		return apiErr.RequestID, wrap(jobID, apiErr)
+	// The answer is judged from the body as it came, not from the SDK's
+	// reading of it: a 2xx says success only in its body.
+	ans := parseAnswer(cl.body.buf)
+	if status >= 200 && status < 300 && ans.applied() {
+		return cl.requestID, nil
 	}
-	// The SDK passes transport errors through (*url.Error wrapping the
-	// context's error on abort). Make sure an abort is recognisable even if
-	// it surfaced as something else.
-	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
-		err = fmt.Errorf("%w: %w", ctxErr, err)
+	code, msg := ans.ErrorCode, ans.ErrorMsg
+	if code == "" && sre != nil {
+		code = sre.ErrorCode
 	}
-	return cl.requestID, wrap(jobID, err)
+	switch {
+	case status >= 200 && status < 300 && code == "" && ans.JSON:
+		// 200 {"status":"fail"} (or no status at all): not applied.
+		msg = notApplied("body status " + strconv.Quote(truncate(ans.Status, 32)) + ": " + msg)
+	case status >= 200 && status < 300 && !ans.JSON:
+		// An HTML page from a proxy or firewall: not known to be applied.
+		msg = notApplied("body is not JSON: " + msg)
+	case msg == "" && sre != nil:
+		msg = summarize([]byte(sre.ErrorMessage))
+	case msg == "":
+		// The SDK lets 1xx/3xx through as success; the job was not recovered.
+		msg = http.StatusText(status)
+	}
+	sdkRequestID := ""
+	if sre != nil {
+		sdkRequestID = sre.RequestId
+	}
+	apiErr := c.apiError(cl, status, code, msg, sdkRequestID)
+	return apiErr.RequestID, wrap(jobID, apiErr)
+}
+
+// notApplied prefixes the message of a 2xx answer that does not say the
+// recover took effect.
+func notApplied(msg string) string {
+	return "recover not applied: " + strings.TrimSuffix(strings.TrimSpace(msg), ":")
 }
 
 func (c *Client) apiError(cl *call, status int, code, msg, sdkRequestID string) *APIError {

@@ -83,8 +83,8 @@ func TestRecoverAPIError(t *testing.T) {
 	}{
 		{
 			name: "not found", give: []codeartssim.Option{codeartssim.WithOutcomes(codeartssim.StandardPrefixOutcomes())}, giveJob: "404" + jobA[3:],
-			want:    APIError{StatusCode: 404, ErrorCode: "CB.00060204", ErrorMsg: "The build job does not exist"},
-			wantMsg: "recover 404fa20de5fd4cf8be681d4bd6fdd2f6: codearts: 404 CB.00060204: The build job does not exist (request_id ",
+			want:    APIError{StatusCode: 404, ErrorCode: "CB.00060214", ErrorMsg: "The build job does not exist"},
+			wantMsg: "recover 404fa20de5fd4cf8be681d4bd6fdd2f6: codearts: 404 CB.00060214: The build job does not exist (request_id ",
 		},
 		{
 			name: "gateway throttle", give: []codeartssim.Option{codeartssim.WithThrottle(1), codeartssim.WithRetryAfter(7 * time.Second)}, giveJob: jobA,
@@ -98,13 +98,13 @@ func TestRecoverAPIError(t *testing.T) {
 		},
 		{
 			name: "outage", give: []codeartssim.Option{codeartssim.WithOutage(true)}, giveJob: jobA,
-			want:    APIError{StatusCode: 503, ErrorCode: "APIG.0203", ErrorMsg: "Service unavailable"},
-			wantMsg: "codearts: 503 APIG.0203: Service unavailable",
+			want:    APIError{StatusCode: 503, ErrorCode: "APIG.0613", ErrorMsg: codeartssim.StandardOutcome(503).Msg},
+			wantMsg: "codearts: 503 APIG.0613: " + codeartssim.StandardOutcome(503).Msg,
 		},
 		{
 			name: "wrong credentials", give: []codeartssim.Option{codeartssim.WithCredentials(testAK, "another secret")}, giveJob: jobA,
-			want:    APIError{StatusCode: 401, ErrorCode: "APIGW.0301", ErrorMsg: "Incorrect IAM authentication information: verify aksk signature fail"},
-			wantMsg: "codearts: 401 APIGW.0301",
+			want:    APIError{StatusCode: 401, ErrorCode: "APIG.0301", ErrorMsg: "Incorrect IAM authentication information: verify aksk signature fail"},
+			wantMsg: "codearts: 401 APIG.0301",
 		},
 	}
 	for _, tt := range tests {
@@ -152,7 +152,7 @@ func TestRetryAfterHTTPDate(t *testing.T) {
 	require.ErrorAs(t, err, &ae)
 	require.Equal(t, 503, ae.StatusCode)
 	require.Equal(t, "req-1", ae.RequestID)
-	require.Equal(t, "<html>busy</html>", ae.ErrorMsg)
+	require.Equal(t, "busy", ae.ErrorMsg, "an HTML body is kept as its text, without markup")
 	require.InDelta(t, 90*time.Second, ae.RetryAfter, float64(5*time.Second))
 }
 

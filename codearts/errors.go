@@ -26,7 +26,10 @@ var (
 // HTML page, and the message travels into logs and dead letters.
 const maxErrorMsg = 512
 
-// APIError is a non-2xx answer from the API or its gateway.
+// APIError is an answer from the API or its gateway that does not say the
+// recover was applied: a non-2xx, or a 2xx whose body is not
+// {"status":"success"} (StatusCode is then 2xx, and ErrorMsg starts with
+// "recover not applied").
 //
 // It satisfies the interface the retry package declares (HTTPStatus,
 // APIErrorCode, RetryAfterHint) without this package importing it.
@@ -45,7 +48,7 @@ type APIError struct {
 	RetryAfter time.Duration
 }
 
-// Error reads like "codearts: 404 CB.00060204: job not found (request_id …)".
+// Error reads like "codearts: 404 CB.00060214: job not found (request_id …)".
 func (e *APIError) Error() string {
 	var b strings.Builder
 	b.WriteString("codearts: ")

@@ -60,4 +60,42 @@ func TestAPIFaults(t *testing.T) {
 			t.Errorf("no duplicate API successes: the apply-then-timeout fault did not happen")
 		}
 	})
+
+	// Every answer the real API gives, mixed: 200s saying "fail" or
+	// carrying an error code, proxies' HTML pages (502 and 200), error
+	// bodies as JSON strings, 5xx with the gateway's codes, job-level
+	// 400/404/422, and windows of 404 APIG.0101 (wrong route: configuration)
+	// and 401 APIG.0301. Only real client errors are dead-lettered; every job
+	// reported recovered is one the simulator recovered.
+	t.Run("real_answers", func(t *testing.T) {
+		t.Parallel()
+		r := newRand(t)
+		now := time.Now()
+		s := newSystem(t, "6d_api_real_answers", sysOptions{sim: []codeartssim.Option{
+			codeartssim.WithOutcomes(codeartssim.StandardPrefixOutcomes()),
+			codeartssim.WithFailStatus(0.03),
+			codeartssim.WithErrorOn200(0.03),
+			codeartssim.WithHTMLErrors(0.02),
+			codeartssim.WithHTMLSuccess(0.02),
+			codeartssim.WithStringBodies(0.3),
+			codeartssim.WithErrorRate(0.03, 500, 502, 503, 504),
+			codeartssim.WithBackendThrottle(0.01),
+			codeartssim.WithRoute404Window(now.Add(3*time.Second), now.Add(7*time.Second)),
+			codeartssim.WithUnauthorizedWindow(now.Add(10*time.Second), now.Add(13*time.Second)),
+		}})
+		s.worker("w1", "--concurrency", "32", "--rate-limit", "150")
+		s.worker("w2", "--concurrency", "32", "--rate-limit", "150")
+		s.enqueue(mixedItems(r, 2000, mix{clientError: 0.05, invalid: 0.02}))
+		f := s.finish(finishOptions{drainTimeout: 3 * time.Minute})
+		stats := s.sim.Stats()
+		for _, fault := range []codeartssim.Fault{codeartssim.FaultFail200, codeartssim.FaultErrorOn200, codeartssim.FaultHTML502,
+			codeartssim.FaultHTML200, codeartssim.FaultStringBody, codeartssim.FaultRoute404, codeartssim.FaultUnauthorized} {
+			if stats.Faults[fault] == 0 {
+				t.Errorf("the simulator never answered %s: the scenario did not test it", fault)
+			}
+		}
+		if f.falselyRecovered != 0 {
+			t.Errorf("%d requests reported recovered that the API did not recover", f.falselyRecovered)
+		}
+	})
 }

@@ -79,7 +79,7 @@ func mustJSON(v any) []byte {
 // mix is the share of each kind of request in a mixed run; the rest are
 // good requests.
 type mix struct {
-	clientError float64 // ids the API answers 400 or 404: dead-lettered client_error
+	clientError float64 // ids the API answers 400, 404 or 422: dead-lettered client_error
 	invalid     float64 // bad messages: dead-lettered invalid_request
 }
 
@@ -91,7 +91,7 @@ func mixedItems(r *rand.Rand, n int, m mix) []*item {
 		case x < m.invalid:
 			items = append(items, badItem(r, i))
 		case x < m.invalid+m.clientError:
-			items = append(items, goodItem(r, jobID(r, []string{"400", "404"}[r.IntN(2)]), worker.ReasonClientError))
+			items = append(items, goodItem(r, jobID(r, []string{"400", "404", "422"}[r.IntN(3)]), worker.ReasonClientError))
 		default:
 			items = append(items, goodItem(r, jobID(r, "ok"), outcomeRecovered))
 		}

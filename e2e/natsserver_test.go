@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -94,6 +95,27 @@ func (n *natsNode) healthy() bool {
 	}
 	_ = resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
+}
+
+// waitUp fails the test if the node does not accept clients (JetStream
+// healthy or not) within timeout. A cluster node opens its client port
+// after its monitoring port.
+func (n *natsNode) waitUp(timeout time.Duration) {
+	n.t.Helper()
+	up := func() bool {
+		var d net.Dialer
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		c, err := d.DialContext(ctx, "tcp", fmt.Sprintf("127.0.0.1:%d", n.port))
+		if err != nil {
+			return false
+		}
+		_ = c.Close()
+		return true
+	}
+	if !waitFor(timeout, up) {
+		n.t.Fatalf("nats-server %s not accepting clients within %s; log:\n%s", n.name, timeout, logTail(n.log, 30))
+	}
 }
 
 // waitHealthy fails the test if the node is not healthy within timeout.

@@ -53,8 +53,11 @@ type figures struct {
 	lost            int
 	doubleTerminal  int
 	dupAPISuccesses int
-	drain           float64 // seconds from the first publish to an empty request stream; -1 = never
-	extra           []string
+	// falselyRecovered counts requests reported recovered for a job the
+	// simulator never recovered.
+	falselyRecovered int
+	drain            float64 // seconds from the first publish to an empty request stream; -1 = never
+	extra            []string
 }
 
 func (f figures) String() string {
@@ -64,8 +67,8 @@ func (f figures) String() string {
 		total += f.deadLettered[r]
 		reasons = append(reasons, fmt.Sprintf("%s:%d", r, f.deadLettered[r]))
 	}
-	s := fmt.Sprintf("FIGURES %s: enqueued=%d recovered=%d dead_lettered=%d{%s} lost=%d double_terminal=%d duplicate_api_successes=%d seconds_to_drain=%.1f",
-		f.scenario, f.enqueued, f.recovered, total, strings.Join(reasons, ","), f.lost, f.doubleTerminal, f.dupAPISuccesses, f.drain)
+	s := fmt.Sprintf("FIGURES %s: enqueued=%d recovered=%d dead_lettered=%d{%s} lost=%d double_terminal=%d falsely_recovered=%d duplicate_api_successes=%d seconds_to_drain=%.1f",
+		f.scenario, f.enqueued, f.recovered, total, strings.Join(reasons, ","), f.lost, f.doubleTerminal, f.falselyRecovered, f.dupAPISuccesses, f.drain)
 	if len(f.extra) > 0 {
 		s += " " + strings.Join(f.extra, " ")
 	}
@@ -164,6 +167,14 @@ func judge(items map[uint64]*item, results, dls [][]byte, stats codeartssim.Stat
 			if r.recovered[0].JobID != it.jobID {
 				problems = append(problems, fmt.Sprintf("stream_seq %d: result names job %q, enqueued %q", seq, r.recovered[0].JobID, it.jobID))
 			}
+			// The simulator keeps the truth: a job reported recovered must
+			// have been recovered by the API (a 200 saying "fail" is not).
+			if stats.Jobs[it.jobID].Recovered == 0 {
+				f.falselyRecovered++
+				if f.falselyRecovered <= 5 {
+					problems = append(problems, fmt.Sprintf("falsely recovered: stream_seq %d (job %s) has a recovered result, the API never recovered it", seq, it.jobID))
+				}
+			}
 		case len(r.dead) > 0:
 			got = r.dead[0].Reason
 			if len(r.deadResults) == 0 {
@@ -193,6 +204,9 @@ func judge(items map[uint64]*item, results, dls [][]byte, stats codeartssim.Stat
 	}
 	if f.lost > 5 {
 		problems = append(problems, fmt.Sprintf("lost: %d requests in all", f.lost))
+	}
+	if f.falselyRecovered > 5 {
+		problems = append(problems, fmt.Sprintf("falsely recovered: %d requests in all", f.falselyRecovered))
 	}
 	if f.doubleTerminal > 5 {
 		problems = append(problems, fmt.Sprintf("double terminal: %d requests in all", f.doubleTerminal))

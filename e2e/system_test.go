@@ -84,13 +84,20 @@ type system struct {
 
 type sysOptions struct {
 	nodes int // nats-server processes: 1 (default) or 3 (a cluster)
-	sim   []codeartssim.Option
+	// startNodes is how many of them start at once (default all); the test
+	// starts the others. With fewer than a cluster's quorum JetStream has
+	// no meta leader and cannot answer.
+	startNodes int
+	sim        []codeartssim.Option
 }
 
 func newSystem(t *testing.T, name string, o sysOptions) *system {
 	t.Helper()
 	if o.nodes == 0 {
 		o.nodes = 1
+	}
+	if o.startNodes == 0 {
+		o.startNodes = o.nodes
 	}
 	for _, bin := range []string{workerBin(), natsBin()} {
 		if _, err := os.Stat(bin); err != nil {
@@ -103,11 +110,19 @@ func newSystem(t *testing.T, name string, o sysOptions) *system {
 	}
 	t.Cleanup(s.procs.killAll)
 	s.nodes = newNATSNodes(t, s.dir, o.nodes, s.secrets.natsPassword, s.procs)
-	for _, n := range s.nodes {
+	for _, n := range s.nodes[:o.startNodes] {
 		n.start()
 	}
-	for _, n := range s.nodes {
-		n.waitHealthy(30 * time.Second)
+	if o.startNodes == o.nodes {
+		// /healthz is 200 only once JetStream is current with a meta
+		// leader: no worker starts while the cluster still elects one.
+		for _, n := range s.nodes {
+			n.waitHealthy(30 * time.Second)
+		}
+	} else {
+		for _, n := range s.nodes[:o.startNodes] {
+			n.waitUp(30 * time.Second)
+		}
 	}
 	s.sim = startSim(t, s.secrets, o.sim...)
 
@@ -152,8 +167,21 @@ func (s *system) worker(name string, flags ...string) *workerProc {
 // canary credentials in its environment (the NATS password too, so it is
 // never on a command line) and flags appended to the common ones (a flag
 // given twice takes the later value). The first worker of a system creates
-// the streams; workerVia waits until they and the consumer exist.
+// the streams; workerVia waits until it is ready (streams, consumers and
+// advisory consumer in place), so later workers never race its start-up.
 func (s *system) workerVia(name, natsURL string, flags ...string) *workerProc {
+	s.t.Helper()
+	w := s.spawnWorker(name, natsURL, flags...)
+	s.workers = append(s.workers, w)
+	if len(s.workers) == 1 {
+		s.waitStreams(w)
+	}
+	return w
+}
+
+// spawnWorker starts a worker as workerVia does, without waiting for
+// anything and without adding it to s.workers.
+func (s *system) spawnWorker(name, natsURL string, flags ...string) *workerProc {
 	s.t.Helper()
 	port := freePorts(s.t, 1)[0]
 	w := &workerProc{
@@ -185,10 +213,6 @@ func (s *system) workerVia(name, natsURL string, flags ...string) *workerProc {
 		"RECOVER_NATS_PASSWORD=" + s.secrets.natsPassword,
 	}
 	w.start()
-	s.workers = append(s.workers, w)
-	if len(s.workers) == 1 {
-		s.waitStreams(w)
-	}
 	return w
 }
 
@@ -235,12 +259,22 @@ func (s *system) checkAlive() {
 	}
 }
 
-// waitStreams waits until the worker has created the streams and consumer.
+// ready reports whether the worker's /readyz answers 200.
+func (w *workerProc) ready() bool {
+	code, _ := probe(w.httpAddr, "/readyz")
+	return code == http.StatusOK
+}
+
+// waitStreams waits until the worker has created the streams and consumer
+// and is ready (its advisory consumer bound too).
 func (s *system) waitStreams(w *workerProc) {
 	s.t.Helper()
 	ok := waitFor(60*time.Second, func() bool {
 		if w.p.exited() {
 			return true
+		}
+		if !w.ready() {
+			return false
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -256,7 +290,7 @@ func (s *system) waitStreams(w *workerProc) {
 	})
 	s.checkAlive()
 	if !ok {
-		s.t.Fatalf("worker %s did not create the streams and consumer within 60s; log:\n%s", w.name, logTail(w.log, 40))
+		s.t.Fatalf("worker %s did not create the streams and consumer and become ready within 60s; log:\n%s", w.name, logTail(w.log, 40))
 	}
 }
 

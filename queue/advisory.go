@@ -32,6 +32,7 @@ func (c Config) advisoryStreamConfig() jetstream.StreamConfig {
 		Storage:     jetstream.FileStorage,
 		Replicas:    c.Replicas,
 		MaxAge:      c.DLQMaxAge,
+		MaxMsgSize:  recordMaxMsgSize,
 	}
 }
 
@@ -76,9 +77,10 @@ type Advisories struct {
 }
 
 // Advisories creates (unless NoCreate) the advisory stream and its consumer
-// and binds them.
+// and binds them. An existing advisory stream keeps its settings, as in
+// Ensure.
 func (c *Conn) Advisories(ctx context.Context) (*Advisories, error) {
-	sc := c.cfg.advisoryStreamConfig()
+	sc := c.onServer(c.cfg.advisoryStreamConfig())
 	name := c.cfg.Consumer + "-maxdeliver"
 	if !c.cfg.NoCreate {
 		if err := c.ensureStream(ctx, sc); err != nil {

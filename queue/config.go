@@ -3,7 +3,9 @@ package queue
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -81,6 +83,17 @@ type Config struct {
 	// NoCreate stops the worker from creating or updating streams and the
 	// consumer; they must then exist. Default false (create or update).
 	NoCreate bool
+	// UpdateStreams lets the worker change the settings of streams that
+	// already exist (replicas, limits, duplicate window, discard policy) to
+	// its own. Default false: an existing stream keeps what its operator
+	// chose, and every difference is logged at start (see StreamDrift). A
+	// missing subject is added either way.
+	UpdateStreams bool
+	// MaxBodyBytes is the largest request body the worker accepts (its
+	// decoder's limit, --max-body-bytes). The request stream the worker
+	// creates stores messages of at most this plus 8 KiB of headers, so an
+	// oversized request is refused when it is published. Default 64 KiB.
+	MaxBodyBytes int
 
 	// Logger receives connection events. nil means no logging.
 	Logger *zap.Logger
@@ -98,6 +111,9 @@ const (
 	DefaultResultSubject = "codearts.build.recover.result"
 	// ResultsOff as ResultSubject turns result events off.
 	ResultsOff = "-"
+	// DefaultMaxBodyBytes is the default of MaxBodyBytes: a valid request
+	// is a few hundred bytes.
+	DefaultMaxBodyBytes = 64 << 10
 )
 
 // WithDefaults returns c with every zero field set to its default.
@@ -140,6 +156,9 @@ func (c Config) WithDefaults() Config {
 	if c.FetchWait == 0 {
 		c.FetchWait = 5 * time.Second
 	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
 	return c
 }
 
@@ -180,6 +199,16 @@ func (c Config) Validate() error {
 	if c.FetchWait < 100*time.Millisecond {
 		bad("fetch-wait", "%s is below 100ms", c.FetchWait)
 	}
+	if c.MaxBodyBytes < 0 || c.MaxBodyBytes > maxBodyBytes {
+		bad("max-body-bytes", "%d is not in 1..%d", c.MaxBodyBytes, maxBodyBytes)
+	}
+	for _, n := range []struct{ field, name string }{
+		{"stream", c.Stream}, {"dlq-stream", c.DLQStream}, {"result-stream", c.ResultStream}, {"consumer", c.Consumer},
+	} {
+		if strings.ContainsAny(n.name, " \t\r\n.*>/\\") {
+			bad(n.field, "%q is not a valid JetStream name (no spaces, '.', '*', '>', '/' or '\\')", n.name)
+		}
+	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		bad("nats-tls-cert", "client certificate and key must be given together")
 	}
@@ -199,6 +228,10 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// maxBodyBytes keeps MaxBodyBytes plus the header room within a stream's
+// MaxMsgSize (an int32).
+const maxBodyBytes = math.MaxInt32 - requestHeaderRoom
 
 // Results reports whether result events are on.
 func (c Config) Results() bool { return c.ResultSubject != ResultsOff }

@@ -32,18 +32,24 @@ const (
 	Forbidden
 	// Canceled: our own context ended (shutdown); the outcome is unknown, nothing is decided.
 	Canceled
+	// Configuration: the answer is the same for every job because the worker is set up wrong
+	// (APIG.0101: the API is not published at this endpoint or region; APIG.0302/0306/0310:
+	// the IAM user may not call it, access denied, project unavailable). Pause like
+	// Unauthorized, never dead-letter.
+	Configuration
 
 	numClasses
 )
 
 var classNames = [numClasses]string{
-	Success:      "success",
-	ClientError:  "client_error",
-	Throttled:    "throttled",
-	Transient:    "transient",
-	Unauthorized: "unauthorized",
-	Forbidden:    "forbidden",
-	Canceled:     "canceled",
+	Success:       "success",
+	ClientError:   "client_error",
+	Throttled:     "throttled",
+	Transient:     "transient",
+	Unauthorized:  "unauthorized",
+	Forbidden:     "forbidden",
+	Canceled:      "canceled",
+	Configuration: "configuration",
 }
 
 // ReasonClientError is the dead-letter reason for requests classified ClientError or Forbidden.
@@ -85,6 +91,10 @@ func ParseClass(s string) (Class, error) {
 	}
 	return 0, fmt.Errorf("retry: unknown class %q (want one of %s)", s, strings.Join(classNames[:], ", "))
 }
+
+// Pauses reports whether the class stops consumption fleet-wide until a probe succeeds
+// (Unauthorized, Configuration): wrong for every job, so never dead-lettered.
+func (c Class) Pauses() bool { return c == Unauthorized || c == Configuration }
 
 // Retryable reports whether a request with this class should be tried again (Throttled, Transient).
 func (c Class) Retryable() bool { return c == Throttled || c == Transient }
@@ -167,9 +177,12 @@ func NewClassifier(rules ...Rule) (*Classifier, error) {
 //  1. nil is Success.
 //  2. An Answer in err's chain (errors.AsType) is looked up in the operator rules, then in
 //     the defaults; within each, the most specific rule wins: status and error code, then
-//     error code alone, then status alone, then a rule naming neither. Among the defaults a
-//     2xx status is Success before any error-code rule (error codes classify error answers
-//     only). With no matching rule: other 4xx are ClientError; 5xx and everything else
+//     error code alone, then status alone, then a rule naming neither. An error code is
+//     looked up as given, then in its canonical form (APIGW. → APIG., DEVCB. and DEV.CB. →
+//     CB.). An Answer with a 2xx status is one whose body did not say the call was applied
+//     (200 {"status":"fail"}, a 2xx with an error_code, an HTML page): only its error code
+//     classifies it, and an unknown or missing code is Transient, never Success and never a
+//     dead letter. With no matching rule: other 4xx are ClientError; 5xx and everything else
 //     (no status, 1xx, 3xx) Transient.
 //  3. context.Canceled in the chain is Canceled.
 //  4. Anything else is Transient: deadline exceeded, net.Error and timeouts, connection
@@ -196,13 +209,18 @@ func (c *Classifier) Classify(err error) Class {
 }
 
 func (c *Classifier) answer(status int, code string) Class {
-	if cl, ok := c.operator.lookup(status, code); ok {
+	canon := CanonicalCode(code)
+	if cl, ok := c.operator.lookupCode(status, code, canon); ok {
 		return cl
 	}
 	if status >= 200 && status <= 299 {
-		return Success
+		// Not applied, whatever the status says: only a code can tell more.
+		if cl, ok := c.defaults.codeOnly(status, code, canon); ok {
+			return cl
+		}
+		return Transient
 	}
-	if cl, ok := c.defaults.lookup(status, code); ok {
+	if cl, ok := c.defaults.lookupCode(status, code, canon); ok {
 		return cl
 	}
 	switch {
@@ -211,6 +229,62 @@ func (c *Classifier) answer(status int, code string) Class {
 	default: // 5xx, 0 (unknown), 1xx, 3xx: not the request's fault as far as we can tell.
 		return Transient
 	}
+}
+
+// codePrefixes maps the prefixes of one family of error codes to the canonical one: the
+// gateway answers APIG. or APIGW., CodeArts CB., DEVCB. (v1 routes) or DEV.CB.
+var codePrefixes = [...]struct{ from, to string }{
+	{"APIGW.", "APIG."},
+	{"DEVCB.", "CB."},
+	{"DEV.CB.", "CB."},
+}
+
+// CanonicalCode returns code with its family prefix in canonical form ("APIGW.0308" →
+// "APIG.0308", "DEVCB.00031006" → "CB.00031006"); other codes are returned unchanged.
+func CanonicalCode(code string) string {
+	for _, p := range codePrefixes {
+		if rest, ok := strings.CutPrefix(code, p.from); ok {
+			return p.to + rest
+		}
+	}
+	return code
+}
+
+// lookupCode looks code up as given, then in its canonical form canon, then status alone.
+func (t *table) lookupCode(status int, code, canon string) (Class, bool) {
+	if cl, ok := t.codeOnly(status, code, canon); ok {
+		return cl, true
+	}
+	if cl, ok := t.status[status]; ok {
+		return cl, true
+	}
+	if t.any != nil {
+		return *t.any, true
+	}
+	return 0, false
+}
+
+// codeOnly looks up the rules that name an error code: status and code, then code alone,
+// for code as given and then for its canonical form.
+func (t *table) codeOnly(status int, code, canon string) (Class, bool) {
+	if code == "" {
+		return 0, false
+	}
+	if cl, ok := t.byCode(status, code); ok {
+		return cl, true
+	}
+	if canon != code {
+		return t.byCode(status, canon)
+	}
+	return 0, false
+}
+
+func (t *table) byCode(status int, code string) (Class, bool) {
+	if cl, ok := t.pair[pairKey{status, code}]; ok {
+		return cl, true
+	}
+	cl, ok := t.code[code]
+	return cl, ok
 }
 
 type pairKey struct {
@@ -242,24 +316,4 @@ func (t *table) add(r Rule) {
 		cl := r.Class
 		t.any = &cl
 	}
-}
-
-func (t *table) lookup(status int, code string) (Class, bool) {
-	if code != "" {
-		if len(t.pair) > 0 {
-			if cl, ok := t.pair[pairKey{status, code}]; ok {
-				return cl, true
-			}
-		}
-		if cl, ok := t.code[code]; ok {
-			return cl, true
-		}
-	}
-	if cl, ok := t.status[status]; ok {
-		return cl, true
-	}
-	if t.any != nil {
-		return *t.any, true
-	}
-	return 0, false
 }

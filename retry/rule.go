@@ -24,9 +24,25 @@ var defaultRules = []Rule{
 	{Status: 429, Class: Throttled},
 	{ErrorCode: "APIG.0308", Class: Throttled},
 	{ErrorCode: "CB.00060211", Class: Throttled},
+	// Configuration: the same answer for every job. Pause, never dead-letter.
+	{ErrorCode: "APIG.0101", Class: Configuration}, // 404: API not published here (endpoint, region)
+	{ErrorCode: "APIG.0302", Class: Configuration}, // 403: IAM user not authorised for the API
+	{ErrorCode: "APIG.0306", Class: Configuration}, // 403: access denied
+	{ErrorCode: "APIG.0310", Class: Configuration}, // 403: project unavailable
+	// Credentials: bad signature, expired or wrong-region token. The gateway locks an AK
+	// after repeated failures, so the pause probes rarely.
+	{ErrorCode: "APIG.0301", Class: Unauthorized},
+	{ErrorCode: "APIG.0307", Class: Unauthorized},
+	// Backend or IAM unavailable, CodeArts busy or failing: the API, not the request.
+	{ErrorCode: "APIG.0201", Class: Transient}, // 502/504
+	{ErrorCode: "APIG.0613", Class: Transient}, // 503: IAM unavailable
+	{ErrorCode: "CB.00060100", Class: Transient},
+	{ErrorCode: "CB.00060101", Class: Transient},
 	// CodeArts' own client errors, whatever the status they come with.
-	{ErrorCode: "CB.00060200", Class: ClientError},
-	{ErrorCode: "CB.00060201", Class: ClientError},
+	{ErrorCode: "CB.00060200", Class: ClientError}, // invalid parameter
+	{ErrorCode: "CB.00060201", Class: ClientError}, // invalid job id
+	{ErrorCode: "CB.00031006", Class: ClientError}, // 422: job not found (DEVCB. on v1)
+	{ErrorCode: "CB.00060214", Class: ClientError}, // 404: job not found
 	{Status: 401, Class: Unauthorized},
 	{Status: 403, Class: Forbidden},
 	{Status: 400, Class: ClientError},

@@ -1,12 +1,21 @@
 package worker
 
 import (
+	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
+
+	"go.uber.org/zap"
 )
 
 // Dead-letter reasons, the values of DeadLetter.Reason.
@@ -49,30 +58,107 @@ type DeadLetter struct {
 }
 
 // Original is the request message as it was received, so it can be
-// replayed byte for byte.
+// replayed byte for byte, or, when it is too large to keep whole (Truncated),
+// identified by its size, SHA-256 and first characters.
 type Original struct {
-	Subject   string              `json:"subject"`
-	StreamSeq uint64              `json:"stream_seq"`
-	Headers   map[string][]string `json:"headers,omitempty"`
-	// Body is the payload when it is valid UTF-8; otherwise BodyBase64
-	// holds it.
+	Subject   string `json:"subject"`
+	StreamSeq uint64 `json:"stream_seq"`
+	// Headers are the allow-listed ones (trace context, CloudEvents,
+	// content type, message id) that fit the record's bounds; others are
+	// never recorded.
+	Headers map[string][]string `json:"headers,omitempty"`
+	// HeadersDropped counts allow-listed header values left out because
+	// they did not fit.
+	HeadersDropped int `json:"headers_dropped,omitempty"`
+	// Body is the payload when it is valid UTF-8 and its JSON escapes keep
+	// it within the bound; otherwise BodyBase64 holds it, if that fits.
 	Body       string `json:"body,omitempty"`
 	BodyBase64 string `json:"body_base64,omitempty"`
+	// Truncated says the body is not kept: only its size, SHA-256 (hex)
+	// and a prefix (text, invalid UTF-8 shown as U+FFFD) are. Such a
+	// record cannot be replayed.
+	Truncated  bool   `json:"truncated,omitempty"`
+	BodySize   int    `json:"body_size,omitempty"`
+	BodySHA256 string `json:"body_sha256,omitempty"`
+	BodyPrefix string `json:"body_prefix,omitempty"`
 }
 
-// NewOriginal captures a message for a dead letter.
+// Bounds of a dead-letter record, measured on its JSON encoding (escapes
+// and base64 counted), so that a record always fits under the server's
+// max_payload (1 MiB by default) and any sane MaxMsgSize, whatever the
+// request was: a body of 200 KiB of "<" is 1.2 MB once escaped, and 850 KB
+// of binary is 1.13 MB in base64.
+const (
+	// MaxDeadLetterSize is the most a marshalled DeadLetter takes.
+	MaxDeadLetterSize = 32 << 10
+	// MaxResultSize is the most a marshalled Result takes.
+	MaxResultSize = 4 << 10
+
+	// maxBodyLen bounds the kept body (Body or BodyBase64, encoded): a
+	// request is a few hundred bytes, so only poison is ever cut.
+	maxBodyLen = 16 << 10
+	// maxPrefixLen bounds BodyPrefix (encoded): enough to recognise what
+	// was sent.
+	maxPrefixLen = 512
+	// Headers: at most maxHeaderValues values, maxHeadersLen for the whole
+	// map, maxHeaderValueLen for one value and maxHeaderKeyLen for a name.
+	maxHeaderValues   = 32
+	maxHeadersLen     = 8 << 10
+	maxHeaderValueLen = 1 << 10
+	maxHeaderKeyLen   = 128
+	// maxTextLen bounds ErrorMsg (the client already cuts it to 512 bytes,
+	// which can escape to 3 KiB).
+	maxTextLen = 1 << 10
+	// maxIDLen bounds every other string: ids, codes, names, the subject.
+	maxIDLen = 256
+)
+
+// ErrBodyTruncated is returned by Original.Bytes for a body that was not
+// kept whole.
+var ErrBodyTruncated = errors.New("original body truncated")
+
+// NewOriginal captures a message for a dead letter: the body verbatim when
+// it fits the record's bound (as text, or as base64 when it is not UTF-8 or
+// its escapes would not fit), else its size, SHA-256 and a prefix, marked
+// Truncated; and the allow-listed headers that fit.
 func NewOriginal(subject string, seq uint64, headers map[string][]string, body []byte) Original {
-	o := Original{Subject: subject, StreamSeq: seq, Headers: headers}
-	if utf8.Valid(body) {
-		o.Body = string(body)
-	} else {
-		o.BodyBase64 = base64.StdEncoding.EncodeToString(body)
-	}
+	o := Original{Subject: clipJSON(subject, maxIDLen, "…"), StreamSeq: seq}
+	o.Headers, o.HeadersDropped = keptHeaders(headers, true)
+	o.setBody(body)
 	return o
 }
 
-// Bytes returns the original body.
+// setBody keeps body verbatim if it fits, else its size, hash and prefix.
+func (o *Original) setBody(body []byte) {
+	o.Body, o.BodyBase64, o.Truncated, o.BodySize, o.BodySHA256, o.BodyPrefix = "", "", false, 0, "", ""
+	if len(body) <= maxBodyLen { // encoded is never shorter than raw
+		if s := string(body); utf8.ValidString(s) && jsonLen(s) <= maxBodyLen {
+			o.Body = s
+			return
+		}
+		if base64.StdEncoding.EncodedLen(len(body)) <= maxBodyLen {
+			o.BodyBase64 = base64.StdEncoding.EncodeToString(body)
+			return
+		}
+	}
+	sum := sha256.Sum256(body)
+	o.Truncated = true
+	o.BodySize = len(body)
+	o.BodySHA256 = hex.EncodeToString(sum[:])
+	// A rune takes at least as many encoded bytes as it has raw ones.
+	o.BodyPrefix = clipJSON(string(body[:min(len(body), maxPrefixLen+utf8.UTFMax)]), maxPrefixLen, "")
+}
+
+// Replayable reports whether the original body is kept whole, so that a
+// replay republishes the request itself.
+func (o Original) Replayable() bool { return !o.Truncated }
+
+// Bytes returns the original body; for a truncated one an error wrapping
+// ErrBodyTruncated with its size and SHA-256.
 func (o Original) Bytes() ([]byte, error) {
+	if o.Truncated {
+		return nil, fmt.Errorf("%w (%d bytes, sha256 %s)", ErrBodyTruncated, o.BodySize, o.BodySHA256)
+	}
 	if o.BodyBase64 != "" {
 		b, err := base64.StdEncoding.DecodeString(o.BodyBase64)
 		if err != nil {
@@ -83,8 +169,259 @@ func (o Original) Bytes() ([]byte, error) {
 	return []byte(o.Body), nil
 }
 
-// Marshal encodes the record as JSON.
-func (d *DeadLetter) Marshal() ([]byte, error) { return json.Marshal(d) }
+// bounded is o within the record's bounds. NewOriginal's output is
+// returned as it is; a hand-built Original is cut down.
+func (o Original) bounded() Original {
+	o.Subject = clipJSON(o.Subject, maxIDLen, "…")
+	o.BodySHA256 = clipJSON(o.BodySHA256, maxIDLen, "")
+	o.BodyPrefix = clipJSON(o.BodyPrefix, maxPrefixLen, "")
+	if !headersFit(o.Headers) {
+		var dropped int
+		o.Headers, dropped = keptHeaders(o.Headers, false)
+		o.HeadersDropped += dropped
+	}
+	if len(o.Body)+len(o.BodyBase64) > maxBodyLen || jsonLen(o.Body)+len(o.BodyBase64) > maxBodyLen {
+		body, err := o.Bytes()
+		if err != nil {
+			body = []byte(o.Body)
+		}
+		o.setBody(body)
+	}
+	return o
+}
+
+// minimal is o without its body and headers: what is left when the server
+// refuses even the bounded record.
+func (o Original) minimal() Original {
+	if !o.Truncated {
+		body, err := o.Bytes()
+		if err != nil {
+			body = []byte(o.Body)
+		}
+		sum := sha256.Sum256(body)
+		o.Truncated, o.BodySize, o.BodySHA256 = true, len(body), hex.EncodeToString(sum[:])
+	}
+	for _, v := range o.Headers {
+		o.HeadersDropped += len(v)
+	}
+	o.Headers, o.Body, o.BodyBase64, o.BodyPrefix = nil, "", "", ""
+	return o
+}
+
+// Minimal is the record without the original message's body and headers
+// (their size and SHA-256 stay), for a server that refuses the full record
+// as too large. It is not replayable.
+func (d *DeadLetter) Minimal() DeadLetter {
+	m := *d
+	m.Original = d.Original.minimal()
+	return m
+}
+
+// Marshal encodes the record as JSON, within MaxDeadLetterSize: every
+// string is cut to its bound first.
+func (d *DeadLetter) Marshal() ([]byte, error) {
+	b := *d
+	b.JobID = clipJSON(b.JobID, maxIDLen, "…")
+	b.Reason = clipJSON(b.Reason, maxIDLen, "…")
+	b.ErrorCode = clipJSON(b.ErrorCode, maxIDLen, "…")
+	b.ErrorMsg = clipJSON(b.ErrorMsg, maxTextLen, "…")
+	b.RequestID = clipJSON(b.RequestID, maxIDLen, "…")
+	b.Worker = clipJSON(b.Worker, maxIDLen, "…")
+	b.TraceID = clipJSON(b.TraceID, maxIDLen, "…")
+	b.SpanID = clipJSON(b.SpanID, maxIDLen, "…")
+	b.Original = b.Original.bounded()
+	return json.Marshal(&b)
+}
+
+// headerAllowed reports whether a request header is kept in a dead letter:
+// trace context, CloudEvents attributes (binary mode), content type and
+// message id. Others, a credential a producer sent among them, are not.
+func headerAllowed(k string) bool {
+	return strings.EqualFold(k, "traceparent") || strings.EqualFold(k, "tracestate") ||
+		strings.EqualFold(k, "content-type") || strings.EqualFold(k, "Nats-Msg-Id") ||
+		(len(k) > 3 && strings.EqualFold(k[:3], "ce-"))
+}
+
+// Encoded sizes of a header map's punctuation: `"":[],` around a name,
+// `"",` around a value.
+const (
+	headerKeyOverhead   = 6
+	headerValueOverhead = 3
+)
+
+// keptHeaders is the part of h a dead letter keeps (only allow-listed
+// names when allowList), in name order so the same message always gives
+// the same record, and the number of values that did not fit.
+func keptHeaders(h map[string][]string, allowList bool) (map[string][]string, int) {
+	if len(h) == 0 {
+		return nil, 0
+	}
+	if (!allowList || allAllowed(h)) && headersFit(h) {
+		return h, 0 // the common case: shared, never modified
+	}
+	var out map[string][]string
+	dropped, values, size := 0, 0, 2
+	for _, k := range slices.Sorted(maps.Keys(h)) {
+		if allowList && !headerAllowed(k) {
+			continue
+		}
+		vs := h[k]
+		kl := jsonLen(k) + headerKeyOverhead
+		if kl > maxHeaderKeyLen {
+			dropped += len(vs)
+			continue
+		}
+		var kept []string
+		for _, v := range vs {
+			vl := jsonLen(v) + headerValueOverhead
+			extra := vl
+			if kept == nil {
+				extra += kl
+			}
+			if values >= maxHeaderValues || vl > maxHeaderValueLen || size+extra > maxHeadersLen {
+				dropped++
+				continue
+			}
+			kept = append(kept, v)
+			values++
+			size += extra
+		}
+		if kept != nil {
+			if out == nil {
+				out = make(map[string][]string, len(h))
+			}
+			out[k] = kept
+		}
+	}
+	return out, dropped
+}
+
+// allAllowed reports whether every name in h is allow-listed.
+func allAllowed(h map[string][]string) bool {
+	for k := range h {
+		if !headerAllowed(k) {
+			return false
+		}
+	}
+	return true
+}
+
+// headersFit reports whether h is within the header bounds as it is.
+func headersFit(h map[string][]string) bool {
+	values, size := 0, 2
+	for k, vs := range h {
+		kl := jsonLen(k) + headerKeyOverhead
+		if kl > maxHeaderKeyLen {
+			return false
+		}
+		size += kl
+		for _, v := range vs {
+			vl := jsonLen(v) + headerValueOverhead
+			if vl > maxHeaderValueLen {
+				return false
+			}
+			size += vl
+			values++
+		}
+	}
+	return values <= maxHeaderValues && size <= maxHeadersLen
+}
+
+// asciiJSONLen is how many bytes encoding/json writes for an ASCII byte
+// inside a string: HTML-safe escapes for <, > and &, an escape for " and \,
+// and at most six for a control byte.
+var asciiJSONLen = func() (t [utf8.RuneSelf]uint8) {
+	for c := range t {
+		switch {
+		case c < 0x20, c == '<', c == '>', c == '&':
+			t[c] = 6
+		case c == '"', c == '\\':
+			t[c] = 2
+		default:
+			t[c] = 1
+		}
+	}
+	return t
+}()
+
+// runeJSONLen is how many bytes encoding/json writes for the rune r of
+// size bytes in a string: U+2028, U+2029 and an invalid byte (\ufffd) are
+// six.
+func runeJSONLen(r rune, size int) int {
+	if size == 1 && r < utf8.RuneSelf {
+		return int(asciiJSONLen[r])
+	}
+	if (r == utf8.RuneError && size == 1) || r == '\u2028' || r == '\u2029' {
+		return 6
+	}
+	return size
+}
+
+// jsonLen is an upper bound of the bytes encoding/json writes for s
+// inside its quotes (exact but for control bytes, counted at six).
+func jsonLen(s string) int {
+	n := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			n += int(asciiJSONLen[c])
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		n += runeJSONLen(r, size)
+		i += size
+	}
+	return n
+}
+
+// clipJSON returns s as valid UTF-8 (an invalid byte becomes U+FFFD) whose
+// JSON encoding takes at most limit bytes; a longer s is cut at a rune and
+// ends with mark.
+func clipJSON(s string, limit int, mark string) string {
+	if len(s)*6 <= limit && utf8.ValidString(s) {
+		return s
+	}
+	fixed := 0 // encoded length once invalid bytes are U+FFFD
+	for i := 0; i < len(s) && fixed <= limit; {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		fixed += fixedLen(r, size)
+		i += size
+	}
+	if fixed <= limit {
+		if utf8.ValidString(s) {
+			return s
+		}
+		return strings.ToValidUTF8(s, "\uFFFD")
+	}
+	room := limit - jsonLen(mark)
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		w := fixedLen(r, size)
+		if n+w > room {
+			break
+		}
+		if r == utf8.RuneError && size == 1 {
+			b.WriteRune(utf8.RuneError)
+		} else {
+			b.WriteString(s[i : i+size])
+		}
+		n += w
+		i += size
+	}
+	b.WriteString(mark)
+	return b.String()
+}
+
+// fixedLen is runeJSONLen once an invalid byte is replaced by U+FFFD
+// (written as is: three bytes).
+func fixedLen(r rune, size int) int {
+	if r == utf8.RuneError && size == 1 {
+		return 3
+	}
+	return runeJSONLen(r, size)
+}
 
 // Result is the event published once per request that reached a terminal
 // state (recovered or dead-lettered), for automation that chains on
@@ -131,4 +468,54 @@ func seqID(prefix string, seq uint64, stored time.Time) string {
 // dead-lettering and acking cannot make two.
 func DeadLetterID(seq uint64, stored time.Time) string {
 	return seqID("dlq-", seq, stored)
+}
+
+// Marshal encodes the event as JSON, within MaxResultSize: every string is
+// cut to its bound first.
+func (r *Result) Marshal() ([]byte, error) {
+	b := *r
+	b.JobID = clipJSON(b.JobID, maxIDLen, "…")
+	b.Outcome = clipJSON(b.Outcome, maxIDLen, "…")
+	b.Reason = clipJSON(b.Reason, maxIDLen, "…")
+	b.ErrorCode = clipJSON(b.ErrorCode, maxIDLen, "…")
+	b.RequestID = clipJSON(b.RequestID, maxIDLen, "…")
+	b.Worker = clipJSON(b.Worker, maxIDLen, "…")
+	b.TraceID = clipJSON(b.TraceID, maxIDLen, "…")
+	b.SpanID = clipJSON(b.SpanID, maxIDLen, "…")
+	return json.Marshal(&b)
+}
+
+// storeDeadLetter stores rec under id and waits for its ack. A record the
+// server refuses as too large is refused for good (a retry would loop until
+// someone purged the request), so it is stored again as rec.Minimal(), which
+// *rec becomes.
+func (p *Pool) storeDeadLetter(ctx context.Context, t *task, id string, rec *DeadLetter) error {
+	data, err := rec.Marshal()
+	if err != nil {
+		return err
+	}
+	err = p.dlq.DeadLetter(ctx, id, data)
+	if !tooLarge(err) {
+		return err
+	}
+	t.logger().Warn("dead letter refused as too large; storing it without the original body and headers",
+		zap.Int("record_bytes", len(data)), zap.Error(err))
+	*rec = rec.Minimal()
+	if data, err = rec.Marshal(); err != nil {
+		return err
+	}
+	return p.dlq.DeadLetter(ctx, id, data)
+}
+
+// tooLarge reports whether a publish error says the message is over the
+// server's max_payload (nats.ErrMaxPayload, from the client's own check) or
+// the stream's MaxMsgSize (JetStream error 10054). The worker imports no
+// NATS package, so it reads their text.
+func tooLarge(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "maximum payload exceeded") || strings.Contains(msg, "err_code=10054") ||
+		strings.Contains(msg, "message size exceeds maximum allowed")
 }

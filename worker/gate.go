@@ -100,6 +100,11 @@ type gate struct {
 	mu       sync.Mutex
 	ch       chan struct{}
 	breakers map[string]*breaker
+	actions  uint64          // consumer actions decided
+	pending  *consumerAction // decided under mu, performed after it
+
+	ioMu    sync.Mutex // serialises consumer actions
+	applied uint64     // gen of the last action performed
 
 	paused      bool
 	pauseReason string
@@ -296,20 +301,66 @@ func (g *gate) waitOpen(ctx context.Context) (int, error) {
 // jobLevel reports a 403 from a job held through a 403-run pause that has
 // ended since (an answer proved the credentials after its last 403): it is
 // about the job, to be dead-lettered, and counts toward no run.
-func (g *gate) record(ctx context.Context, region, jobID string, class retry.Class, probe bool) (breakerOpen, jobLevel bool) {
+func (g *gate) record(ctx context.Context, region, jobID string, class retry.Class, code string, probe bool) (breakerOpen, jobLevel bool) {
 	g.mu.Lock()
-	defer g.mu.Unlock()
+	breakerOpen, jobLevel = g.recordLocked(region, jobID, class, code, probe)
+	act := g.pending
+	g.pending = nil
+	g.mu.Unlock()
+	g.apply(ctx, act)
+	return breakerOpen, jobLevel
+}
+
+// consumerAction is a fleet-wide pause or resume of the consumer, decided
+// under the gate's lock and performed after it (a NATS call may take
+// seconds; readiness and every caller would wait on the lock meanwhile).
+type consumerAction struct {
+	gen   uint64 // order of decision: an older action never undoes a newer one
+	pause bool
+	until time.Time
+}
+
+// apply performs a decided consumer action, unless a newer one was
+// performed already (two callers may race to apply theirs).
+func (g *gate) apply(ctx context.Context, a *consumerAction) {
+	if a == nil || g.pauser == nil {
+		return
+	}
+	g.ioMu.Lock()
+	defer g.ioMu.Unlock()
+	if a.gen <= g.applied {
+		return
+	}
+	g.applied = a.gen
+	if a.pause {
+		if err := g.pauser.PauseConsumer(ctx, a.until); err != nil {
+			g.log.Warn("fleet-wide consumer pause failed; pausing this process only", zap.Error(err))
+		}
+		return
+	}
+	if err := g.pauser.ResumeConsumer(ctx); err != nil {
+		g.log.Warn("fleet-wide consumer resume failed; it resumes when the pause lease ends", zap.Error(err))
+	}
+}
+
+// decide records a consumer action to perform once the lock is released.
+func (g *gate) decide(pause bool, until time.Time) {
+	g.actions++
+	g.pending = &consumerAction{gen: g.actions, pause: pause, until: until}
+}
+
+func (g *gate) recordLocked(region, jobID string, class retry.Class, code string, probe bool) (breakerOpen, jobLevel bool) {
 	b := g.breaker(region)
 	failure := class == retry.Transient
 
 	// The pause: a 401 (or a 403 run) pauses; any answer proving the
 	// credentials good resumes.
 	switch class {
-	case retry.Unauthorized:
+	case retry.Unauthorized, retry.Configuration:
 		if probe && g.paused {
 			g.pauseFailed[jobID] = struct{}{}
 		}
-		g.pauseLocked(ctx, "api rejected the credentials (401)")
+		g.pauseLocked(pauseReason(class, code), probe)
 	case retry.Forbidden:
 		if at, held := g.held[jobID]; held && g.resumes > at {
 			// About this job: neither part of a run nor, as a probe, a
@@ -323,12 +374,12 @@ func (g *gate) record(ctx context.Context, region, jobID string, class retry.Cla
 			if probe {
 				g.pauseFailed[jobID] = struct{}{}
 			}
-			g.pauseLocked(ctx, g.pauseReason) // a probe answered 403 again
+			g.pauseLocked(g.pauseReason, probe) // a probe answered 403 again
 			break
 		}
 		g.forbidden[jobID] = struct{}{}
 		if len(g.forbidden) >= g.cfg.ForbiddenRun {
-			g.pauseLocked(ctx, "a run of 403s on distinct jobs: missing IAM permission?")
+			g.pauseLocked("a run of 403s on distinct jobs: missing IAM permission?", probe)
 		}
 	case retry.Success, retry.ClientError:
 		delete(g.held, jobID)
@@ -338,7 +389,7 @@ func (g *gate) record(ctx context.Context, region, jobID string, class retry.Cla
 			g.notify()
 		}
 		if g.paused {
-			g.resumeLocked(ctx)
+			g.resumeLocked()
 		}
 	case retry.Transient, retry.Throttled, retry.Canceled:
 		g.probeInconclusiveLocked(probe)
@@ -346,7 +397,7 @@ func (g *gate) record(ctx context.Context, region, jobID string, class retry.Cla
 
 	// The breaker, per region: only 5xx/transport failures count; any
 	// other answer shows the API is up.
-	if class == retry.Canceled || class == retry.Throttled || class == retry.Unauthorized {
+	if class == retry.Canceled || class == retry.Throttled || class.Pauses() {
 		if probe && b.state == BreakerHalfOpen {
 			// No verdict from this probe: let another one go now.
 			b.probing = false
@@ -408,38 +459,52 @@ func (b *breaker) reset() {
 	b.next, b.filled, b.fails = 0, 0, 0
 }
 
-// pauseLocked pauses (or, while paused, schedules the next probe) and
-// pauses the consumer fleet-wide for PauseLease.
-func (g *gate) pauseLocked(ctx context.Context, reason string) {
-	if !g.paused {
+// pauseLocked pauses and pauses the consumer fleet-wide for PauseLease.
+// While paused, only a failed probe backs the next probe off: the other
+// calls that were in flight when the pause began answer the same and say
+// nothing new, so a burst of them must not push the probe wait to its cap.
+func (g *gate) pauseLocked(reason string, probe bool) {
+	switch {
+	case !g.paused:
 		g.paused, g.pauseReason, g.pauseWait = true, reason, g.cfg.PauseProbe
 		g.log.Error("paused: "+reason+"; probing with backoff, nothing is dead-lettered meanwhile",
 			zap.Duration("next_probe", g.pauseWait))
-	} else {
+	case probe:
 		g.pauseWait = min(g.pauseWait*2, g.cfg.PauseMaxProbe)
+	default:
+		return
 	}
 	g.probing = false
 	g.pauseProbe = time.Now().Add(g.pauseWait)
-	if g.pauser != nil {
-		if err := g.pauser.PauseConsumer(ctx, time.Now().Add(g.cfg.PauseLease)); err != nil {
-			g.log.Warn("fleet-wide consumer pause failed; pausing this process only", zap.Error(err))
-		}
-	}
+	g.decide(true, time.Now().Add(g.cfg.PauseLease))
 	g.notify()
 }
 
-func (g *gate) resumeLocked(ctx context.Context) {
+// pauseReason says why a pausing answer pauses, for logs, readiness and the
+// status page.
+func pauseReason(class retry.Class, code string) string {
+	switch {
+	case class == retry.Unauthorized && code != "":
+		return "api rejected the credentials (401 " + code + ")"
+	case class == retry.Unauthorized:
+		return "api rejected the credentials (401)"
+	case retry.CanonicalCode(code) == "APIG.0101":
+		return "the API is not published at this endpoint (APIG.0101): wrong --endpoint or --region?"
+	case code != "":
+		return "the API refuses every call (" + code + "): missing IAM permission or unavailable project?"
+	default:
+		return "the API refuses every call: configuration"
+	}
+}
+
+func (g *gate) resumeLocked() {
 	g.paused, g.probing = false, false
 	g.resumes++
 	clear(g.pauseFailed)
 	clear(g.forbidden)
 	g.log.Info("resumed: the API accepts the credentials again", zap.String("was", g.pauseReason))
 	g.pauseReason = ""
-	if g.pauser != nil {
-		if err := g.pauser.ResumeConsumer(ctx); err != nil {
-			g.log.Warn("fleet-wide consumer resume failed; it resumes when the pause lease ends", zap.Error(err))
-		}
-	}
+	g.decide(false, time.Time{})
 	g.notify()
 }
 

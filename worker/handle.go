@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"sync/atomic"
 	"time"
@@ -107,7 +106,7 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 		err = p.limiterWait(workCtx)
 		t.traceWait("rate_limit_wait", since)
 		if err != nil {
-			p.gate.record(workCtx, req.Region, req.JobID, retry.Canceled, probe)
+			p.gate.record(workCtx, req.Region, req.JobID, retry.Canceled, "", probe)
 			p.nak(d, 0, "drain_timeout")
 			p.report(t, OutcomeHandedBack, "drain_timeout")
 			return
@@ -119,20 +118,19 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 		select {
 		case p.calls <- struct{}{}:
 		case <-workCtx.Done():
-			p.gate.record(workCtx, req.Region, req.JobID, retry.Canceled, probe)
+			p.gate.record(workCtx, req.Region, req.JobID, retry.Canceled, "", probe)
 			p.nak(d, 0, "drain_timeout")
 			p.report(t, OutcomeHandedBack, "drain_timeout")
 			return
 		}
 		callCtx := p.callContext(workCtx, t, attempt, probe)
 		started := time.Now()
-		rid, err := p.rec.Recover(callCtx, req)
-		<-p.calls
+		rid, err := p.recoverCall(callCtx, workCtx, req, probe)
 		took := time.Since(started)
 		t.calls++
 		class := p.cfg.Classifier.Classify(err)
-		breakerOpen, jobLevel403 := p.gate.record(workCtx, req.Region, req.JobID, class, probe)
 		t.record(rid, err)
+		breakerOpen, jobLevel403 := p.gate.record(workCtx, req.Region, req.JobID, class, t.errorCode, probe)
 		t.traceCall(class.String(), err)
 		p.obs.Call(Call{JobID: req.JobID, Status: t.status, ErrorCode: t.errorCode, Class: class.String(), Duration: took})
 		if ce := p.log.Check(zap.DebugLevel, "api call"); ce != nil {
@@ -182,11 +180,12 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 				p.cfg.Limiter.Throttled(retry.RetryAfter(err))
 			}
 			p.retried(t, "throttled", wait)
-		case retry.Unauthorized:
-			// Credentials are wrong for every job: never dead-letter. The
-			// gate paused the pool (fleet-wide); this request waits there
-			// without spending its budget and is retried after resume.
-			p.retried(t, "unauthorized", 0)
+		case retry.Unauthorized, retry.Configuration:
+			// Credentials or the endpoint are wrong for every job: never
+			// dead-letter. The gate paused the pool (fleet-wide); this
+			// request waits there without spending its budget and is
+			// retried after resume.
+			p.retried(t, class.String(), 0)
 			continue
 		default: // Transient
 			if breakerOpen {
@@ -226,6 +225,22 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 func (p *Pool) retried(t *task, cause string, wait time.Duration) {
 	p.obs.Retry(cause, wait)
 	t.traceRetry(cause, wait)
+}
+
+// recoverCall makes the API call that holds a slot of p.calls. The slot,
+// and the gate's probe when this call is one, are released however the call
+// ends: a panicking Recoverer must not leak either (the pool would wait
+// forever for a slot, or the breaker for a probe's answer). The panic goes
+// on to safeHandle, which hands the message back.
+func (p *Pool) recoverCall(ctx, workCtx context.Context, req Request, probe bool) (rid string, err error) {
+	defer func() {
+		<-p.calls
+		if r := recover(); r != nil {
+			p.gate.record(workCtx, req.Region, req.JobID, retry.Canceled, "", probe)
+			panic(r)
+		}
+	}()
+	return p.rec.Recover(ctx, req)
 }
 
 func (p *Pool) limiterWait(ctx context.Context) error {
@@ -290,14 +305,7 @@ func (p *Pool) deadLetter(ctx context.Context, t *task, reason string) {
 		return
 	}
 	rec := p.deadLetterRecord(t, reason)
-	data, err := rec.Marshal()
-	if err != nil {
-		// Cannot happen for this struct; hand back rather than lose.
-		p.nak(t.d, time.Second, "dead_letter_encode")
-		p.report(t, OutcomeHandedBack, "dead_letter_failed")
-		return
-	}
-	if err := p.dlq.DeadLetter(ctx, DeadLetterID(t.seq, t.d.Timestamp()), data); err != nil {
+	if err := p.storeDeadLetter(ctx, t, DeadLetterID(t.seq, t.d.Timestamp()), &rec); err != nil {
 		t.logger().Error("dead letter not stored; handing the request back", zap.String("reason", reason), zap.Error(err))
 		p.nak(t.d, p.cfg.Backoff.NakDelay(1, nil), "dead_letter_failed")
 		p.report(t, OutcomeHandedBack, "dead_letter_failed")
@@ -389,7 +397,7 @@ func (p *Pool) publishResult(ctx context.Context, t *task, kind, reason string) 
 		DurationMS: time.Since(t.start).Milliseconds(), StreamSeq: t.seq, At: time.Now().UTC(), Worker: p.cfg.Name,
 		TraceID: t.traceID(), SpanID: t.spanID(),
 	}
-	data, err := json.Marshal(r)
+	data, err := r.Marshal()
 	if err != nil {
 		return err
 	}

@@ -75,11 +75,7 @@ func (p *Pool) settleStranded(ctx context.Context, s StrandedMsg) error {
 	defer p.endStranded(t)
 	t.traceDecoded()
 	rec := p.deadLetterRecord(t, ReasonMaxDeliveries)
-	data, err := rec.Marshal()
-	if err != nil {
-		return err
-	}
-	if err := p.dlq.DeadLetter(ctx, DeadLetterID(t.seq, s.Stored), data); err != nil {
+	if err := p.storeDeadLetter(ctx, t, DeadLetterID(t.seq, s.Stored), &rec); err != nil {
 		t.traceFailed(err)
 		return err
 	}

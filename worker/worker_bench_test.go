@@ -70,7 +70,7 @@ func BenchmarkDeadLetter(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				d := worker.DeadLetter{
-					JobID: benchJobID, Reason: bb.reason, StatusCode: 404, ErrorCode: "CB.00060204",
+					JobID: benchJobID, Reason: bb.reason, StatusCode: 404, ErrorCode: "CB.00060214",
 					ErrorMsg: "The build job does not exist", RequestID: "d9ff73f5914e9b110000000000000008",
 					Attempts: 1, Deliveries: 1, FirstAttemptAt: stored, EnqueuedAt: stored, FailedAt: stored,
 					Worker:   "recover-worker-7d9f8b-x2k4q",

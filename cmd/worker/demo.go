@@ -12,6 +12,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
@@ -94,8 +95,8 @@ worker and the page up after the drain until Ctrl-C.`,
 			if err != nil {
 				return err
 			}
-			if sum.Lost != 0 {
-				return &exitError{code: 2, err: fmt.Errorf("%d requests lost", sum.Lost)}
+			if sum.Lost != 0 || sum.FalselyRecovered != 0 {
+				return &exitError{code: 2, err: fmt.Errorf("%d requests lost, %d falsely recovered", sum.Lost, sum.FalselyRecovered)}
 			}
 			return nil
 		},
@@ -148,14 +149,17 @@ func (o demoOptions) validate() error {
 
 // demoSummary is the demo's result; its JSON is stable for scripts.
 type demoSummary struct {
-	Requests       int              `json:"requests"`
-	Recovered      int              `json:"recovered"`
-	DeadLettered   map[string]int   `json:"dead_lettered"`
-	Lost           int              `json:"lost"`
-	APICalls       map[string]int64 `json:"api_calls"`
-	Retries        map[string]int64 `json:"retries"`
-	ElapsedSeconds float64          `json:"elapsed_seconds"`
-	Throughput     float64          `json:"throughput_per_second"`
+	Requests     int            `json:"requests"`
+	Recovered    int            `json:"recovered"`
+	DeadLettered map[string]int `json:"dead_lettered"`
+	Lost         int            `json:"lost"`
+	// FalselyRecovered counts requests reported recovered for jobs the
+	// simulated API did not recover: lost too, silently.
+	FalselyRecovered int              `json:"falsely_recovered"`
+	APICalls         map[string]int64 `json:"api_calls"`
+	Retries          map[string]int64 `json:"retries"`
+	ElapsedSeconds   float64          `json:"elapsed_seconds"`
+	Throughput       float64          `json:"throughput_per_second"`
 }
 
 func (s demoSummary) print(w io.Writer) error {
@@ -181,6 +185,7 @@ func (s demoSummary) print(w io.Writer) error {
 	fmt.Fprintf(tw, "elapsed\t%.2fs\n", s.ElapsedSeconds)
 	fmt.Fprintf(tw, "throughput\t%.0f req/s\n", s.Throughput)
 	fmt.Fprintf(tw, "lost\t%d\n", s.Lost)
+	fmt.Fprintf(tw, "falsely recovered\t%d\n", s.FalselyRecovered)
 	return tw.Flush()
 }
 
@@ -197,7 +202,24 @@ func sortedKeys[V any](m map[string]V) []string {
 type demoCounter struct {
 	terminal  atomic.Int64
 	recovered atomic.Int64
-	retries   [4]atomic.Int64 // throttled, transient, redelivery, unauthorized
+	retries   [len(retryCauses)]atomic.Int64 // by retryCauses
+
+	mu            sync.Mutex
+	recoveredJobs []string // checked against the simulator's truth at the end
+}
+
+// falselyRecovered counts the jobs reported recovered that the simulated
+// API never recovered (a 200 whose body said "fail" taken for success).
+func (c *demoCounter) falselyRecovered(sim *codeartssim.Server) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, id := range c.recoveredJobs {
+		if sim.Recovered(id) == 0 {
+			n++
+		}
+	}
+	return n
 }
 
 func (c *demoCounter) Outcome(o worker.Outcome) {
@@ -205,6 +227,9 @@ func (c *demoCounter) Outcome(o worker.Outcome) {
 	case worker.OutcomeRecovered:
 		c.recovered.Add(1)
 		c.terminal.Add(1)
+		c.mu.Lock()
+		c.recoveredJobs = append(c.recoveredJobs, o.JobID)
+		c.mu.Unlock()
 	case worker.OutcomeDeadLettered:
 		c.terminal.Add(1)
 	}
@@ -212,7 +237,7 @@ func (c *demoCounter) Outcome(o worker.Outcome) {
 
 func (c *demoCounter) Call(worker.Call) {}
 
-var retryCauses = [...]string{"throttled", "transient", "redelivery", "unauthorized"}
+var retryCauses = [...]string{"throttled", "transient", "redelivery", "unauthorized", "configuration"}
 
 func (c *demoCounter) Retry(cause string, _ time.Duration) {
 	for i, k := range retryCauses {
@@ -265,8 +290,18 @@ func runDemo(ctx context.Context, o demoOptions, stderr io.Writer, report func(d
 		codeartssim.WithThrottle(o.gwThrottle),
 		codeartssim.WithBackendThrottle(o.throttle),
 		codeartssim.WithRetryAfter(time.Second),
-		codeartssim.WithOutcomes(codeartssim.StandardPrefixOutcomes()),
+		// The other answers of the real API, rarely; none of them recovers
+		// the job. No route-404 window and no 200 HTML page: the demo must
+		// finish fast and lose nothing.
+		codeartssim.WithFailStatus(0.01),
+		codeartssim.WithErrorOn200(0.01),
+		codeartssim.WithHTMLErrors(0.005),
+		codeartssim.WithStringBodies(0.01),
 	}
+	// The demo's good job ids avoid only the "40" prefixes.
+	prefixes := codeartssim.StandardPrefixOutcomes()
+	delete(prefixes, "422")
+	simOpts = append(simOpts, codeartssim.WithOutcomes(prefixes))
 	if o.seed != 0 {
 		simOpts = append(simOpts, codeartssim.WithSeed(o.seed))
 	}
@@ -388,6 +423,7 @@ wait:
 		dead += v
 	}
 	sum.Lost = o.requests - sum.Recovered - dead
+	sum.FalselyRecovered = counter.falselyRecovered(sim)
 	for status, n := range sim.Stats().ByStatus {
 		sum.APICalls[fmt.Sprint(status)] = n
 	}

@@ -52,7 +52,7 @@ show SEQ' for one record, fix the cause (permissions, the API), then
 func addFilterFlags(fs *pflag.FlagSet, f *admin.Filter) {
 	fs.StringSliceVar(&f.Reasons, "reason", nil, "only these reasons: "+strings.Join(admin.Reasons, ", "))
 	fs.StringSliceVar(&f.Statuses, "status", nil, "only these HTTP statuses (404, 4xx; 0 = no API answer)")
-	fs.StringSliceVar(&f.ErrorCodes, "error-code", nil, "only these API error codes (e.g. CB.00060204)")
+	fs.StringSliceVar(&f.ErrorCodes, "error-code", nil, "only these API error codes (e.g. CB.00060214)")
 	fs.StringSliceVar(&f.JobIDs, "job-id", nil, "only these job ids")
 	fs.StringVar(&f.Since, "since", "", "only dead letters that failed at or after this time (RFC 3339, 2006-01-02, or an age such as 90m, 24h, 7d)")
 	fs.StringVar(&f.Until, "until", "", "only dead letters that failed before this time (same forms as --since)")
@@ -227,7 +227,10 @@ func newDLQShowCmd() *cobra.Command {
 		Long: `show prints the dead letters stored at the given sequences of the dead-letter
 stream (the SEQ column of 'worker dlq list') as indented JSON: every field of
 the record, including the original message (subject, stream sequence,
-headers, body) exactly as the worker received it.
+headers, body) exactly as the worker received it. A body too large to keep
+in the record (over 16 KiB encoded) is kept as body_size, body_sha256 and a
+body_prefix, with truncated: true; show says so on stderr, and such a dead
+letter cannot be replayed.
 
 ` + natsFlagsHelp,
 		Example: `  worker dlq show 1042
@@ -259,8 +262,13 @@ headers, body) exactly as the worker received it.
 				if err != nil {
 					return err
 				}
-				if err := enc.Encode(admin.DecodeRecord(m)); err != nil {
+				r := admin.DecodeRecord(m)
+				if err := enc.Encode(r); err != nil {
 					return err
+				}
+				if r.Unreadable == "" && !r.Original.Replayable() {
+					fmt.Fprintf(cmd.ErrOrStderr(), "dead letter %d: original body of %d bytes not kept (sha256 %s); not replayable\n",
+						seq, r.Original.BodySize, r.Original.BodySHA256)
 				}
 			}
 			return nil
@@ -326,6 +334,11 @@ was interrupted is replayed a second time (recovered twice, never lost).
 
 Fix the cause first (permissions, the job, the API): a request that fails
 the same way is dead-lettered again, as a new record.
+
+A dead letter whose original body was too large to keep (truncated: only its
+size, SHA-256 and a prefix are in the record) is never replayed: it is
+reported on stderr, counted as not replayable, and left in place (purge it,
+or enqueue its job again).
 
 ` + natsFlagsHelp,
 		Example: `  worker dlq replay --reason client_error --dry-run
@@ -403,7 +416,12 @@ func (o *replayOptions) run(cmd *cobra.Command, args []string) error {
 		if err != nil {
 			return err
 		}
-		_, err = fmt.Fprintf(cmd.ErrOrStderr(), "would replay %d dead letters to %s (dry run: nothing changed)\n", sum.Matched, cfg.Subject)
+		skipped := ""
+		if sum.NotReplayable > 0 {
+			skipped = fmt.Sprintf("; %d not replayable: body truncated", sum.NotReplayable)
+		}
+		_, err = fmt.Fprintf(cmd.ErrOrStderr(), "would replay %d dead letters to %s (dry run: nothing changed%s)\n",
+			sum.Matched-sum.NotReplayable, cfg.Subject, skipped)
 		return err
 	}
 	sum, err := o.replay(cmd, conn, dlq, seqs)
@@ -419,6 +437,8 @@ func (o *replayOptions) run(cmd *cobra.Command, args []string) error {
 			sum.Matched+sum.Gone, len(seqs), reqInfo.Config.Duplicates)}
 	case sum.Failed > 0:
 		return fmt.Errorf("%d dead letters not replayed or not removed (they are still in %s; rerun within %s)", sum.Failed, cfg.DLQStream, reqInfo.Config.Duplicates)
+	case sum.NotReplayable > 0:
+		return fmt.Errorf("%d dead letters not replayable: body truncated (they stay in %s; 'worker dlq show SEQ' prints each body's size and SHA-256)", sum.NotReplayable, cfg.DLQStream)
 	}
 	return nil
 }
@@ -442,6 +462,11 @@ func (o *replayOptions) dryRunList(cmd *cobra.Command, dlq *queue.Stream, seqs [
 			continue
 		}
 		sum.Matched++
+		if r.Unreadable == "" && !r.Original.Replayable() {
+			sum.NotReplayable++
+			fmt.Fprintf(cmd.ErrOrStderr(), "dead letter %d: %s\n", seq, admin.NotReplayableText(&r))
+			continue
+		}
 		if o.jsonOut {
 			err = enc.Encode(r)
 		} else {
@@ -471,8 +496,12 @@ func (o *replayOptions) printSummary(w io.Writer, s admin.ReplaySummary, cfg que
 		enc.SetIndent("", "  ")
 		return enc.Encode(s)
 	}
-	_, err := fmt.Fprintf(w, "replayed %d of %d dead letters to %s (%d already replayed earlier, %d failed, %d gone)\n",
-		s.Replayed+s.AlreadyReplayed, s.Matched, cfg.Subject, s.AlreadyReplayed, s.Failed, s.Gone)
+	skipped := ""
+	if s.NotReplayable > 0 {
+		skipped = fmt.Sprintf(", %d not replayable: body truncated", s.NotReplayable)
+	}
+	_, err := fmt.Fprintf(w, "replayed %d of %d dead letters to %s (%d already replayed earlier, %d failed, %d gone%s)\n",
+		s.Replayed+s.AlreadyReplayed, s.Matched, cfg.Subject, s.AlreadyReplayed, s.Failed, s.Gone, skipped)
 	return err
 }
 

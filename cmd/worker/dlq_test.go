@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,7 +51,7 @@ func TestDLQListFilters(t *testing.T) {
 		{"status", []string{"--status", "404"}, []uint64{1, 6}},
 		{"status class", []string{"--status", "4xx"}, []uint64{1, 2, 6, 7}},
 		{"no API answer", []string{"--status", "0"}, []uint64{3, 5}},
-		{"error code any case", []string{"--error-code", "cb.00060204,APIG.0203"}, []uint64{1, 4, 6}},
+		{"error code any case", []string{"--error-code", "cb.00060214,APIG.0613"}, []uint64{1, 4, 6}},
 		{"job id", []string{"--job-id", "403a0000000000000000000000000002"}, []uint64{2}},
 		{"since until", []string{"--since", "2024-06-01T03:00:00Z", "--until", "2024-06-01T06:00:00Z"}, []uint64{4, 5, 6}},
 		{"since date", []string{"--since", "2024-06-02"}, nil},
@@ -247,4 +249,61 @@ func TestDLQPurge(t *testing.T) {
 		require.Zero(t, r.code, r.err)
 		require.Equal(t, "no dead letters match; nothing purged\n", r.out)
 	})
+}
+
+// A dead letter whose original body was too large to keep (issue 15) is
+// never replayed: its prefix is not the request. show prints its size and
+// hash, a dry run and a replay skip it with a line saying so, count it, and
+// leave it in place; the replay exits non-zero.
+func TestDLQReplaySkipsTruncated(t *testing.T) {
+	env, nats := toolEnv(t, testenv.Options{})
+	ctx := context.Background()
+	body := strings.Repeat("<", 200<<10)
+	sum := sha256.Sum256([]byte(body))
+	sha := hex.EncodeToString(sum[:])
+	job := seqJobID("404", 2)
+	letters := []worker.DeadLetter{
+		{Reason: worker.ReasonInvalidRequest, ErrorMsg: "invalid request: body of 204800 bytes is over the 65536 byte limit",
+			Deliveries: 1, FailedAt: fixtureBase, Original: worker.NewOriginal("codearts.build.recover", 1, nil, []byte(body))},
+		{JobID: job, Reason: worker.ReasonClientError, StatusCode: 404, Deliveries: 1, FailedAt: fixtureBase,
+			Original: worker.NewOriginal("codearts.build.recover", 2, map[string][]string{"Nats-Msg-Id": {job}}, []byte(job))},
+	}
+	for i, d := range letters {
+		data, err := d.Marshal()
+		require.NoError(t, err)
+		_, err = env.Conn.Publish(ctx, env.Conn.Config().DLQSubject, fmt.Sprintf("t-%d", i), nil, data)
+		require.NoError(t, err)
+	}
+	skipLine := fmt.Sprintf("dead letter 1: not replayable: body truncated (204800 bytes, sha256 %s)\n", sha)
+
+	r := cli(t, "", withFlags([]string{"dlq", "show", "1"}, nats)...)
+	require.Zero(t, r.code, r.err)
+	var shown admin.Record
+	require.NoError(t, json.Unmarshal([]byte(r.out), &shown))
+	require.True(t, shown.Original.Truncated)
+	require.Equal(t, 200<<10, shown.Original.BodySize)
+	require.Equal(t, sha, shown.Original.BodySHA256)
+	require.Contains(t, r.out, `"body_sha256": "`+sha+`"`)
+	require.Equal(t, fmt.Sprintf("dead letter 1: original body of 204800 bytes not kept (sha256 %s); not replayable\n", sha), r.err)
+
+	r = cli(t, "", withFlags([]string{"dlq", "replay", "--all", "--dry-run"}, nats)...)
+	require.Zero(t, r.code, r.err)
+	require.Equal(t, skipLine+"would replay 1 dead letters to codearts.build.recover (dry run: nothing changed; 1 not replayable: body truncated)\n", r.err)
+	require.NotContains(t, r.out, "invalid_request", "listed as not replayable, not as a replay")
+
+	r = cli(t, "", withFlags([]string{"dlq", "replay", "--all", "--json", "-q"}, nats)...)
+	require.Equal(t, 1, r.code, r.err)
+	var s admin.ReplaySummary
+	require.NoError(t, json.Unmarshal([]byte(r.out), &s), r.out)
+	require.Equal(t, admin.ReplaySummary{Matched: 2, Replayed: 1, NotReplayable: 1}, s)
+	require.Equal(t, skipLine+"worker: 1 dead letters not replayable: body truncated (they stay in CODEARTS_RECOVER_DLQ; 'worker dlq show SEQ' prints each body's size and SHA-256)\n", r.err)
+	require.EqualValues(t, 1, env.DLQCount(), "the truncated dead letter stays")
+	stored := storedRequests(t, env)
+	require.Len(t, stored, 1, "only the replayable request is published; never the prefix")
+	require.Equal(t, job, stored[0].body)
+
+	r = cli(t, "", withFlags([]string{"dlq", "replay", "--all", "-q"}, nats)...)
+	require.Equal(t, 1, r.code, r.err)
+	require.Equal(t, "replayed 0 of 1 dead letters to codearts.build.recover (0 already replayed earlier, 0 failed, 0 gone, 1 not replayable: body truncated)\n", r.out)
+	require.EqualValues(t, 1, env.DLQCount())
 }

@@ -88,6 +88,7 @@ func (o *runOptions) addFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&n.MaxDeliver, "max-deliver", n.MaxDeliver, "deliveries of one request before it is dead-lettered retries_exhausted")
 	fs.IntVar(&n.MaxAckPending, "max-ack-pending", n.MaxAckPending, "messages the whole fleet may hold unacknowledged")
 	fs.BoolVar(&n.NoCreate, "no-create", false, "do not create or update streams and consumer; they must exist")
+	fs.BoolVar(&n.UpdateStreams, "update-streams", false, "change existing streams' settings (replicas, limits, duplicate window, discard) to the worker's; without it they are kept and each difference is logged")
 
 	p := &o.pool
 	fs.IntVar(&p.Concurrency, "concurrency", p.Concurrency, "requests worked on at once")
@@ -98,7 +99,7 @@ func (o *runOptions) addFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.backoff.Max, "backoff-max", o.backoff.Max, "longest retry wait")
 	fs.IntVar(&p.Gate.ForbiddenRun, "forbidden-run", 20, "403s on distinct jobs in a row (no success between) that pause consumption like a 401 (capped at --concurrency)")
 	fs.DurationVar(&p.Gate.ForbiddenHold, "forbidden-hold", 30*time.Second, "how long a 403 waits for a success elsewhere before it is dead-lettered")
-	fs.StringArrayVar(&o.classify, "classify", nil, `extra classification rule, repeatable: "STATUS[:ERROR_CODE]=CLASS" or "*:ERROR_CODE=CLASS" (classes: client_error, throttled, transient, unauthorized, forbidden)`)
+	fs.StringArrayVar(&o.classify, "classify", nil, `extra classification rule, repeatable: "STATUS[:ERROR_CODE]=CLASS" or "*:ERROR_CODE=CLASS" (classes: client_error, throttled, transient, unauthorized, configuration, forbidden)`)
 
 	a := &o.api
 	fs.StringVar(&a.Region, "region", a.Region, "default API region")
@@ -169,11 +170,16 @@ type service struct {
 	lag     *ops.LagPoller
 	tally   ops.DrainTally
 	wired   atomic.Bool // startup done: NATS connected, consumer bound, pool built
+	// starting is the connection while the start-up waits for JetStream,
+	// for the readiness check to say why it waits.
+	starting atomic.Pointer[queue.Conn]
 }
 
 // validate checks every option and names the offending flag.
 func (o *runOptions) validate() error {
 	var errs []error
+	// The request stream refuses what the decoder would refuse anyway.
+	o.nats.MaxBodyBytes = o.pool.Decode.MaxBytes
 	if err := o.nats.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -257,20 +263,39 @@ func (o *runOptions) open(ctx context.Context, stderr io.Writer) (_ *service, er
 		return nil, err
 	}
 	s.conn, s.api = conn, api
-	if err := conn.Ensure(ctx); err != nil {
-		return nil, err
-	}
-	cons, err := conn.Consumer(ctx)
+	// JetStream may not answer yet (leaders being elected in a rolling
+	// upgrade of NATS, a cluster without quorum, streams not provisioned
+	// yet for --no-create): wait, not ready, until it does; only an error
+	// that cannot heal (credentials, permissions, a stream or setting the
+	// server refuses) stops the start.
+	s.starting.Store(conn)
+	var (
+		cons   *queue.Consumer
+		adv    *queue.Advisories
+		tokens *queue.FleetTokens
+	)
+	err = conn.Await(ctx, "set up the streams and consumers", func(ctx context.Context) (err error) {
+		if err := conn.Ensure(ctx); err != nil {
+			return err
+		}
+		if cons, err = conn.Consumer(ctx); err != nil {
+			return err
+		}
+		if adv, err = conn.Advisories(ctx); err != nil {
+			return err
+		}
+		if o.rateLimit > 0 && o.rateScope == "fleet" {
+			// The quota is the fleet's: replicas lease tokens from NATS KV.
+			tokens, err = conn.FleetTokens(ctx, o.rateLimit)
+		}
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
 	pc := o.pool
 	pc.Classifier = o.classifier
 	pc.Results = conn
-	adv, err := conn.Advisories(ctx)
-	if err != nil {
-		return nil, err
-	}
 	pc.Stranded = wire.Stranded{A: adv}
 	pc.Pauser = conn
 	pc.BeforeProbe = func() {
@@ -288,11 +313,8 @@ func (o *runOptions) open(ctx context.Context, stderr io.Writer) (_ *service, er
 	// the rate, and persistent throttling pauses the whole pool for
 	// Retry-After (see retry.Limiter).
 	lc := retry.LimiterConfig{Rate: o.rateLimit, Burst: o.rateBurst}
-	if o.rateLimit > 0 && o.rateScope == "fleet" {
-		// The quota is the fleet's: replicas lease tokens from NATS KV.
-		if lc.Tokens, err = conn.FleetTokens(ctx, o.rateLimit); err != nil {
-			return nil, err
-		}
+	if tokens != nil {
+		lc.Tokens = tokens
 	}
 	limiter, err := retry.NewLimiter(lc)
 	if err != nil {
@@ -367,10 +389,15 @@ func (s *service) startOps(ctx context.Context, o *runOptions) error {
 	}
 	srv := ops.New(ops.Config{Addr: addr, Gatherer: reg, Logger: s.log})
 	srv.AddCheck("startup", func() error {
-		if !s.wired.Load() {
-			return errors.New("connecting to NATS and binding the consumer")
+		if s.wired.Load() {
+			return nil
 		}
-		return nil
+		if c := s.starting.Load(); c != nil {
+			if err := c.Waiting(); err != nil {
+				return fmt.Errorf("waiting for JetStream: %w", err)
+			}
+		}
+		return errors.New("connecting to NATS and binding the consumer")
 	})
 	if o.ui {
 		s.ui = ui.New(ui.Config{Actions: o.uiActions, Gatherer: reg, Ready: srv.Ready, Logger: s.log})

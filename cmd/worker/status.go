@@ -28,6 +28,11 @@ func newStatusCmd() *cobra.Command {
   dead letters    messages and bytes, and the count by reason (read from the
                   dead-letter stream)
   results         the result stream's count, when that stream exists
+  stream settings each setting in which an existing stream differs from what
+                  'worker run' would create with the same --replicas,
+                  --dlq-max-age, --result-max-age, --duplicate-window and
+                  --max-body-bytes (the worker keeps them; 'worker run
+                  --update-streams' changes those NATS can change in place)
 as a table or, with --json, one JSON object. A consumer that does not exist
 yet (no worker has started) shows as absent (null).
 
@@ -37,7 +42,7 @@ yet (no worker has started) shows as absent (null).
   watch -n 5 worker status`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			conn, err := nats.connect(cmd, "result-stream")
+			conn, err := nats.connect(cmd, append([]string{"result-stream"}, streamSettingFlags...)...)
 			if err != nil {
 				return err
 			}
@@ -46,23 +51,48 @@ yet (no worker has started) shows as absent (null).
 			if err != nil {
 				return err
 			}
+			// Best effort: a user who may read the figures but not every
+			// stream's settings still gets the figures.
+			drift, err := conn.StreamDrift(cmd.Context())
+			if err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "worker: stream settings not compared: %v\n", err)
+			}
 			if jsonOut {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
+				return enc.Encode(statusJSON{Status: rep, Drift: append([]queue.Drift{}, drift...)})
 			}
-			return printStatus(cmd.OutOrStdout(), rep)
+			return printStatus(cmd.OutOrStdout(), rep, drift)
 		},
 	}
 	fs := cmd.Flags()
 	nats.addFlags(fs)
 	fs.StringVar(&nats.cfg.ResultStream, "result-stream", queue.DefaultResultStream, "stream of result events, shown when it exists")
 	fs.BoolVar(&jsonOut, "json", false, "print one JSON object")
+	// The settings `worker run` creates streams with, to compare them.
+	d := queue.Config{}.WithDefaults()
+	fs.IntVar(&nats.cfg.Replicas, "replicas", d.Replicas, "as given to 'worker run': replicas of the streams it creates")
+	fs.DurationVar(&nats.cfg.DLQMaxAge, "dlq-max-age", d.DLQMaxAge, "as given to 'worker run': how long dead letters are kept")
+	fs.DurationVar(&nats.cfg.ResultMaxAge, "result-max-age", d.ResultMaxAge, "as given to 'worker run': how long result events are kept")
+	fs.DurationVar(&nats.cfg.DuplicateWindow, "duplicate-window", d.DuplicateWindow, "as given to 'worker run': the request stream's Nats-Msg-Id window")
+	fs.IntVar(&nats.cfg.MaxBodyBytes, "max-body-bytes", d.MaxBodyBytes, "as given to 'worker run': the largest accepted request body")
 	return cmd
 }
 
-// printStatus writes the status table.
-func printStatus(w io.Writer, r admin.Status) error {
+// streamSettingFlags are the run flags that shape the streams the worker
+// creates; status reads them (and their RECOVER_* variables) as run does.
+var streamSettingFlags = []string{"replicas", "dlq-max-age", "result-max-age", "duplicate-window", "max-body-bytes"}
+
+// statusJSON is status --json: the figures and the stream settings that
+// differ from the worker's ([] when none).
+type statusJSON struct {
+	admin.Status
+	Drift []queue.Drift `json:"drift"`
+}
+
+// printStatus writes the status table, then the stream settings that differ
+// from the worker's, if any.
+func printStatus(w io.Writer, r admin.Status, drift []queue.Drift) error {
 	var b strings.Builder
 	row := func(label string, n any, note string) {
 		b.WriteString(strings.TrimRight(fmt.Sprintf("  %-18s %-10v %s", label, n, note), " ") + "\n")
@@ -94,6 +124,19 @@ func printStatus(w io.Writer, r admin.Status) error {
 		fmt.Fprintf(&b, "results %s\n", res.Name)
 		row("messages", res.Messages, "")
 		row("bytes", res.Bytes, "")
+	}
+	if len(drift) > 0 {
+		b.WriteString("stream settings that differ from what the worker would create (kept; 'worker run --update-streams' changes them)\n")
+		for _, d := range drift {
+			note := "the worker: " + d.Want
+			switch {
+			case d.Setting == "subjects":
+				note = "the worker adds " + d.Want + " at start"
+			case !d.Updatable:
+				note += " (NATS cannot change it in place)"
+			}
+			b.WriteString(strings.TrimRight(fmt.Sprintf("  %-28s %-20s %-10s %s", d.Stream, d.Setting, d.Have, note), " ") + "\n")
+		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

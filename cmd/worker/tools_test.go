@@ -178,17 +178,17 @@ func fixtureDeadLetters() []fixtureLetter {
 	invalid := letter("", worker.ReasonInvalidRequest, 0, "", `invalid request: job_id "../etc/passwd" is not 32 ASCII letters or digits`, 2)
 	invalid.Attempts, invalid.RequestID, invalid.FirstAttemptAt = 0, "", time.Time{}
 	invalid.Original = orig(102, "../etc/passwd")
-	exhausted := letter("a1b2c3d4e5f60718293a4b5c6d7e8f90", worker.ReasonRetriesExhausted, 503, "APIG.0203", "Service unavailable", 3)
+	exhausted := letter("a1b2c3d4e5f60718293a4b5c6d7e8f90", worker.ReasonRetriesExhausted, 503, "APIG.0613", "Service unavailable", 3)
 	exhausted.Attempts, exhausted.Deliveries = 15, 5
 	maxDel := letter("b1b2c3d4e5f60718293a4b5c6d7e8f90", worker.ReasonMaxDeliveries, 0, "", "reached the consumer's MaxDeliver (5) without finishing", 4)
 	maxDel.Attempts, maxDel.RequestID = 0, ""
 	return []fixtureLetter{
-		{dl: letter("404a0000000000000000000000000001", worker.ReasonClientError, 404, "CB.00060204", "The build job does not exist", 0)},
+		{dl: letter("404a0000000000000000000000000001", worker.ReasonClientError, 404, "CB.00060214", "The build job does not exist", 0)},
 		{dl: letter("403a0000000000000000000000000002", worker.ReasonClientError, 403, "CB.00060201", "You do not have permission to perform this operation on the build job", 1)},
 		{dl: invalid},
 		{dl: exhausted},
 		{dl: maxDel},
-		{dl: letter("404a0000000000000000000000000006", worker.ReasonClientError, 404, "CB.00060204", "The build job does not exist;\nsee the\tconsole", 5)},
+		{dl: letter("404a0000000000000000000000000006", worker.ReasonClientError, 404, "CB.00060214", "The build job does not exist;\nsee the\tconsole", 5)},
 		{dl: letter("400a0000000000000000000000000007", worker.ReasonClientError, 400, "CB.00060200", "Invalid request parameter: job_id", 6)},
 		{raw: "this is not a dead-letter record"},
 		{dl: letter("c1b2c3d4e5f60718293a4b5c6d7e8f90", worker.ReasonRetriesExhausted, 500, "CB.00060211", "Too many requests", 7)},

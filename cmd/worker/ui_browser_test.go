@@ -219,18 +219,18 @@ func TestStatusPageLiveAndReplay(t *testing.T) {
 	require.Equal(t, "0", pageEval[string](t, bctx, `document.getElementById('k-backlog').textContent`))
 	require.Equal(t, "drained", pageEval[string](t, bctx, `document.getElementById('k-eta').textContent.split(' · ')[0]`))
 	groups := pageEval[map[string]string](t, bctx, `Object.fromEntries([...document.querySelectorAll('#groups tr[data-group]')].map(e => [e.dataset.group, e.dataset.count]))`)
-	require.Equal(t, map[string]string{"client_error/CB.00060204": "6", "client_error/CB.00060200": "4", "invalid_request/": "2"}, groups)
+	require.Equal(t, map[string]string{"client_error/CB.00060214": "6", "client_error/CB.00060200": "4", "invalid_request/": "2"}, groups)
 
 	// The jobs exist now: replay the 404 group from the page.
 	sim.Configure(codeartssim.WithoutOutcomes())
-	row := `#groups tr[data-group="client_error/CB.00060204"] `
+	row := `#groups tr[data-group="client_error/CB.00060214"] `
 	require.NoError(t, chromedp.Do(bctx,
 		chromedp.Click(chromedp.CSS(row+`button[data-action="replay"]`)),
 		chromedp.Click(chromedp.CSS(row+`button[data-action="confirm-replay"]`)),
 	))
 	waitPage(t, bctx, 30*time.Second, `document.getElementById('replay').dataset.running === "false" && document.getElementById('replay').dataset.replayed === "6"`,
 		"the replay to finish")
-	waitPage(t, bctx, 30*time.Second, `!document.querySelector('#groups tr[data-group="client_error/CB.00060204"]') && document.getElementById('k-recovered').textContent === "36"`,
+	waitPage(t, bctx, 30*time.Second, `!document.querySelector('#groups tr[data-group="client_error/CB.00060214"]') && document.getElementById('k-recovered').textContent === "36"`,
 		"the page to drop the group and count the recoveries")
 	for _, id := range notFound {
 		require.Equal(t, 1, sim.Recovered(id), "job %s recovered once after the replay", id)
@@ -240,7 +240,7 @@ func TestStatusPageLiveAndReplay(t *testing.T) {
 	}
 	r := cli(t, "", "dlq", "list", "--json", "--nats-url", natsURL)
 	require.Zero(t, r.code, r.err)
-	require.NotContains(t, r.out, "CB.00060204", "the replayed dead letters left the DLQ")
+	require.NotContains(t, r.out, "CB.00060214", "the replayed dead letters left the DLQ")
 	require.Equal(t, 6, strings.Count(r.out, "\n"), "the others stayed")
 	waitFiguresMatch(t, bctx, natsURL, map[string]string{
 		"stream.messages": "0", "dlq.messages": "6", "dlq.by_reason.client_error": "4", "results.messages": "48",
@@ -260,7 +260,7 @@ func TestStatusPageReadOnly(t *testing.T) {
 	publish(t, context.Background(), natsURL, ids("404", 3)...)
 
 	require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/")))
-	waitPage(t, bctx, 30*time.Second, `document.querySelector('#groups tr[data-group="client_error/CB.00060204"]')?.dataset.count === "3"`, "the dead letters")
+	waitPage(t, bctx, 30*time.Second, `document.querySelector('#groups tr[data-group="client_error/CB.00060214"]')?.dataset.count === "3"`, "the dead letters")
 	require.Equal(t, "read-only", pageEval[string](t, bctx, `document.getElementById('mode').textContent`))
 	require.Zero(t, pageEval[int](t, bctx, `document.querySelectorAll('[data-action]').length`), "no replay control")
 

@@ -6,30 +6,54 @@
 //
 // # Answers
 //
-//	200 {"status":"success"}                 the job is recovered (counted in Stats)
-//	400 CB.00060200  job_id is not 32 ASCII letters or digits
-//	401 APIGW.0301   missing, malformed, stale (X-Sdk-Date skew) or wrong signature or token
-//	403 CB.00060201  no permission on the job (prefix outcome or script)
-//	404 CB.00060204  the job does not exist (prefix outcome or script)
-//	404 APIG.0101    no such API (any other path or method)
-//	429 APIG.0308    gateway throttling, with Retry-After in seconds
-//	500 CB.00060211  CodeArts' own throttling, "Too many requests"
-//	500 CB.00060001  internal error
-//	502 APIG.0202    backend unavailable
-//	503 APIG.0203    service unavailable (outage)
-//	504 APIG.0201    backend timeout
+// The answers of the real API (SPEC's answers table), each switchable:
 //
-// Every response carries a unique X-Request-Id; errors have the body
-// {"error_code":"…","error_msg":"…"}.
+//	200 {"status":"success"}     the job is recovered (the only answer that recovers it)
+//	200 {"status":"fail"}        not applied (WithFailStatus)
+//	200 CB.00060101              an error body on a 200: not applied (WithErrorOn200)
+//	200 text/html                a proxy's page: not applied (WithHTMLSuccess)
+//	400 CB.00060200              invalid parameter (StandardOutcome(400), prefix "400")
+//	400 CB.00060201              job_id is not 32 ASCII letters or digits
+//	401 APIG.0301                missing, malformed, stale (X-Sdk-Date skew) or wrong
+//	                             signature or token; every call in WithUnauthorizedWindow
+//	403 (no error_code)          no permission on this one job (prefix "403")
+//	403 APIG.0302                the IAM user may not call the API (IAMDenied)
+//	404 CB.00060214              the job does not exist (prefix "404")
+//	404 APIG.0101                API not published: any other path or method, and every
+//	                             request under WithRoute404 / WithRoute404Window
+//	422 CB.00031006              the job does not exist (prefix "422")
+//	429 APIG.0308                gateway throttling, with Retry-After in seconds
+//	500 CB.00060211              CodeArts' own throttling, "Too many requests"
+//	500 CB.00060101              internal error
+//	502 APIG.0201                backend unavailable
+//	502 text/html                nginx's 502 page, no JSON (WithHTMLErrors)
+//	503 APIG.0613                IAM unavailable (also the outage answer)
+//	504 APIG.0201                backend timeout
+//
+// The other real codes (APIG.0306, APIG.0307, APIG.0310, CB.00060100,
+// DEVCB.00031006) are constants for WithOutcome and ScriptOutcomes. Every
+// response carries a unique X-Request-Id; JSON errors have the body
+// {"error_code":"…","error_msg":"…"}, which WithStringBodies sends as a JSON
+// string holding that object.
 //
 // # Order of checks
 //
-// A recover request goes through: authentication (when credentials or a
-// token are configured) → latency → outage → admission rate limit → job id
-// syntax → the job's script → random gateway throttling (429) → random
-// backend throttling (500 CB.00060211) → random 5xx → prefix outcomes →
-// apply-then-hang → success. Only requests that pass the job id syntax
-// check are counted per job.
+// A request goes through: route 404 (WithRoute404, its windows: before
+// anything else, as the gateway) → path and method (404 APIG.0101) →
+// unauthorized window → authentication (when credentials or a token are
+// configured) → latency → outage → admission rate limit → job id syntax →
+// the job's script → the random answers, each drawn in this order until one
+// hits: gateway throttling (429), backend throttling (500 CB.00060211), 5xx
+// (WithErrorRate), HTML 502, 200 "fail", 200 with an error_code, HTML 200 →
+// prefix outcomes → apply-then-hang → success. A JSON error answer from the
+// outage onwards is then sent as a string body with probability
+// WithStringBodies. Only requests to the recover route whose job id passes
+// the syntax check are counted per job, whatever their answer.
+//
+// The simulator keeps the truth: Stats.Recovered, Recovered and
+// RecoveredJobs count only recovers it applied, and Stats.Faults counts the
+// answer faults it gave, so a test can tell "the worker said recovered" from
+// "the job was recovered".
 //
 // # Concurrency
 //

@@ -3,12 +3,15 @@ package codeartssim_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/huaweicloud/huaweicloud-sdk-go-v3/core/auth/basic"
+	"github.com/huaweicloud/huaweicloud-sdk-go-v3/core/auth/signer"
 	"github.com/huaweicloud/huaweicloud-sdk-go-v3/core/config"
+	"github.com/huaweicloud/huaweicloud-sdk-go-v3/core/request"
 	v3 "github.com/huaweicloud/huaweicloud-sdk-go-v3/services/codeartsbuild/v3"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -99,3 +102,43 @@ func send(t *testing.T, sim *codeartssim.Server, method, path string, header htt
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
 	return resp.StatusCode, body, resp.Header
 }
+
+// rawAnswer is an answer exactly as it came over the wire.
+type rawAnswer struct {
+	status      int
+	contentType string
+	body        string
+}
+
+// post sends POST path to the simulator signed as the SDK signs it (with
+// ak/sk; ak "" sends it unsigned) and returns the raw answer.
+func post(t *testing.T, sim *codeartssim.Server, path, ak, sk string) rawAnswer {
+	t.Helper()
+	sdkReq := request.NewHttpRequestBuilder().WithEndpoint(sim.URL()).WithMethod(http.MethodPost).WithPath(path).
+		AddHeaderParam("Content-Type", "application/json").
+		AddHeaderParam("X-Project-Id", "0123456789abcdef0123456789abcdef").
+		Build()
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, sim.URL()+path, nil)
+	require.NoError(t, err)
+	for k, v := range sdkReq.GetHeaderParams() {
+		req.Header.Set(k, v)
+	}
+	if ak != "" {
+		signed, err := signer.Sign(sdkReq, ak, sk)
+		require.NoError(t, err)
+		for k, v := range signed {
+			req.Header.Set(k, v)
+		}
+	}
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Do(req)
+	require.NoError(t, err)
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.NotEmpty(t, resp.Header.Get("X-Request-Id"))
+	return rawAnswer{status: resp.StatusCode, contentType: resp.Header.Get("Content-Type"), body: string(body)}
+}
+
+// recoverPath is the recover route of jobID.
+func recoverPath(jobID string) string { return "/v3/jobs/" + jobID + "/recover" }

@@ -11,20 +11,28 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Error codes the simulator answers with.
+// Error codes the simulator answers with: the real ones, as the CodeArts
+// Build reference and live answers give them. CB.* codes come from CodeArts
+// behind the gateway, APIG.* from the API Gateway in front of it.
 const (
-	CodeInvalidParam    = "CB.00060200" // 400: job_id malformed
-	CodeForbidden       = "CB.00060201" // 403: no permission on this one job (job-level, dead-lettered)
-	CodeIAMDenied       = "APIGW.0302"  // 403: the IAM user lacks the API permission (every job)
-	CodeJobNotFound     = "CB.00060204" // 404: no such job
-	CodeInternal        = "CB.00060001" // 500: internal error
-	CodeTooManyRequests = "CB.00060211" // 500: CodeArts throttling
-	CodeAuthFailed      = "APIGW.0301"  // 401: authentication failed
-	CodeNoSuchAPI       = "APIG.0101"   // 404: unknown path or method
-	CodeThrottled       = "APIG.0308"   // 429: gateway throttling
-	CodeBackendTimeout  = "APIG.0201"   // 504
-	CodeBackendDown     = "APIG.0202"   // 502
-	CodeUnavailable     = "APIG.0203"   // 503
+	CodeInvalidParam    = "CB.00060200"    // 400: invalid request parameter
+	CodeInvalidJobID    = "CB.00060201"    // 400: job_id is not a valid job id
+	CodeJobNotFound     = "CB.00031006"    // 422: no such job (v3 routes)
+	CodeJobNotFoundV1   = "DEVCB.00031006" // 422: no such job (v1 routes)
+	CodeJobMissing      = "CB.00060214"    // 404: no such job
+	CodeBusy            = "CB.00060100"    // 500: the service is busy
+	CodeInternal        = "CB.00060101"    // 500: internal error
+	CodeTooManyRequests = "CB.00060211"    // CodeArts throttling, sent as 500
+
+	CodeNoSuchAPI          = "APIG.0101" // 404: API not published here: wrong endpoint or region
+	CodeBackendUnavailable = "APIG.0201" // 502 and 504: backend unavailable or timed out
+	CodeAuthFailed         = "APIG.0301" // 401: bad signature or token
+	CodeIAMDenied          = "APIG.0302" // 403: the IAM user is not authorised to call the API (every job)
+	CodeAccessDenied       = "APIG.0306" // 403: access denied (every job)
+	CodeTokenExpired       = "APIG.0307" // 401: expired or wrong-region token
+	CodeThrottled          = "APIG.0308" // 429: gateway throttling
+	CodeProjectUnavailable = "APIG.0310" // 403: the project is unavailable (every job)
+	CodeIAMUnavailable     = "APIG.0613" // 503: IAM unavailable
 )
 
 // DefaultMaxClockSkew is how far X-Sdk-Date may be from the server's clock.
@@ -33,12 +41,16 @@ const DefaultMaxClockSkew = 15 * time.Minute
 // Outcome is an answer the simulator gives instead of success.
 type Outcome struct {
 	Status int    // HTTP status; 2xx means success
-	Code   string // error_code
+	Code   string // error_code; "" leaves the field out of the body
 	Msg    string // error_msg
 }
 
-// StandardOutcome returns the simulator's usual answer for an HTTP status:
-// for example 404 → CB.00060204, 429 → APIG.0308, 503 → APIG.0203.
+// StandardOutcome returns the simulator's usual answer for an HTTP status,
+// as the real API gives it: 400 → CB.00060200, 401 → APIG.0301, 403 → a
+// job-level 403 without an error_code, 404 → CB.00060214, 422 →
+// CB.00031006, 429 → APIG.0308, 500 → CB.00060101, 502 and 504 →
+// APIG.0201, 503 → APIG.0613. The configuration-level 403s (APIG.0302,
+// APIG.0306, APIG.0310) are Outcomes of their own.
 func StandardOutcome(status int) Outcome {
 	switch status {
 	case http.StatusBadRequest:
@@ -46,19 +58,24 @@ func StandardOutcome(status int) Outcome {
 	case http.StatusUnauthorized:
 		return Outcome{status, CodeAuthFailed, "Incorrect IAM authentication information: verify aksk signature fail"}
 	case http.StatusForbidden:
-		return Outcome{status, CodeIAMDenied, "The IAM user is not authorized to call this API"}
+		// CodeArts refuses one job (e.g. the user is not a member of its
+		// project) with a 403 that carries no error_code: the worker reads
+		// a code-less 403 as job-level.
+		return Outcome{Status: status, Msg: "You do not have permission to operate this build job"}
 	case http.StatusNotFound:
-		return Outcome{status, CodeJobNotFound, "The build job does not exist"}
+		return Outcome{status, CodeJobMissing, "The build job does not exist"}
+	case http.StatusUnprocessableEntity:
+		return Outcome{status, CodeJobNotFound, "The build job does not exist or has been deleted"}
 	case http.StatusTooManyRequests:
 		return Outcome{status, CodeThrottled, "The throttling threshold has been reached: policy user over ratelimit"}
 	case http.StatusInternalServerError:
 		return Outcome{status, CodeInternal, "Internal server error"}
 	case http.StatusBadGateway:
-		return Outcome{status, CodeBackendDown, "Backend unavailable"}
+		return Outcome{status, CodeBackendUnavailable, "Backend unavailable"}
 	case http.StatusServiceUnavailable:
-		return Outcome{status, CodeUnavailable, "Service unavailable"}
+		return Outcome{status, CodeIAMUnavailable, "The IAM service is currently unavailable"}
 	case http.StatusGatewayTimeout:
-		return Outcome{status, CodeBackendTimeout, "Backend timeout"}
+		return Outcome{status, CodeBackendUnavailable, "Backend timeout"}
 	}
 	if status >= 200 && status < 300 {
 		return Outcome{Status: status}
@@ -70,13 +87,22 @@ func StandardOutcome(status int) Outcome {
 // CB.00060211, "Too many requests".
 var BackendThrottle = Outcome{http.StatusInternalServerError, CodeTooManyRequests, "Too many requests"}
 
-// StandardPrefixOutcomes maps the job id prefixes "400", "403" and "404" to
-// those statuses, for WithOutcomes.
+// IAMDenied is the gateway's configuration-level 403: the IAM user may not
+// call the API at all, so every job gets it.
+var IAMDenied = Outcome{http.StatusForbidden, CodeIAMDenied, "The IAM user is not authorized to call this API"}
+
+// NoSuchAPI is the gateway's 404 for an API not published in this
+// environment: a wrong endpoint or region, or an unknown path or method.
+var NoSuchAPI = Outcome{http.StatusNotFound, CodeNoSuchAPI, "The API does not exist or has not been published in the environment"}
+
+// StandardPrefixOutcomes maps the job id prefixes "400", "403", "404" and
+// "422" to StandardOutcome of that status, for WithOutcomes.
 func StandardPrefixOutcomes() map[string]Outcome {
 	return map[string]Outcome{
 		"400": StandardOutcome(http.StatusBadRequest),
 		"403": StandardOutcome(http.StatusForbidden),
 		"404": StandardOutcome(http.StatusNotFound),
+		"422": StandardOutcome(http.StatusUnprocessableEntity),
 	}
 }
 
@@ -100,6 +126,16 @@ type settings struct {
 
 	outage  bool
 	windows []window
+
+	route404        bool
+	route404Windows []window
+	unauthWindows   []window
+
+	failStatus   float64 // 200 {"status":"fail"}
+	errorOn200   float64 // 200 {"error_code":"CB.00060101",…}
+	htmlErrors   float64 // 502 text/html
+	htmlSuccess  float64 // 200 text/html
+	stringBodies float64 // error bodies sent as a JSON string
 
 	outcomes map[string]Outcome
 	prefixes []string // keys of outcomes, longest first
@@ -204,6 +240,64 @@ func WithOutageWindow(from, to time.Time) Option {
 	}
 }
 
+// WithRoute404 answers every request with 404 APIG.0101 ("the API does not
+// exist or has not been published") while on is true, as the gateway does for
+// a wrong endpoint or region: before the signature is checked, without
+// latency and without reaching the job.
+func WithRoute404(on bool) Option {
+	return func(s *settings) { s.route404 = on }
+}
+
+// WithRoute404Window does what WithRoute404 does between from and to.
+// Windows add up.
+func WithRoute404Window(from, to time.Time) Option {
+	return func(s *settings) {
+		s.route404Windows = append(slices.Clip(s.route404Windows), window{from, to})
+	}
+}
+
+// WithUnauthorizedWindow answers every recover between from and to with 401
+// APIG.0301, whatever its signature, as the gateway does for a locked or
+// rotated access key. Windows add up.
+func WithUnauthorizedWindow(from, to time.Time) Option {
+	return func(s *settings) {
+		s.unauthWindows = append(slices.Clip(s.unauthWindows), window{from, to})
+	}
+}
+
+// WithFailStatus answers a fraction p of recovers with 200
+// {"status":"fail"}: the call went through, the job was not recovered.
+func WithFailStatus(p float64) Option {
+	return func(s *settings) { s.failStatus = p }
+}
+
+// WithErrorOn200 answers a fraction p of recovers with HTTP 200 and an error
+// body, {"error_code":"CB.00060101","error_msg":"…"}: not recovered.
+func WithErrorOn200(p float64) Option {
+	return func(s *settings) { s.errorOn200 = p }
+}
+
+// WithHTMLErrors answers a fraction p of recovers with a proxy's 502 page:
+// Content-Type text/html, an nginx-like HTML body, no JSON at all.
+func WithHTMLErrors(p float64) Option {
+	return func(s *settings) { s.htmlErrors = p }
+}
+
+// WithHTMLSuccess answers a fraction p of recovers with a proxy's 200 page
+// (Content-Type text/html): a 2xx that does not say the recover was applied,
+// and it was not.
+func WithHTMLSuccess(p float64) Option {
+	return func(s *settings) { s.htmlSuccess = p }
+}
+
+// WithStringBodies sends a fraction p of JSON error answers (after
+// authentication: not the gateway's 401s or route 404s) with the body
+// encoded once more as a JSON string, "{\"error_code\":…}" quotes included,
+// as some CodeArts endpoints do; the SDK then finds no error_code.
+func WithStringBodies(p float64) Option {
+	return func(s *settings) { s.stringBodies = p }
+}
+
 // WithOutcome answers recovers of jobs whose id starts with prefix with o
 // (the longest matching prefix wins).
 func WithOutcome(prefix string, o Outcome) Option {
@@ -260,10 +354,15 @@ func (s *settings) clone() *settings {
 }
 
 func (s *settings) inOutage(now time.Time) bool {
-	if s.outage {
-		return true
-	}
-	for _, w := range s.windows {
+	return s.outage || inWindow(s.windows, now)
+}
+
+func (s *settings) inRoute404(now time.Time) bool {
+	return s.route404 || inWindow(s.route404Windows, now)
+}
+
+func inWindow(ws []window, now time.Time) bool {
+	for _, w := range ws {
 		if !now.Before(w.from) && now.Before(w.to) {
 			return true
 		}

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"github.com/codearts-recover-worker/codearts-recover-worker/internal/jobid"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -18,11 +17,29 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/codearts-recover-worker/codearts-recover-worker/internal/jobid"
 )
 
 const maxBody = 1 << 20
 
-var successBody = []byte(`{"status":"success"}`)
+const (
+	contentJSON     = "application/json"
+	contentHTML     = "text/html"
+	contentHTMLUTF8 = "text/html; charset=utf-8"
+)
+
+var (
+	successBody = []byte(`{"status":"success"}`)
+	failBody    = []byte(`{"status":"fail"}`)
+
+	// htmlBadGateway is what nginx in front of a dead upstream sends.
+	htmlBadGateway = []byte("<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n" +
+		"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
+	// htmlProxyPage is a proxy's or firewall's own 200 page.
+	htmlProxyPage = []byte("<!DOCTYPE html>\n<html>\n<head><title>Notice</title></head>\n<body>\n" +
+		"<h1>Request received</h1>\n<p>Your request is being processed.</p>\n</body>\n</html>\n")
+)
 
 // Server is the simulated API. It is an http.Handler; Start serves it on a
 // listener of its own. All methods are safe for concurrent use.
@@ -40,6 +57,7 @@ type Server struct {
 	recovered atomic.Int64
 	abandoned atomic.Int64
 	byStatus  [600]atomic.Int64
+	faults    [numFaults]atomic.Int64
 	jobs      sync.Map // job id → *jobRecord
 	scripts   sync.Map // job id → *script
 
@@ -214,25 +232,39 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.calls.Add(1)
-	jobID, ok := parseRecoverPath(r.URL.Path)
-	if !ok || r.Method != http.MethodPost {
-		s.fail(w, Outcome{http.StatusNotFound, CodeNoSuchAPI, "The API does not exist or has not been published in the environment"}, 0)
-		return
-	}
-	s.serveRecover(w, r, jobID)
-}
-
-func (s *Server) serveRecover(w http.ResponseWriter, r *http.Request, jobID string) {
 	cfg := s.cfg.Load()
+	jobID, ok := parseRecoverPath(r.URL.Path)
+	ok = ok && r.Method == http.MethodPost
 	var job *jobRecord
-	if jobid.Valid(jobID) {
+	if ok && jobid.Valid(jobID) {
 		job = s.job(jobID)
 		job.calls.Add(1)
 	}
+	// The gateway answers an API it has not published before it looks at
+	// the signature.
+	if cfg.inRoute404(time.Now()) {
+		s.faults[faultRoute404].Add(1)
+		s.fail(w, NoSuchAPI, 0)
+		return
+	}
+	if !ok {
+		s.fail(w, NoSuchAPI, 0)
+		return
+	}
+	s.serveRecover(w, r, cfg, jobID, job)
+}
 
+// serveRecover answers a recover of jobID; job is nil when jobID is not a
+// valid job id.
+func (s *Server) serveRecover(w http.ResponseWriter, r *http.Request, cfg *settings, jobID string, job *jobRecord) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
 		s.fail(w, Outcome{http.StatusBadRequest, CodeInvalidParam, "Invalid request body"}, 0)
+		return
+	}
+	if inWindow(cfg.unauthWindows, time.Now()) {
+		s.faults[faultUnauthorized].Add(1)
+		s.fail(w, Outcome{http.StatusUnauthorized, CodeAuthFailed, "Incorrect IAM authentication information: the access key is locked after repeated failures"}, 0)
 		return
 	}
 	if err := authenticate(cfg, r, body, time.Now()); err != nil {
@@ -243,80 +275,121 @@ func (s *Server) serveRecover(w http.ResponseWriter, r *http.Request, jobID stri
 		return // the client went away or the server is closing: no answer
 	}
 	if cfg.inOutage(time.Now()) {
-		s.fail(w, StandardOutcome(http.StatusServiceUnavailable), 0)
+		s.reject(w, cfg, StandardOutcome(http.StatusServiceUnavailable), 0)
 		return
 	}
 	if cfg.limiter != nil && !cfg.limiter.Allow() {
-		s.fail(w, StandardOutcome(http.StatusTooManyRequests), limiterRetryAfter(cfg))
+		s.reject(w, cfg, StandardOutcome(http.StatusTooManyRequests), limiterRetryAfter(cfg))
 		return
 	}
 	if job == nil {
-		s.fail(w, Outcome{http.StatusBadRequest, CodeInvalidParam, "Invalid request parameter: job_id must be 32 letters or digits"}, 0)
+		s.reject(w, cfg, Outcome{http.StatusBadRequest, CodeInvalidJobID, "Invalid job id: job_id must be 32 letters or digits"}, 0)
 		return
 	}
 	if o, ok := s.nextScripted(jobID); ok {
-		if o.Status >= 200 && o.Status < 300 {
-			s.succeed(w, job)
-		} else {
-			s.fail(w, o, cfg.retryAfter)
-		}
+		s.give(w, cfg, job, o)
 		return
 	}
 	switch {
 	case s.chance(cfg.throttle):
-		s.fail(w, StandardOutcome(http.StatusTooManyRequests), cfg.retryAfter)
+		s.reject(w, cfg, StandardOutcome(http.StatusTooManyRequests), cfg.retryAfter)
 		return
 	case s.chance(cfg.backendThrottle):
-		s.fail(w, BackendThrottle, 0)
+		s.reject(w, cfg, BackendThrottle, 0)
 		return
 	case s.chance(cfg.errRate) && len(cfg.errStatuses) > 0:
-		s.fail(w, StandardOutcome(cfg.errStatuses[s.intn(len(cfg.errStatuses))]), 0)
+		s.reject(w, cfg, StandardOutcome(cfg.errStatuses[s.intn(len(cfg.errStatuses))]), 0)
+		return
+	case s.chance(cfg.htmlErrors):
+		s.faults[faultHTML502].Add(1)
+		s.answer(w, http.StatusBadGateway, contentHTML, htmlBadGateway)
+		return
+	case s.chance(cfg.failStatus):
+		s.faults[faultFail200].Add(1)
+		s.answer(w, http.StatusOK, contentJSON, failBody)
+		return
+	case s.chance(cfg.errorOn200):
+		s.faults[faultErrorOn200].Add(1)
+		s.answer(w, http.StatusOK, contentJSON, errorBody(Outcome{http.StatusOK, CodeInternal, "Internal server error"}))
+		return
+	case s.chance(cfg.htmlSuccess):
+		s.faults[faultHTML200].Add(1)
+		s.answer(w, http.StatusOK, contentHTMLUTF8, htmlProxyPage)
 		return
 	}
 	if o, ok := cfg.outcomeFor(jobID); ok {
-		if o.Status >= 200 && o.Status < 300 {
-			s.succeed(w, job)
-		} else {
-			s.fail(w, o, cfg.retryAfter)
-		}
+		s.give(w, cfg, job, o)
 		return
 	}
 	if cfg.hangFor > 0 && (cfg.hangPrefix != "" && strings.HasPrefix(jobID, cfg.hangPrefix) || s.chance(cfg.hangProb)) {
 		job.recovered.Add(1)
 		s.recovered.Add(1)
 		if s.wait(r.Context(), cfg.hangFor) {
-			s.answer(w, http.StatusOK, successBody)
+			s.answer(w, http.StatusOK, contentJSON, successBody)
 		}
 		return
 	}
 	s.succeed(w, job)
 }
 
+// give answers a scripted or prefix outcome: success for a 2xx, else an
+// error.
+func (s *Server) give(w http.ResponseWriter, cfg *settings, job *jobRecord, o Outcome) {
+	if o.Status >= 200 && o.Status < 300 {
+		s.succeed(w, job)
+		return
+	}
+	s.reject(w, cfg, o, cfg.retryAfter)
+}
+
 func (s *Server) succeed(w http.ResponseWriter, job *jobRecord) {
 	job.recovered.Add(1)
 	s.recovered.Add(1)
-	s.answer(w, http.StatusOK, successBody)
+	s.answer(w, http.StatusOK, contentJSON, successBody)
 }
 
-// fail writes an error answer; retryAfter is sent on 429s.
+// reject writes an error answer from behind the gateway's authentication:
+// with probability stringBodies its JSON body goes out as a JSON string.
+func (s *Server) reject(w http.ResponseWriter, cfg *settings, o Outcome, retryAfter time.Duration) {
+	body := errorBody(o)
+	if s.chance(cfg.stringBodies) {
+		s.faults[faultStringBody].Add(1)
+		body, _ = json.Marshal(string(body)) // cannot fail for a string
+	}
+	s.write(w, o, retryAfter, body)
+}
+
+// fail writes an error answer as it is; retryAfter is sent on 429s.
 func (s *Server) fail(w http.ResponseWriter, o Outcome, retryAfter time.Duration) {
+	s.write(w, o, retryAfter, errorBody(o))
+}
+
+func (s *Server) write(w http.ResponseWriter, o Outcome, retryAfter time.Duration, body []byte) {
 	if o.Status == http.StatusTooManyRequests {
 		secs := int64(math.Ceil(retryAfter.Seconds()))
 		w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
 	}
-	body, _ := json.Marshal(struct {
-		Code string `json:"error_code"`
-		Msg  string `json:"error_msg"`
-	}{o.Code, o.Msg}) // cannot fail for two strings
-	s.answer(w, o.Status, body)
+	s.answer(w, o.Status, contentJSON, body)
 }
 
-func (s *Server) answer(w http.ResponseWriter, status int, body []byte) {
+// errorBody is {"error_code":…,"error_msg":…}, without error_code when o has
+// none.
+func errorBody(o Outcome) []byte {
+	body, _ := json.Marshal(struct {
+		Code string `json:"error_code,omitempty"`
+		Msg  string `json:"error_msg"`
+	}{o.Code, o.Msg}) // cannot fail for two strings
+	return body
+}
+
+func (s *Server) answer(w http.ResponseWriter, status int, contentType string, body []byte) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
+	h.Set("Content-Type", contentType)
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
-	_, _ = w.Write(body) // the client may be gone; nothing to do about it
+	// The client may be gone; nothing to do about it. Bodies are constants
+	// or JSON the simulator encodes: no request data is echoed.
+	_, _ = w.Write(body) //nolint:gosec // G705: see above, nothing from the request
 	if status >= 0 && status < len(s.byStatus) {
 		s.byStatus[status].Add(1)
 	}

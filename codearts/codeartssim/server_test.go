@@ -184,23 +184,29 @@ func TestFaults(t *testing.T) {
 	}{
 		{name: "none", giveJob: jobA},
 		{name: "5xx 500", give: []codeartssim.Option{codeartssim.WithErrorRate(1, 500)}, giveJob: jobA, wantStatus: 500, wantCode: codeartssim.CodeInternal},
-		{name: "5xx 502", give: []codeartssim.Option{codeartssim.WithErrorRate(1, 502)}, giveJob: jobA, wantStatus: 502, wantCode: codeartssim.CodeBackendDown},
-		{name: "5xx 503", give: []codeartssim.Option{codeartssim.WithErrorRate(1, 503)}, giveJob: jobA, wantStatus: 503, wantCode: codeartssim.CodeUnavailable},
-		{name: "5xx 504", give: []codeartssim.Option{codeartssim.WithErrorRate(1, 504)}, giveJob: jobA, wantStatus: 504, wantCode: codeartssim.CodeBackendTimeout},
+		{name: "5xx 502", give: []codeartssim.Option{codeartssim.WithErrorRate(1, 502)}, giveJob: jobA, wantStatus: 502, wantCode: codeartssim.CodeBackendUnavailable},
+		{name: "5xx 503", give: []codeartssim.Option{codeartssim.WithErrorRate(1, 503)}, giveJob: jobA, wantStatus: 503, wantCode: codeartssim.CodeIAMUnavailable},
+		{name: "5xx 504", give: []codeartssim.Option{codeartssim.WithErrorRate(1, 504)}, giveJob: jobA, wantStatus: 504, wantCode: codeartssim.CodeBackendUnavailable},
 		{name: "5xx never", give: []codeartssim.Option{codeartssim.WithErrorRate(0)}, giveJob: jobA},
 		{name: "gateway throttle", give: []codeartssim.Option{codeartssim.WithThrottle(1), codeartssim.WithRetryAfter(3 * time.Second)}, giveJob: jobA,
 			wantStatus: 429, wantCode: codeartssim.CodeThrottled, wantRetryAfter: 3 * time.Second},
 		{name: "gateway throttle rounds Retry-After up", give: []codeartssim.Option{codeartssim.WithThrottle(1), codeartssim.WithRetryAfter(1500 * time.Millisecond)}, giveJob: jobA,
 			wantStatus: 429, wantCode: codeartssim.CodeThrottled, wantRetryAfter: 2 * time.Second},
 		{name: "backend throttle", give: []codeartssim.Option{codeartssim.WithBackendThrottle(1)}, giveJob: jobA, wantStatus: 500, wantCode: codeartssim.CodeTooManyRequests},
-		{name: "outage", give: []codeartssim.Option{codeartssim.WithOutage(true)}, giveJob: jobA, wantStatus: 503, wantCode: codeartssim.CodeUnavailable},
+		{name: "outage", give: []codeartssim.Option{codeartssim.WithOutage(true)}, giveJob: jobA, wantStatus: 503, wantCode: codeartssim.CodeIAMUnavailable},
 		{name: "outage window now", give: []codeartssim.Option{codeartssim.WithOutageWindow(now.Add(-time.Minute), now.Add(time.Hour))}, giveJob: jobA,
-			wantStatus: 503, wantCode: codeartssim.CodeUnavailable},
+			wantStatus: 503, wantCode: codeartssim.CodeIAMUnavailable},
 		{name: "outage window past", give: []codeartssim.Option{codeartssim.WithOutageWindow(now.Add(-time.Hour), now.Add(-time.Minute))}, giveJob: jobA},
 		{name: "outage window future", give: []codeartssim.Option{codeartssim.WithOutageWindow(now.Add(time.Hour), now.Add(2*time.Hour))}, giveJob: jobA},
 		{name: "prefix 404", give: []codeartssim.Option{codeartssim.WithOutcomes(codeartssim.StandardPrefixOutcomes())}, giveJob: "404" + jobA[3:],
-			wantStatus: 404, wantCode: codeartssim.CodeJobNotFound},
+			wantStatus: 404, wantCode: codeartssim.CodeJobMissing},
+		{name: "prefix 422", give: []codeartssim.Option{codeartssim.WithOutcomes(codeartssim.StandardPrefixOutcomes())}, giveJob: "422" + jobA[3:],
+			wantStatus: 422, wantCode: codeartssim.CodeJobNotFound},
+		{name: "prefix 400", give: []codeartssim.Option{codeartssim.WithOutcomes(codeartssim.StandardPrefixOutcomes())}, giveJob: "400" + jobA[3:],
+			wantStatus: 400, wantCode: codeartssim.CodeInvalidParam},
 		{name: "prefix 403", give: []codeartssim.Option{codeartssim.WithOutcomes(codeartssim.StandardPrefixOutcomes())}, giveJob: "403" + jobA[3:],
+			wantStatus: 403, wantCode: ""}, // job-level: no error_code
+		{name: "IAM denied", give: []codeartssim.Option{codeartssim.WithOutcome("cb", codeartssim.IAMDenied)}, giveJob: jobA,
 			wantStatus: 403, wantCode: codeartssim.CodeIAMDenied},
 		{name: "prefix not matching", give: []codeartssim.Option{codeartssim.WithOutcomes(codeartssim.StandardPrefixOutcomes())}, giveJob: jobA},
 		{name: "custom prefix, longest wins", give: []codeartssim.Option{
@@ -241,8 +247,8 @@ func TestInvalidRequests(t *testing.T) {
 		wantStatus int
 		wantCode   string
 	}{
-		{name: "short job id", giveMethod: http.MethodPost, givePath: "/v3/jobs/abc/recover", wantStatus: 400, wantCode: codeartssim.CodeInvalidParam},
-		{name: "non-alphanumeric job id", giveMethod: http.MethodPost, givePath: "/v3/jobs/cb5fa20de5fd4cf8be681d4bd6fdd2f-/recover", wantStatus: 400, wantCode: codeartssim.CodeInvalidParam},
+		{name: "short job id", giveMethod: http.MethodPost, givePath: "/v3/jobs/abc/recover", wantStatus: 400, wantCode: codeartssim.CodeInvalidJobID},
+		{name: "non-alphanumeric job id", giveMethod: http.MethodPost, givePath: "/v3/jobs/cb5fa20de5fd4cf8be681d4bd6fdd2f-/recover", wantStatus: 400, wantCode: codeartssim.CodeInvalidJobID},
 		{name: "unknown path", giveMethod: http.MethodPost, givePath: "/v3/jobs/" + jobA + "/start", wantStatus: 404, wantCode: codeartssim.CodeNoSuchAPI},
 		{name: "wrong method", giveMethod: http.MethodGet, givePath: "/v3/jobs/" + jobA + "/recover", wantStatus: 404, wantCode: codeartssim.CodeNoSuchAPI},
 	}
@@ -500,4 +506,238 @@ func TestStartClose(t *testing.T) {
 	require.NoError(t, sim.Close())
 	require.NoError(t, sim.Close())
 	require.Error(t, sim.Start("127.0.0.1:0"))
+}
+
+// Every answer of the real API that does not recover the job, as it goes
+// over the wire: status, Content-Type and the exact body.
+func TestAnswerKinds(t *testing.T) {
+	now := time.Now()
+	during := []time.Time{now.Add(-time.Minute), now.Add(time.Hour)}
+	const (
+		nginx502 = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n" +
+			"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+		internal = `{"error_code":"CB.00060101","error_msg":"Internal server error"}`
+	)
+	tests := []struct {
+		name            string
+		give            []codeartssim.Option
+		giveJob         string
+		wantStatus      int
+		wantContentType string
+		wantBody        string
+		wantFault       codeartssim.Fault // "": none counted
+	}{
+		{name: "200 fail", give: []codeartssim.Option{codeartssim.WithFailStatus(1)},
+			wantStatus: 200, wantContentType: "application/json", wantBody: `{"status":"fail"}`, wantFault: codeartssim.FaultFail200},
+		{name: "200 with an error code", give: []codeartssim.Option{codeartssim.WithErrorOn200(1)},
+			wantStatus: 200, wantContentType: "application/json", wantBody: internal, wantFault: codeartssim.FaultErrorOn200},
+		{name: "HTML 502", give: []codeartssim.Option{codeartssim.WithHTMLErrors(1)},
+			wantStatus: 502, wantContentType: "text/html", wantBody: nginx502, wantFault: codeartssim.FaultHTML502},
+		{name: "HTML 200", give: []codeartssim.Option{codeartssim.WithHTMLSuccess(1)},
+			wantStatus: 200, wantContentType: "text/html; charset=utf-8",
+			wantBody:  "<!DOCTYPE html>\n<html>\n<head><title>Notice</title></head>\n<body>\n<h1>Request received</h1>\n<p>Your request is being processed.</p>\n</body>\n</html>\n",
+			wantFault: codeartssim.FaultHTML200},
+		{name: "string body", give: []codeartssim.Option{codeartssim.WithErrorRate(1, 500), codeartssim.WithStringBodies(1)},
+			wantStatus: 500, wantContentType: "application/json", wantBody: `"{\"error_code\":\"CB.00060101\",\"error_msg\":\"Internal server error\"}"`,
+			wantFault: codeartssim.FaultStringBody},
+		{name: "string body of a job-level 403", give: []codeartssim.Option{codeartssim.WithOutcomes(codeartssim.StandardPrefixOutcomes()), codeartssim.WithStringBodies(1)},
+			giveJob: "403" + jobA[3:], wantStatus: 403, wantContentType: "application/json",
+			wantBody: `"{\"error_msg\":\"You do not have permission to operate this build job\"}"`, wantFault: codeartssim.FaultStringBody},
+		{name: "route 404", give: []codeartssim.Option{codeartssim.WithRoute404(true)},
+			wantStatus: 404, wantContentType: "application/json",
+			wantBody:  `{"error_code":"APIG.0101","error_msg":"The API does not exist or has not been published in the environment"}`,
+			wantFault: codeartssim.FaultRoute404},
+		{name: "route 404 window", give: []codeartssim.Option{codeartssim.WithRoute404Window(during[0], during[1])},
+			wantStatus: 404, wantContentType: "application/json",
+			wantBody:  `{"error_code":"APIG.0101","error_msg":"The API does not exist or has not been published in the environment"}`,
+			wantFault: codeartssim.FaultRoute404},
+		{name: "unauthorized window", give: []codeartssim.Option{codeartssim.WithUnauthorizedWindow(during[0], during[1])},
+			wantStatus: 401, wantContentType: "application/json",
+			wantBody:  `{"error_code":"APIG.0301","error_msg":"Incorrect IAM authentication information: the access key is locked after repeated failures"}`,
+			wantFault: codeartssim.FaultUnauthorized},
+		{name: "job-level 403", give: []codeartssim.Option{codeartssim.WithOutcomes(codeartssim.StandardPrefixOutcomes())}, giveJob: "403" + jobA[3:],
+			wantStatus: 403, wantContentType: "application/json", wantBody: `{"error_msg":"You do not have permission to operate this build job"}`},
+		{name: "IAM user not authorised", give: []codeartssim.Option{codeartssim.WithOutcome("cb", codeartssim.IAMDenied)},
+			wantStatus: 403, wantContentType: "application/json", wantBody: `{"error_code":"APIG.0302","error_msg":"The IAM user is not authorized to call this API"}`},
+		{name: "422 job not found", give: []codeartssim.Option{codeartssim.WithOutcomes(codeartssim.StandardPrefixOutcomes())}, giveJob: "422" + jobA[3:],
+			wantStatus: 422, wantContentType: "application/json", wantBody: `{"error_code":"CB.00031006","error_msg":"The build job does not exist or has been deleted"}`},
+		{name: "404 job not found", give: []codeartssim.Option{codeartssim.WithOutcomes(codeartssim.StandardPrefixOutcomes())}, giveJob: "404" + jobA[3:],
+			wantStatus: 404, wantContentType: "application/json", wantBody: `{"error_code":"CB.00060214","error_msg":"The build job does not exist"}`},
+		{name: "busy", give: []codeartssim.Option{codeartssim.WithOutcome("cb", codeartssim.Outcome{Status: 500, Code: codeartssim.CodeBusy, Msg: "busy"})},
+			wantStatus: 500, wantContentType: "application/json", wantBody: `{"error_code":"CB.00060100","error_msg":"busy"}`},
+		{name: "IAM unavailable", give: []codeartssim.Option{codeartssim.WithErrorRate(1, 503)},
+			wantStatus: 503, wantContentType: "application/json", wantBody: `{"error_code":"APIG.0613","error_msg":"The IAM service is currently unavailable"}`},
+		{name: "backend timeout", give: []codeartssim.Option{codeartssim.WithErrorRate(1, 504)},
+			wantStatus: 504, wantContentType: "application/json", wantBody: `{"error_code":"APIG.0201","error_msg":"Backend timeout"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sim, _ := setup(t, tt.give...)
+			job := tt.giveJob
+			if job == "" {
+				job = jobA
+			}
+			got := post(t, sim, recoverPath(job), testAK, testSK)
+			require.Equal(t, rawAnswer{status: tt.wantStatus, contentType: tt.wantContentType, body: tt.wantBody}, got)
+
+			st := sim.Stats()
+			require.Zero(t, sim.Recovered(job), "not recovered")
+			require.Empty(t, sim.RecoveredJobs())
+			require.Zero(t, st.Recovered)
+			require.Equal(t, map[int]int64{tt.wantStatus: 1}, st.ByStatus)
+			require.Equal(t, int64(1), st.Jobs[job].Calls)
+			if tt.wantFault == "" {
+				require.Nil(t, st.Faults)
+			} else {
+				require.Equal(t, map[codeartssim.Fault]int64{tt.wantFault: 1}, st.Faults)
+			}
+		})
+	}
+}
+
+// A string body hides the error code from the SDK, as it does with the real
+// API: the code is only in the raw body.
+func TestStringBodyHidesCodeFromSDK(t *testing.T) {
+	sim, _ := setup(t, codeartssim.WithBackendThrottle(1), codeartssim.WithStringBodies(1))
+	raw := rawSDKClient(t, sim.URL(), testAK, testSK, nil)
+	_, err := raw.EnableBuildJob(&model.EnableBuildJobRequest{JobId: jobA})
+	var sre *sdkerr.ServiceResponseError
+	require.ErrorAs(t, err, &sre)
+	require.Equal(t, http.StatusInternalServerError, sre.StatusCode)
+	require.Empty(t, sre.ErrorCode)
+	require.Contains(t, sre.ErrorMessage, codeartssim.CodeTooManyRequests)
+	require.Zero(t, sim.Recovered(jobA))
+}
+
+// While the API is not published (wrong endpoint or region), every request
+// gets 404 APIG.0101 before its signature is looked at; outside the window
+// the signature is checked again.
+func TestRoute404BeforeSignature(t *testing.T) {
+	now := time.Now()
+	sim, b := setup(t,
+		codeartssim.WithRoute404Window(now.Add(-time.Hour), now.Add(-time.Minute)), // past: windows add up
+		codeartssim.WithRoute404Window(now.Add(-time.Minute), now.Add(time.Hour)))
+
+	for _, give := range []struct{ name, path, ak, sk string }{
+		{name: "signed", path: recoverPath(jobA), ak: testAK, sk: testSK},
+		{name: "wrong secret", path: recoverPath(jobA), ak: testAK, sk: "not-the-secret"},
+		{name: "unsigned", path: recoverPath(jobA)},
+		{name: "other path", path: "/v3/jobs/" + jobA + "/start", ak: testAK, sk: testSK},
+	} {
+		got := post(t, sim, give.path, give.ak, give.sk)
+		require.Equal(t, http.StatusNotFound, got.status, give.name)
+		require.Contains(t, got.body, `"error_code":"APIG.0101"`, give.name)
+	}
+	require.Equal(t, 404, apiErr(t, b.client, jobA).StatusCode, "through the SDK too")
+	st := sim.Stats()
+	require.Equal(t, map[codeartssim.Fault]int64{codeartssim.FaultRoute404: 5}, st.Faults)
+	require.Equal(t, map[int]int64{404: 5}, st.ByStatus)
+	require.Zero(t, sim.Recovered(jobA))
+
+	sim.Configure(codeartssim.WithRoute404(true))
+	require.Equal(t, 404, post(t, sim, recoverPath(jobA), testAK, testSK).status, "on, whatever the windows")
+
+	// Outside every window the signature is verified again.
+	sim, _ = setup(t, codeartssim.WithRoute404Window(now.Add(-time.Hour), now.Add(-time.Minute)))
+	got := post(t, sim, recoverPath(jobA), testAK, "not-the-secret")
+	require.Equal(t, http.StatusUnauthorized, got.status)
+	require.Contains(t, got.body, `"error_code":"APIG.0301"`)
+	require.Equal(t, http.StatusOK, post(t, sim, recoverPath(jobA), testAK, testSK).status)
+	require.Equal(t, map[string]int{jobA: 1}, sim.RecoveredJobs())
+}
+
+// Every answer fault sits behind the signature check: a badly signed
+// request gets 401 APIG.0301 and draws no fault.
+func TestAnswerFaultsNeedASignature(t *testing.T) {
+	for _, give := range []struct {
+		name string
+		opt  codeartssim.Option
+	}{
+		{name: "fail status", opt: codeartssim.WithFailStatus(1)},
+		{name: "error on 200", opt: codeartssim.WithErrorOn200(1)},
+		{name: "HTML 502", opt: codeartssim.WithHTMLErrors(1)},
+		{name: "HTML 200", opt: codeartssim.WithHTMLSuccess(1)},
+		{name: "string bodies", opt: codeartssim.WithStringBodies(1)},
+		{name: "5xx", opt: codeartssim.WithErrorRate(1)},
+	} {
+		t.Run(give.name, func(t *testing.T) {
+			sim, _ := setup(t, give.opt)
+			got := post(t, sim, recoverPath(jobA), testAK, "not-the-secret")
+			require.Equal(t, rawAnswer{status: 401, contentType: "application/json",
+				body: `{"error_code":"APIG.0301","error_msg":"Incorrect IAM authentication information: verify aksk signature fail"}`}, got)
+			require.Nil(t, sim.Stats().Faults)
+			require.Zero(t, sim.Recovered(jobA))
+		})
+	}
+}
+
+// The random answers are drawn in the documented order: the first that
+// hits is given.
+func TestAnswerPrecedence(t *testing.T) {
+	tests := []struct {
+		name       string
+		give       []codeartssim.Option
+		giveScript []int
+		wantStatus int
+		wantBody   string
+	}{
+		{name: "5xx before HTML 502", give: []codeartssim.Option{codeartssim.WithHTMLErrors(1), codeartssim.WithErrorRate(1, 500)},
+			wantStatus: 500, wantBody: `{"error_code":"CB.00060101","error_msg":"Internal server error"}`},
+		{name: "HTML 502 before fail", give: []codeartssim.Option{codeartssim.WithFailStatus(1), codeartssim.WithHTMLErrors(1)},
+			wantStatus: 502, wantBody: "<html>"},
+		{name: "fail before error on 200", give: []codeartssim.Option{codeartssim.WithErrorOn200(1), codeartssim.WithFailStatus(1)},
+			wantStatus: 200, wantBody: `{"status":"fail"}`},
+		{name: "error on 200 before HTML 200", give: []codeartssim.Option{codeartssim.WithHTMLSuccess(1), codeartssim.WithErrorOn200(1)},
+			wantStatus: 200, wantBody: `{"error_code":"CB.00060101"`},
+		{name: "HTML 200 before prefix outcomes", give: []codeartssim.Option{codeartssim.WithOutcome("cb", codeartssim.StandardOutcome(404)), codeartssim.WithHTMLSuccess(1)},
+			wantStatus: 200, wantBody: "<!DOCTYPE html>"},
+		{name: "script before everything random", give: []codeartssim.Option{codeartssim.WithFailStatus(1)}, giveScript: []int{200},
+			wantStatus: 200, wantBody: `{"status":"success"}`},
+		{name: "outage before random answers", give: []codeartssim.Option{codeartssim.WithFailStatus(1), codeartssim.WithOutage(true)},
+			wantStatus: 503, wantBody: `{"error_code":"APIG.0613"`},
+		{name: "route 404 before unauthorized", give: []codeartssim.Option{
+			codeartssim.WithUnauthorizedWindow(time.Now().Add(-time.Minute), time.Now().Add(time.Hour)), codeartssim.WithRoute404(true)},
+			wantStatus: 404, wantBody: `{"error_code":"APIG.0101"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sim, _ := setup(t, tt.give...)
+			if tt.giveScript != nil {
+				sim.Script(jobA, tt.giveScript...)
+			}
+			got := post(t, sim, recoverPath(jobA), testAK, testSK)
+			require.Equal(t, tt.wantStatus, got.status)
+			require.True(t, strings.HasPrefix(got.body, tt.wantBody), "body %q", got.body)
+			wantRecovered := 0
+			if tt.wantBody == `{"status":"success"}` {
+				wantRecovered = 1
+			}
+			require.Equal(t, wantRecovered, sim.Recovered(jobA))
+		})
+	}
+}
+
+// Only a real success recovers: a test can compare what the worker was told
+// with what was done, through RecoveredJobs and /stats.
+func TestRecoveredJobsKeepTheTruth(t *testing.T) {
+	sim, b := setup(t)
+	require.Nil(t, apiErr(t, b.client, jobA))
+	sim.Configure(codeartssim.WithFailStatus(1))
+	require.Equal(t, 200, post(t, sim, recoverPath(jobB), testAK, testSK).status)
+	sim.Configure(codeartssim.WithFailStatus(0), codeartssim.WithErrorOn200(1))
+	require.Equal(t, 200, post(t, sim, recoverPath(jobB), testAK, testSK).status)
+
+	require.Equal(t, map[string]int{jobA: 1}, sim.RecoveredJobs())
+	resp, err := http.Get(sim.URL() + "/stats?jobs=0")
+	require.NoError(t, err)
+	defer func() { _ = resp.Body.Close() }()
+	var st codeartssim.Stats
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&st))
+	require.Equal(t, map[codeartssim.Fault]int64{codeartssim.FaultFail200: 1, codeartssim.FaultErrorOn200: 1}, st.Faults)
+	require.Equal(t, int64(1), st.Recovered)
+	require.Equal(t, map[int]int64{200: 3}, st.ByStatus)
+
+	sim.Reset()
+	require.Nil(t, sim.Stats().Faults)
+	require.Empty(t, sim.RecoveredJobs())
 }

@@ -14,14 +14,48 @@ type Stats struct {
 	ByStatus map[int]int64 `json:"by_status"`
 	// Throttled counts 429 answers.
 	Throttled int64 `json:"throttled"`
-	// Recovered counts recovers applied, including apply-then-hang ones.
+	// Recovered counts recovers applied, including apply-then-hang ones:
+	// only a 200 {"status":"success"} (or a hang after applying) recovers.
 	Recovered int64 `json:"recovered"`
 	// Abandoned counts requests whose client went away (timed out or
 	// cancelled) before the answer was written: proof that a client really
 	// aborts its requests.
 	Abandoned int64 `json:"abandoned"`
+	// Faults counts the answer faults given, by kind; kinds never given are
+	// left out (nil when none was).
+	Faults map[Fault]int64 `json:"faults,omitempty"`
 	// Jobs holds per-job records, for well-formed job ids.
 	Jobs map[string]JobStats `json:"jobs,omitempty"`
+}
+
+// Fault is a kind of answer fault, as counted in Stats.Faults.
+type Fault string
+
+// The answer faults counted in Stats.Faults. None of them recovers the job.
+const (
+	FaultFail200      Fault = "fail_200"     // 200 {"status":"fail"} (WithFailStatus)
+	FaultErrorOn200   Fault = "error_on_200" // 200 with an error_code (WithErrorOn200)
+	FaultHTML502      Fault = "html_502"     // a proxy's 502 HTML page (WithHTMLErrors)
+	FaultHTML200      Fault = "html_200"     // a proxy's 200 HTML page (WithHTMLSuccess)
+	FaultStringBody   Fault = "string_body"  // an error body sent as a JSON string (WithStringBodies)
+	FaultRoute404     Fault = "route_404"    // 404 APIG.0101 (WithRoute404, WithRoute404Window)
+	FaultUnauthorized Fault = "unauthorized" // 401 APIG.0301 in a window (WithUnauthorizedWindow)
+)
+
+// Indexes of Server.faults, in the order of faultNames.
+const (
+	faultFail200 = iota
+	faultErrorOn200
+	faultHTML502
+	faultHTML200
+	faultStringBody
+	faultRoute404
+	faultUnauthorized
+	numFaults
+)
+
+var faultNames = [numFaults]Fault{
+	FaultFail200, FaultErrorOn200, FaultHTML502, FaultHTML200, FaultStringBody, FaultRoute404, FaultUnauthorized,
 }
 
 // JobStats is one job's record.
@@ -48,6 +82,14 @@ func (s *Server) stats(withJobs bool) Stats {
 		}
 	}
 	st.Throttled = st.ByStatus[http.StatusTooManyRequests]
+	for i := range s.faults {
+		if n := s.faults[i].Load(); n > 0 {
+			if st.Faults == nil {
+				st.Faults = make(map[Fault]int64)
+			}
+			st.Faults[faultNames[i]] = n
+		}
+	}
 	if withJobs {
 		st.Jobs = make(map[string]JobStats)
 		s.jobs.Range(func(k, v any) bool {
@@ -67,6 +109,19 @@ func (s *Server) Recovered(jobID string) int {
 	return 0
 }
 
+// RecoveredJobs returns how many times each job was recovered, for the jobs
+// recovered at least once: the simulator's truth, whatever its answers said.
+func (s *Server) RecoveredJobs() map[string]int {
+	out := make(map[string]int)
+	s.jobs.Range(func(k, v any) bool {
+		if n := v.(*jobRecord).recovered.Load(); n > 0 {
+			out[k.(string)] = int(n)
+		}
+		return true
+	})
+	return out
+}
+
 // Reset zeroes the records. Configuration and scripts stay.
 func (s *Server) Reset() {
 	s.calls.Store(0)
@@ -74,6 +129,9 @@ func (s *Server) Reset() {
 	s.abandoned.Store(0)
 	for i := range s.byStatus {
 		s.byStatus[i].Store(0)
+	}
+	for i := range s.faults {
+		s.faults[i].Store(0)
 	}
 	s.jobs.Clear()
 }

@@ -27,15 +27,15 @@ func TestFilter(t *testing.T) {
 		wantMatch bool
 		wantErr   string
 	}{
-		{"empty selects all", Filter{}, rec("client_error", 404, "CB.00060204", 0), true, ""},
+		{"empty selects all", Filter{}, rec("client_error", 404, "CB.00060214", 0), true, ""},
 		{"empty selects unreadable", Filter{}, unreadable, true, ""},
 		{"any filter skips unreadable", Filter{Reasons: []string{"client_error"}}, unreadable, false, ""},
 		{"reason", Filter{Reasons: []string{"invalid_request"}}, rec("client_error", 404, "", 0), false, ""},
 		{"status class", Filter{Statuses: []string{"4xx"}}, rec("client_error", 403, "x", 0), true, ""},
 		{"no answer", Filter{Statuses: []string{"0"}}, rec("invalid_request", 0, "", 0), true, ""},
-		{"error code any case", Filter{ErrorCodes: []string{"cb.00060204"}}, rec("client_error", 404, "CB.00060204", 0), true, ""},
+		{"error code any case", Filter{ErrorCodes: []string{"cb.00060214"}}, rec("client_error", 404, "CB.00060214", 0), true, ""},
 		{"no error code", Filter{ErrorCodes: []string{""}}, rec("invalid_request", 0, "", 0), true, ""},
-		{"no error code skips one with", Filter{ErrorCodes: []string{""}}, rec("client_error", 404, "CB.00060204", 0), false, ""},
+		{"no error code skips one with", Filter{ErrorCodes: []string{""}}, rec("client_error", 404, "CB.00060214", 0), false, ""},
 		{"since inclusive", Filter{Since: "2024-06-01T02:00:00Z"}, rec("client_error", 404, "x", 2), true, ""},
 		{"until exclusive", Filter{Until: "2024-06-01T02:00:00Z"}, rec("client_error", 404, "x", 2), false, ""},
 		{"bad reason", Filter{Reasons: []string{"nope"}}, nil, false, `reason: "nope" is not one of`},

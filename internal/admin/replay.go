@@ -37,8 +37,12 @@ type ReplaySummary struct {
 	Failed int `json:"failed"`
 	// Gone counts dead letters that disappeared meanwhile (another replay,
 	// a purge, expiry).
-	Gone        int  `json:"gone"`
-	Interrupted bool `json:"interrupted"`
+	Gone int `json:"gone"`
+	// NotReplayable counts dead letters whose original body was too large
+	// to keep (only its size, SHA-256 and a prefix are): left in place,
+	// never replayed as a prefix.
+	NotReplayable int  `json:"not_replayable"`
+	Interrupted   bool `json:"interrupted"`
 }
 
 // ReplayConfig tunes Replay. Zero values mean the defaults.
@@ -79,9 +83,11 @@ func Select(ctx context.Context, conn *queue.Conn, f *Filter, limit int) ([]uint
 // the request subject (body and headers byte for byte, with
 // Recover-Replay-Of and a Nats-Msg-Id derived from the dead letter) and
 // removes each dead letter only after the request stream acknowledged its
-// replay. When ctx ends it stops sending (Interrupted), and still removes
-// the dead letters whose replays were acknowledged. The error is a failure
-// to read or send, not ctx's.
+// replay. A dead letter whose original body was not kept whole is never
+// replayed (NotReplayable): its prefix is not the request. When ctx ends it
+// stops sending (Interrupted), and still removes the dead letters whose
+// replays were acknowledged. The error is a failure to read or send, not
+// ctx's.
 func Replay(ctx context.Context, conn *queue.Conn, dlq *queue.Stream, seqs []uint64, cfg ReplayConfig) (ReplaySummary, error) {
 	if cfg.Window <= 0 {
 		cfg.Window = 64
@@ -131,9 +137,9 @@ func Replay(ctx context.Context, conn *queue.Conn, dlq *queue.Stream, seqs []uin
 	}
 	limiter := retry.PerSecond(cfg.Rate)
 	var (
-		sendErr                 error
-		matched, gone, unusable int
-		reached                 = true
+		sendErr                                error
+		matched, gone, unusable, notReplayable int
+		reached                                = true
 	)
 	for _, seq := range seqs {
 		if ctx.Err() != nil || (limiter != nil && limiter.Wait(ctx) != nil) {
@@ -153,6 +159,12 @@ func Replay(ctx context.Context, conn *queue.Conn, dlq *queue.Stream, seqs []uin
 			continue
 		}
 		if !cfg.Filter.Match(&r) {
+			continue
+		}
+		if r.Unreadable == "" && !r.Original.Replayable() {
+			matched++
+			notReplayable++
+			fmt.Fprintf(problems, "dead letter %d: %s\n", seq, NotReplayableText(&r))
 			continue
 		}
 		body, err := r.Original.Bytes()
@@ -180,9 +192,20 @@ func Replay(ctx context.Context, conn *queue.Conn, dlq *queue.Stream, seqs []uin
 	pub.Close()
 	sum := ReplaySummary{
 		Matched: matched, Replayed: replayed, AlreadyReplayed: already,
-		Failed: notDone + unusable, Gone: gone, Interrupted: !reached && sendErr == nil,
+		Failed: notDone + unusable, Gone: gone, NotReplayable: notReplayable, Interrupted: !reached && sendErr == nil,
 	}
 	return sum, sendErr
+}
+
+// NotReplayableText says why a dead letter whose original body was not
+// kept is not replayed, with what identifies the body and what to do.
+func NotReplayableText(r *Record) string {
+	o := &r.Original
+	s := fmt.Sprintf("not replayable: body truncated (%d bytes, sha256 %s)", o.BodySize, o.BodySHA256)
+	if r.JobID != "" {
+		s += "; its job " + r.JobID + " can be enqueued again"
+	}
+	return s
 }
 
 // remove deletes a replayed dead letter; one already gone is fine.

@@ -82,7 +82,7 @@ var _ worker.Observer = (*Metrics)(nil)
 // start, so rate() and increase() see the first event.
 var (
 	deadLetterReasons = []string{worker.ReasonClientError, worker.ReasonInvalidRequest, worker.ReasonRetriesExhausted, worker.ReasonMaxDeliveries}
-	retryCauses       = []string{"throttled", "transient", "unauthorized", "forbidden_run", "breaker_open", "redelivery"}
+	retryCauses       = []string{"throttled", "transient", "unauthorized", "configuration", "forbidden_run", "breaker_open", "redelivery"}
 )
 
 // NewMetrics registers the worker's metrics on reg.

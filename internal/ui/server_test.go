@@ -95,7 +95,7 @@ func setup(t *testing.T, actions bool) *bundle {
 	m, err := ops.NewMetrics(reg)
 	require.NoError(t, err)
 	b := &bundle{
-		streams: &fakeStreams{groups: []admin.Group{{Reason: "client_error", ErrorCode: "CB.00060204", Count: 12, Statuses: map[string]int{"404": 12}}}},
+		streams: &fakeStreams{groups: []admin.Group{{Reason: "client_error", ErrorCode: "CB.00060214", Count: 12, Statuses: map[string]int{"404": 12}}}},
 		clock:   &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
 		metrics: m,
 	}
@@ -250,7 +250,7 @@ func postReplay(t *testing.T, url string, body string, h map[string]string) (int
 var pageHeaders = map[string]string{"Content-Type": "application/json", ActionHeader: "replay"}
 
 func TestReplayRefused(t *testing.T) {
-	good := `{"filter":{"reasons":["client_error"],"error_codes":["CB.00060204"]},"up_to_seq":40}`
+	good := `{"filter":{"reasons":["client_error"],"error_codes":["CB.00060214"]},"up_to_seq":40}`
 	with := func(k, v string) map[string]string {
 		h := map[string]string{}
 		for k, v := range pageHeaders {
@@ -297,7 +297,7 @@ func TestReplayRunsOnce(t *testing.T) {
 	b := setup(t, true)
 	b.attach()
 	b.streams.release = make(chan struct{})
-	body := `{"filter":{"reasons":["client_error"],"error_codes":["CB.00060204"]},"up_to_seq":40}`
+	body := `{"filter":{"reasons":["client_error"],"error_codes":["CB.00060214"]},"up_to_seq":40}`
 	code, out := postReplay(t, b.url, body, pageHeaders)
 	require.Equal(t, http.StatusAccepted, code, out)
 	code, out = postReplay(t, b.url, body, pageHeaders)
@@ -313,7 +313,7 @@ func TestReplayRunsOnce(t *testing.T) {
 	}, 10*time.Second, 5*time.Millisecond, "the replay finishes")
 	require.Equal(t, &admin.ReplaySummary{Matched: 12, Replayed: 12}, got.Replay.Summary)
 	require.Equal(t, 12, got.Replay.Done)
-	require.Equal(t, []replayRequest{{Filter: admin.Filter{Reasons: []string{"client_error"}, ErrorCodes: []string{"CB.00060204"}}, UpToSeq: 40}},
+	require.Equal(t, []replayRequest{{Filter: admin.Filter{Reasons: []string{"client_error"}, ErrorCodes: []string{"CB.00060214"}}, UpToSeq: 40}},
 		b.streams.replays)
 }
 
