@@ -98,4 +98,33 @@ func TestAPIFaults(t *testing.T) {
 			t.Errorf("%d requests reported recovered that the API did not recover", f.falselyRecovered)
 		}
 	})
+
+	// A rolling update during an outage: two workers are restarted six
+	// times in turn (SIGTERM, a new process) during a 40s outage. Each
+	// shutdown hands back what it holds; a hand-back costs a request only
+	// the tries it made, so nothing is dead-lettered.
+	t.Run("rolling_restart_during_outage", func(t *testing.T) {
+		t.Parallel()
+		r := newRand(t)
+		s := newSystem(t, "6e_rolling_restart_during_40s_outage", sysOptions{sim: []codeartssim.Option{codeartssim.WithOutage(true)}})
+		flags := []string{"--concurrency", "32", "--max-deliver", "3", "--tries-per-delivery", "2"}
+		ws := []*workerProc{s.worker("w1", flags...), s.worker("w2", flags...)}
+		s.enqueue(mixedItems(r, 500, mix{}))
+		outage := time.Now()
+		for i := range 6 {
+			time.Sleep(5 * time.Second) // the fault: a restart every 5s of the outage
+			w := ws[i%2]
+			w.sampleRSS()
+			if err := w.p.stop(20 * time.Second); err != nil {
+				t.Errorf("restart %d: SIGTERM did not end %s cleanly: %v", i, w.name, err)
+			}
+			w.start()
+		}
+		time.Sleep(time.Until(outage.Add(40 * time.Second)))
+		s.sim.SetOutage(false)
+		f := s.finish(finishOptions{drainTimeout: 3 * time.Minute})
+		if n := len(f.deadLettered); n != 0 {
+			t.Errorf("a rolling restart during an outage dead-lettered requests: %v", f.deadLettered)
+		}
+	})
 }

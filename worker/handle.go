@@ -20,12 +20,17 @@ type task struct {
 	d        Delivery
 	base     *zap.Logger
 	log      *zap.Logger // base with the ids, built on first use by the handling goroutine only
-	seq      uint64
-	n        uint64
-	req      Request
-	start    time.Time
-	first    time.Time // first API call of this delivery
-	calls    int       // API calls made by this delivery
+	// seq and stored name the request: its first message's stream
+	// sequence and store time (lin says where a requeued copy came from).
+	seq    uint64
+	stored time.Time
+	lin    lineage
+	n      uint64 // this message's delivery count
+	tries  int    // transient failures of this delivery
+	req    Request
+	start  time.Time
+	first  time.Time // first API call of this delivery
+	calls  int       // API calls made by this delivery
 	// last answer, for the dead letter
 	status    int
 	errorCode string
@@ -62,7 +67,8 @@ func (t *task) logger() *zap.Logger {
 // acked) or hands it back (nak). runCtx ending means shutdown has begun;
 // workCtx ending means the drain timeout passed.
 func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
-	t := &task{d: d, seq: d.StreamSeq(), n: d.NumDelivered(), start: time.Now()}
+	lin := lineageOf(d.Header(), d.StreamSeq(), d.Timestamp())
+	t := &task{d: d, seq: lin.seq, stored: lin.stored, lin: lin, n: d.NumDelivered(), start: time.Now()}
 	t.lastBeat.Store(t.start.UnixNano())
 	t.base = p.log
 	p.startDelivery(workCtx, t)
@@ -88,7 +94,6 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 		}
 		return b
 	}
-	tries := 0 // transient failures in this delivery
 	for {
 		// The previous try's span, when it went on without a wait.
 		p.endCall(t)
@@ -98,8 +103,7 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 		probe, err := p.gate.acquire(runCtx, req.Region, req.JobID)
 		t.traceWait("gate_wait", since)
 		if err != nil {
-			p.nak(d, 0, "shutdown")
-			p.report(t, OutcomeHandedBack, "shutdown")
+			p.handBack(workCtx, t, 0, "shutdown")
 			return
 		}
 		since = t.waitStart()
@@ -107,11 +111,10 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 		t.traceWait("rate_limit_wait", since)
 		if err != nil {
 			p.gate.record(workCtx, req.Region, req.JobID, retry.Canceled, "", probe)
-			p.nak(d, 0, "drain_timeout")
-			p.report(t, OutcomeHandedBack, "drain_timeout")
+			p.handBack(workCtx, t, 0, "drain_timeout")
 			return
 		}
-		attempt := p.attemptsBefore(t) + tries + 1
+		attempt := p.triesBefore(t) + t.tries + 1
 		if t.first.IsZero() {
 			t.first = time.Now()
 		}
@@ -119,8 +122,7 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 		case p.calls <- struct{}{}:
 		case <-workCtx.Done():
 			p.gate.record(workCtx, req.Region, req.JobID, retry.Canceled, "", probe)
-			p.nak(d, 0, "drain_timeout")
-			p.report(t, OutcomeHandedBack, "drain_timeout")
+			p.handBack(workCtx, t, 0, "drain_timeout")
 			return
 		}
 		callCtx := p.callContext(workCtx, t, attempt, probe)
@@ -158,8 +160,7 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 			}
 			dead, err := p.gate.forbiddenVerdict(runCtx, req.JobID)
 			if err != nil {
-				p.nak(d, 0, "shutdown")
-				p.report(t, OutcomeHandedBack, "shutdown")
+				p.handBack(workCtx, t, 0, "shutdown")
 				return
 			}
 			if dead {
@@ -170,8 +171,7 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 			continue
 		case retry.Canceled:
 			// Only the drain timeout cancels a call.
-			p.nak(d, 0, "drain_timeout")
-			p.report(t, OutcomeHandedBack, "drain_timeout")
+			p.handBack(workCtx, t, 0, "drain_timeout")
 			return
 		case retry.Throttled:
 			// Never spends the attempt budget; slows the whole process.
@@ -193,13 +193,14 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 				p.retried(t, "breaker_open", 0)
 				continue
 			}
-			tries++
+			t.tries++
 			w, ok := p.cfg.Backoff.Next(backoffOf(), err)
-			if tries >= p.cfg.TriesPerDelivery || !ok {
-				if t.n >= p.maxDeliver {
-					p.deadLetter(workCtx, t, ReasonRetriesExhausted)
-					return
-				}
+			used := t.tries >= p.cfg.TriesPerDelivery || !ok // this delivery's tries
+			if p.triesBefore(t)+t.tries >= p.budget() || used && t.n >= p.maxDeliver {
+				p.deadLetter(workCtx, t, ReasonRetriesExhausted)
+				return
+			}
+			if used {
 				delay := p.cfg.Backoff.NakDelay(t.n, err)
 				p.nak(d, delay, "retries_of_delivery_used")
 				p.retried(t, "redelivery", delay)
@@ -211,10 +212,9 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 		}
 
 		// Wait before the next try, unless shutdown begins: then hand the
-		// message back with the rest of the wait as its delay.
+		// message back (with the rest of the wait as its delay if nak'd).
 		if err := sleep(runCtx, wait); err != nil {
-			p.nak(d, wait, "shutdown")
-			p.report(t, OutcomeHandedBack, "shutdown")
+			p.handBack(workCtx, t, wait, "shutdown")
 			return
 		}
 	}
@@ -253,12 +253,18 @@ func (p *Pool) limiterWait(ctx context.Context) error {
 	return p.cfg.Limiter.Wait(ctx)
 }
 
-// attemptsBefore counts earlier deliveries at their full per-delivery
-// budget: a redelivery only happens once a delivery used its tries (or
-// crashed, which we count the same to stay bounded).
-func (p *Pool) attemptsBefore(t *task) int {
-	return int(min(t.n-1, p.maxDeliver)) * p.cfg.TriesPerDelivery //nolint:gosec // bounded by MaxDeliver, an int
+// triesBefore counts the tries the request spent before this delivery: the
+// exact count carried by a requeued message, plus this message's earlier
+// deliveries at their full per-delivery budget (a redelivery only happens
+// once a delivery used its tries, or crashed, which counts the same to stay
+// bounded).
+func (p *Pool) triesBefore(t *task) int {
+	return min(t.lin.tries, p.budget()) + int(min(t.n-1, p.maxDeliver))*p.cfg.TriesPerDelivery //nolint:gosec // bounded by MaxDeliver, an int
 }
+
+// budget is a request's attempt budget in tries: MaxDeliver ×
+// TriesPerDelivery. Throttles, breaker and pause holds do not spend it.
+func (p *Pool) budget() int { return int(p.maxDeliver) * p.cfg.TriesPerDelivery } //nolint:gosec // validated, an int
 
 // record keeps the last API answer for logs and the dead letter.
 func (t *task) record(requestID string, err error) {
@@ -305,7 +311,7 @@ func (p *Pool) deadLetter(ctx context.Context, t *task, reason string) {
 		return
 	}
 	rec := p.deadLetterRecord(t, reason)
-	if err := p.storeDeadLetter(ctx, t, DeadLetterID(t.seq, t.d.Timestamp()), &rec); err != nil {
+	if err := p.storeDeadLetter(ctx, t, DeadLetterID(t.seq, t.stored), &rec); err != nil {
 		t.logger().Error("dead letter not stored; handing the request back", zap.String("reason", reason), zap.Error(err))
 		p.nak(t.d, p.cfg.Backoff.NakDelay(1, nil), "dead_letter_failed")
 		p.report(t, OutcomeHandedBack, "dead_letter_failed")
@@ -328,9 +334,9 @@ func (p *Pool) deadLetterRecord(t *task, reason string) DeadLetter {
 		ErrorMsg:       t.errorMsg,
 		RequestID:      t.requestID,
 		Attempts:       t.calls,
-		Deliveries:     t.n,
+		Deliveries:     t.lin.deliveries + t.n,
 		FirstAttemptAt: t.first,
-		EnqueuedAt:     t.d.Timestamp(),
+		EnqueuedAt:     t.stored,
 		FailedAt:       now.UTC(),
 		Worker:         p.cfg.Name,
 		TraceID:        t.traceID(),
@@ -393,7 +399,7 @@ func (p *Pool) leaseLost(t *task) bool {
 func (p *Pool) publishResult(ctx context.Context, t *task, kind, reason string) error {
 	r := Result{
 		JobID: t.req.JobID, Outcome: kind, Reason: reason, Status: t.status, ErrorCode: t.errorCode,
-		RequestID: t.requestID, Attempts: p.attempts(t), Deliveries: t.n,
+		RequestID: t.requestID, Attempts: p.attempts(t), Deliveries: t.lin.deliveries + t.n,
 		DurationMS: time.Since(t.start).Milliseconds(), StreamSeq: t.seq, At: time.Now().UTC(), Worker: p.cfg.Name,
 		TraceID: t.traceID(), SpanID: t.spanID(),
 	}
@@ -401,7 +407,7 @@ func (p *Pool) publishResult(ctx context.Context, t *task, kind, reason string) 
 	if err != nil {
 		return err
 	}
-	return p.cfg.Results.Result(ctx, ResultID(t.seq, t.d.Timestamp()), data)
+	return p.cfg.Results.Result(ctx, ResultID(t.seq, t.stored), data)
 }
 
 // attempts counts the request's API calls across deliveries (earlier
@@ -410,7 +416,7 @@ func (p *Pool) attempts(t *task) int {
 	if t.calls == 0 {
 		return 0
 	}
-	return p.attemptsBefore(t) + t.calls
+	return p.triesBefore(t) + t.calls
 }
 
 func (p *Pool) nak(d Delivery, delay time.Duration, cause string) {

@@ -114,6 +114,11 @@ type Config struct {
 	// MAX_DELIVERIES advisory); Run dead-letters them max_deliveries.
 	// nil = no catch-all.
 	Stranded StrandedSource
+	// Requeue publishes a request handed back (shutdown, drain timeout)
+	// again at the back of the stream with the tries it spent, so that
+	// hand-backs cost no delivery. nil = hand-backs are naks, and each
+	// counts as a delivery toward MaxDeliver.
+	Requeue Requeuer
 	// Results receives one result event per request that reached a
 	// terminal state, before its ack. nil = no result events.
 	Results Resulter

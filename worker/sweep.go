@@ -64,7 +64,8 @@ func (p *Pool) settleStranded(ctx context.Context, s StrandedMsg) error {
 	if s.Gone {
 		return s.Done(ctx)
 	}
-	t := &task{seq: s.StreamSeq, n: s.Deliveries, start: time.Now(), d: strandedDelivery{s}}
+	lin := lineageOf(s.Header, s.StreamSeq, s.Stored)
+	t := &task{seq: lin.seq, stored: lin.stored, lin: lin, n: s.Deliveries, start: time.Now(), d: strandedDelivery{s}}
 	t.lastBeat.Store(time.Now().Add(24 * time.Hour).UnixNano()) // not leased: never "lost"
 	if req, err := Decode(s.Body, s.Header, p.cfg.Decode); err == nil {
 		t.req = req
@@ -75,7 +76,7 @@ func (p *Pool) settleStranded(ctx context.Context, s StrandedMsg) error {
 	defer p.endStranded(t)
 	t.traceDecoded()
 	rec := p.deadLetterRecord(t, ReasonMaxDeliveries)
-	if err := p.storeDeadLetter(ctx, t, DeadLetterID(t.seq, s.Stored), &rec); err != nil {
+	if err := p.storeDeadLetter(ctx, t, DeadLetterID(t.seq, t.stored), &rec); err != nil {
 		t.traceFailed(err)
 		return err
 	}

@@ -185,7 +185,7 @@ func (p *Pool) startSpan(ctx context.Context, t *task, verb string, kind trace.S
 		}
 		return
 	}
-	parent, derived := RequestTrace(t.d.Header(), t.seq, t.d.Timestamp()) //nolint:contextcheck // parsing a header needs no context
+	parent, derived := RequestTrace(t.d.Header(), t.seq, t.stored) //nolint:contextcheck // parsing a header needs no context
 	subject := t.d.Subject()
 	_, span := p.tr.Start(trace.ContextWithRemoteSpanContext(ctx, parent), verb+subject,
 		trace.WithSpanKind(kind), trace.WithTimestamp(t.start))

@@ -352,7 +352,7 @@ func runDemo(ctx context.Context, o demoOptions, stderr io.Writer, report func(d
 	pool, err := worker.New(worker.Config{
 		Concurrency: o.concurrency, MaxDeliver: qcfg.MaxDeliver, AckWait: qcfg.AckWait,
 		Decode: worker.DecodeOptions{ValidRegion: api.AllowedRegion}, Limiter: limiter,
-		Name: "demo", Logger: log, Observer: worker.Observers{counter, page.metrics}, Results: conn, Tracer: tr.provider(),
+		Name: "demo", Logger: log, Observer: worker.Observers{counter, page.metrics}, Results: conn, Requeue: wire.Requeuer{C: conn}, Tracer: tr.provider(),
 	}, wire.Source{C: cons}, wire.Recoverer(api), conn)
 	if err != nil {
 		return demoSummary{}, err

@@ -297,6 +297,7 @@ func (o *runOptions) open(ctx context.Context, stderr io.Writer) (_ *service, er
 	pc.Classifier = o.classifier
 	pc.Results = conn
 	pc.Stranded = wire.Stranded{A: adv}
+	pc.Requeue = wire.Requeuer{C: conn}
 	pc.Pauser = conn
 	pc.BeforeProbe = func() {
 		// Credentials may have been rotated (env, profile file, pod

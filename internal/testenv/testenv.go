@@ -128,6 +128,9 @@ func (e *Env) Pool(conn *queue.Conn, cfg worker.Config) *worker.Pool {
 	if cfg.Pauser == nil {
 		cfg.Pauser = conn
 	}
+	if cfg.Requeue == nil {
+		cfg.Requeue = wire.Requeuer{C: conn}
+	}
 	p, err := worker.New(cfg, wire.Source{C: cons}, wire.Recoverer(e.API), conn)
 	require.NoError(e.T, err)
 	return p

@@ -7,6 +7,8 @@ package wire
 import (
 	"context"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/codearts-recover-worker/codearts-recover-worker/codearts"
 	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
 	"github.com/codearts-recover-worker/codearts-recover-worker/worker"
@@ -43,6 +45,16 @@ func (s Stranded) NextStranded(ctx context.Context) (worker.StrandedMsg, error) 
 		Subject: m.Subject, StreamSeq: m.Seq, Header: m.Header, Body: m.Data, Stored: m.Time,
 		Deliveries: m.Deliveries, Gone: m.Gone, Delete: m.Delete, Done: m.Done, Retry: m.Retry,
 	}, nil
+}
+
+// Requeuer makes a queue.Conn a worker.Requeuer.
+type Requeuer struct{ C *queue.Conn }
+
+// Requeue publishes the request again and waits for the server's ack; a
+// duplicate (the same hand-back, repeated) is success.
+func (r Requeuer) Requeue(ctx context.Context, subject, msgID string, header map[string][]string, body []byte) error {
+	_, err := r.C.Publish(ctx, subject, msgID, nats.Header(header), body)
+	return err
 }
 
 // Recoverer makes a codearts.Client a worker.Recoverer.

@@ -1,0 +1,96 @@
+package worker_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/codearts-recover-worker/codearts-recover-worker/internal/testenv"
+	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
+	"github.com/codearts-recover-worker/codearts-recover-worker/worker"
+)
+
+// A rolling restart during an API outage: six graceful stops while every
+// request is held at the open breaker, each handing its requests back. A
+// hand-back costs a request only the tries it really made, never a
+// delivery, so with a budget of three deliveries nothing is dead-lettered;
+// every request is recovered once the API is back, exactly once, under its
+// first message's stream sequence.
+func TestRestartsDuringOutageDeadLetterNothing(t *testing.T) {
+	const (
+		n        = 100
+		restarts = 6
+	)
+	env := testenv.New(t, testenv.Options{Queue: queue.Config{MaxDeliver: 3}})
+	env.Sim.SetOutage(true)
+	ids := publishN(env, n, "h")
+	rec := testenv.NewRecorder()
+	cfg := poolConfig(rec)
+	cfg.TriesPerDelivery = 2
+
+	for i := range restarts {
+		p := env.Pool(nil, cfg)
+		run := env.Start(p)
+		testenv.Eventually(t, 20*time.Second, func() bool {
+			return p.State().Breakers[""] == worker.BreakerOpen && p.InFlight() > 0
+		}, "restart %d: breaker open with requests held", i)
+		run.Stop(t) // SIGTERM: hand everything back
+	}
+	require.Zero(t, env.DLQCount(), "nothing dead-lettered during the outage")
+	require.Positive(t, rec.Count(worker.OutcomeHandedBack), "requests were handed back")
+
+	env.Sim.SetOutage(false)
+	p := env.Pool(nil, cfg)
+	env.Start(p)
+	testenv.Eventually(t, 60*time.Second, func() bool { return rec.Count(worker.OutcomeRecovered) >= n }, "all recovered after the outage")
+	require.Zero(t, env.DLQCount(), "a rolling restart during an outage dead-letters nothing")
+	requireAllRecovered(t, env, ids)
+
+	// One result per request, named by the sequence it was first stored at.
+	testenv.Eventually(t, 10*time.Second, func() bool { return len(env.Results()) >= n }, "result events stored")
+	seen := map[uint64]bool{}
+	for _, r := range env.Results() {
+		require.Equal(t, worker.OutcomeRecovered, r.Outcome)
+		require.False(t, seen[r.StreamSeq], "one result for stream_seq %d", r.StreamSeq)
+		seen[r.StreamSeq] = true
+		require.LessOrEqual(t, r.StreamSeq, uint64(n), "the first message's sequence, not a requeued copy's")
+	}
+	require.Len(t, seen, n)
+	require.Zero(t, env.Pending(), "no copy left behind")
+}
+
+// The tries a request spent travel with it when it is requeued: a request
+// that keeps failing ends retries_exhausted with its whole budget counted,
+// however many hand-backs happened in between.
+func TestRequeuedRequestKeepsItsSpentTries(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Queue: queue.Config{MaxDeliver: 2}})
+	id := testenv.JobID("k")
+	env.Sim.Script(id, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500)
+	env.Publish(id, id)
+	rec := testenv.NewRecorder()
+	cfg := poolConfig(rec)
+	cfg.TriesPerDelivery = 3
+
+	// First run: stop while the request waits between tries.
+	p := env.Pool(nil, cfg)
+	run := env.Start(p)
+	testenv.Eventually(t, 20*time.Second, func() bool { return env.Sim.Stats().Calls >= 1 }, "a first try")
+	run.Stop(t)
+	tried := env.Sim.Stats().Calls
+
+	p = env.Pool(nil, cfg)
+	env.Start(p)
+	testenv.Eventually(t, 30*time.Second, func() bool { return env.DLQCount() == 1 }, "dead-lettered")
+	dls := env.DeadLetters()
+	require.Len(t, dls, 1)
+	require.Equal(t, worker.ReasonRetriesExhausted, dls[0].Reason)
+	require.Equal(t, int(env.Sim.Stats().Calls), dls[0].Attempts, "every try counted, none twice")
+	require.Equal(t, int64(6), env.Sim.Stats().Calls, "the budget: 2 deliveries x 3 tries, hand-back included")
+	require.Positive(t, tried)
+	require.Equal(t, uint64(1), dls[0].Original.StreamSeq, "named by its first message")
+	require.Equal(t, id, dls[0].Original.Body)
+	for k := range dls[0].Original.Headers {
+		require.NotContains(t, k, "Codearts-Recover", "the worker's own headers are not kept: a replay starts afresh")
+	}
+}
