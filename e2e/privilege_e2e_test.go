@@ -54,6 +54,9 @@ func workerPermissions() (publish, subscribe []string) {
 		// Terminal records.
 		dlqSubj,
 		resultSubj,
+		// A hand-back (shutdown, drain timeout) requeues the request with
+		// the tries it spent, so that it costs no delivery.
+		requestSubj,
 		// MAX_DELIVERIES advisories: fetch and ack them, read the stranded
 		// request by sequence, delete it once dead-lettered.
 		"$JS.API.CONSUMER.MSG.NEXT." + advisoryStream + "." + advisoryCons,
@@ -138,6 +141,19 @@ accounts {
 		"--concurrency", "32", "--rate-limit", "5000")
 	s.workers = append(s.workers, w)
 	s.enqueue(items)
+	// A rolling restart while a call hangs past the drain timeout: the
+	// request is handed back, requeued on the request subject.
+	hung := goodItem(r, jobID(r, "hang"), outcomeRecovered)
+	s.sim.Configure(codeartssim.WithApplyThenHangPrefix("hang", time.Minute))
+	s.enqueue([]*item{hung})
+	if !waitFor(time.Minute, func() bool { return s.sim.Stats().Jobs[hung.jobID].Calls > 0 }) {
+		t.Fatal("the hanging call was never made")
+	}
+	if err := w.p.stop(20 * time.Second); err != nil {
+		t.Errorf("SIGTERM during a hanging call did not end the worker cleanly: %v", err)
+	}
+	s.sim.Configure(codeartssim.WithApplyThenHangPrefix("", 0))
+	w.start()
 	f := s.finish(finishOptions{drainTimeout: 2 * time.Minute})
 	if got := f.deadLettered[worker.ReasonMaxDeliveries]; got != len(stranded) {
 		t.Errorf("%d requests dead-lettered max_deliveries, want the %d stranded ones", got, len(stranded))
@@ -237,11 +253,6 @@ func deniedAsWorker(t *testing.T, s *system, seedFile string) {
 			func(ctx context.Context) error {
 				cfg := queue.Config{AckWait: time.Hour}.ConsumerConfig()
 				_, err := js.UpdateConsumer(ctx, requestStream, cfg)
-				return err
-			}},
-		{"enqueue a request", requestSubj,
-			func(ctx context.Context) error {
-				_, err := js.Publish(ctx, requestSubj, []byte(strings.Repeat("b", 32)))
 				return err
 			}},
 	}
