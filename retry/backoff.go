@@ -144,6 +144,28 @@ func (p Policy) New() *backoff.ExponentialBackOff {
 	)
 }
 
+// NewExcluding is New whose elapsed-time budget leaves out the time held reports (a total
+// that only grows): the waits at an open breaker, a credential pause, a throttle or the
+// rate limit are not tries, and a long one must not end the delivery's tries at its next
+// failure. held is called from the goroutine that uses the backoff.
+func (p Policy) NewExcluding(held func() time.Duration) *backoff.ExponentialBackOff {
+	base := p.Clock
+	if base == nil {
+		base = backoff.SystemClock
+	}
+	p.Clock = heldClock{base: base, held: held}
+	return p.New()
+}
+
+// heldClock runs behind its base by the time held: elapsed time measured on it excludes
+// the holds.
+type heldClock struct {
+	base backoff.Clock
+	held func() time.Duration
+}
+
+func (c heldClock) Now() time.Time { return c.base.Now().Add(-c.held()) }
+
 // Next returns how long to wait before trying again after err, and false when this
 // delivery's in-process budget is spent (nak it with NakDelay instead).
 //

@@ -130,6 +130,40 @@ func TestPolicyBackoffStopsAfterMaxElapsed(t *testing.T) {
 	require.Equal(t, []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}, got)
 }
 
+// Time held at a breaker, a pause or a throttle is not a try: a hold of any length leaves
+// the elapsed-time budget where it was, so the next failure is still retried.
+func TestPolicyNewExcludingLeavesHoldsOut(t *testing.T) {
+	t.Parallel()
+	clock := newManualClock()
+	p := Policy{Initial: time.Second, Max: 4 * time.Second, Jitter: -1, MaxElapsed: 10 * time.Second, Clock: clock}
+	var held time.Duration
+	b := p.NewExcluding(func() time.Duration { return held })
+	d, ok := p.Next(b, apiErr(503, ""))
+	require.True(t, ok)
+	clock.Add(d)
+
+	hold := 5 * time.Minute // an outage or a pause far longer than MaxElapsed
+	clock.Add(hold)
+	held += hold
+	var got []time.Duration
+	for {
+		d, ok := p.Next(b, apiErr(503, ""))
+		if !ok {
+			break
+		}
+		got = append(got, d)
+		clock.Add(d)
+	}
+	require.Equal(t, []time.Duration{2 * time.Second, 4 * time.Second}, got, "the tries after the hold, as without it")
+
+	// Without the exclusion, the hold ends the tries at once.
+	plain := p.New()
+	_, _ = p.Next(plain, apiErr(503, ""))
+	clock.Add(hold)
+	_, ok = p.Next(plain, apiErr(503, ""))
+	require.False(t, ok)
+}
+
 func TestPolicyNewReturnsIndependentBackoffs(t *testing.T) {
 	t.Parallel()
 	clock := newManualClock()

@@ -1,12 +1,16 @@
 package worker_test
 
 import (
+	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/codearts-recover-worker/codearts-recover-worker/codearts"
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/testenv"
+	"github.com/codearts-recover-worker/codearts-recover-worker/internal/wire"
 	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
 	"github.com/codearts-recover-worker/codearts-recover-worker/worker"
 )
@@ -93,4 +97,59 @@ func TestRequeuedRequestKeepsItsSpentTries(t *testing.T) {
 	for k := range dls[0].Original.Headers {
 		require.NotContains(t, k, "Codearts-Recover", "the worker's own headers are not kept: a replay starts afresh")
 	}
+}
+
+// A 5xx that comes after a long hold (here a credential pause longer than
+// the backoff's elapsed-time budget) is still retried within the delivery:
+// the hold is not a try. With a budget of one delivery, counting the hold
+// would dead-letter the request at its second failure.
+func TestFailureAfterLongHoldIsRetried(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Queue: queue.Config{MaxDeliver: 1}})
+	a, b := testenv.JobID("a"), testenv.JobID("b")
+	env.Publish(b, b)
+	env.Publish(a, a)
+	api := wire.Recoverer(env.API)
+	bFailed := make(chan struct{})
+	var bCalls, aCalls atomic.Int32
+	rec := worker.RecoverFunc(func(ctx context.Context, r worker.Request) (string, error) {
+		switch r.JobID {
+		case b:
+			switch bCalls.Add(1) {
+			case 1:
+				close(bFailed)
+				return "", &codearts.APIError{StatusCode: 500, ErrorCode: "CB.00060101"}
+			case 2:
+				return "", &codearts.APIError{StatusCode: 500, ErrorCode: "CB.00060101"}
+			}
+		case a:
+			if aCalls.Add(1) == 1 {
+				<-bFailed // the pause begins while b waits between its tries
+				return "", &codearts.APIError{StatusCode: 401, ErrorCode: "APIG.0301"}
+			}
+		}
+		return api.Recover(ctx, r)
+	})
+	obs := testenv.NewRecorder()
+	cfg := poolConfig(obs)
+	cfg.Concurrency = 2
+	cfg.TriesPerDelivery = 3
+	cfg.Backoff.Initial, cfg.Backoff.Max = 200*time.Millisecond, 200*time.Millisecond
+	cfg.Backoff.MaxElapsed = time.Second
+	cfg.Gate = worker.GateConfig{PauseProbe: 2 * time.Second}
+	cons, err := env.Conn.Consumer(context.Background())
+	require.NoError(t, err)
+	qc := env.Conn.Config()
+	cfg.MaxDeliver, cfg.AckWait, cfg.Name, cfg.Results, cfg.Pauser = qc.MaxDeliver, qc.AckWait, "test-worker", env.Conn, env.Conn
+	p, err := worker.New(cfg, wire.Source{C: cons}, rec, env.Conn)
+	require.NoError(t, err)
+	env.Start(p)
+
+	testenv.Eventually(t, 30*time.Second, func() bool { return obs.Terminal() == 2 }, "both requests finished")
+	for _, dl := range env.DeadLetters() {
+		t.Logf("dead letter: %s %s attempts=%d %s", dl.JobID[:1], dl.Reason, dl.Attempts, dl.ErrorMsg)
+	}
+	require.Zero(t, env.DLQCount(), "a failure after a 2s pause, with a 1s elapsed budget, is retried")
+	require.Equal(t, 2, obs.Count(worker.OutcomeRecovered))
+	require.Equal(t, int32(3), bCalls.Load(), "b: two failures, then success")
+	require.Equal(t, 1, env.Sim.Recovered(b))
 }

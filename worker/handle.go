@@ -27,10 +27,14 @@ type task struct {
 	lin    lineage
 	n      uint64 // this message's delivery count
 	tries  int    // transient failures of this delivery
-	req    Request
-	start  time.Time
-	first  time.Time // first API call of this delivery
-	calls  int       // API calls made by this delivery
+	// held is the time this delivery waited without trying: at the gate
+	// (breaker, pause), the rate limit and throttles. The backoff's
+	// elapsed-time budget leaves it out.
+	held  time.Duration
+	req   Request
+	start time.Time
+	first time.Time // first API call of this delivery
+	calls int       // API calls made by this delivery
 	// last answer, for the dead letter
 	status    int
 	errorCode string
@@ -90,7 +94,7 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 	var b backoff.BackOff
 	backoffOf := func() backoff.BackOff {
 		if b == nil {
-			b = p.cfg.Backoff.New()
+			b = p.cfg.Backoff.NewExcluding(func() time.Duration { return t.held })
 		}
 		return b
 	}
@@ -99,15 +103,17 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 		p.endCall(t)
 		// Breaker open or paused: wait (heartbeats keep the message) unless
 		// shutdown begins, then hand it back.
-		since := t.waitStart()
+		since, held := t.waitStart(), time.Now()
 		probe, err := p.gate.acquire(runCtx, req.Region, req.JobID)
+		t.held += time.Since(held)
 		t.traceWait("gate_wait", since)
 		if err != nil {
 			p.handBack(workCtx, t, 0, "shutdown")
 			return
 		}
-		since = t.waitStart()
+		since, held = t.waitStart(), time.Now()
 		err = p.limiterWait(workCtx)
+		t.held += time.Since(held)
 		t.traceWait("rate_limit_wait", since)
 		if err != nil {
 			p.gate.record(workCtx, req.Region, req.JobID, retry.Canceled, "", probe)
@@ -141,6 +147,7 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 		}
 
 		var wait time.Duration
+		hold := false // the wait is a hold (throttle), not a backoff between tries
 		switch class {
 		case retry.Success:
 			if p.cfg.Limiter != nil {
@@ -175,7 +182,7 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 			return
 		case retry.Throttled:
 			// Never spends the attempt budget; slows the whole process.
-			wait = p.holdWait(backoffOf(), err)
+			wait, hold = p.holdWait(backoffOf(), err), true
 			if p.cfg.Limiter != nil {
 				p.cfg.Limiter.Throttled(retry.RetryAfter(err))
 			}
@@ -216,6 +223,9 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 		if err := sleep(runCtx, wait); err != nil {
 			p.handBack(workCtx, t, wait, "shutdown")
 			return
+		}
+		if hold {
+			t.held += wait
 		}
 	}
 }
