@@ -372,7 +372,7 @@ func provision(t *testing.T, cfg queue.Config) {
 	if _, err := conn.Advisories(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.FleetTokens(ctx, 1); err != nil {
+	if _, err := conn.RateBucket(ctx); err != nil {
 		t.Fatal(err)
 	}
 }

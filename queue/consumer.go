@@ -87,6 +87,14 @@ func benign(err error) bool {
 // reach the server).
 func (c *Consumer) Connected() bool { return c.c.Connected() }
 
+// Settings returns the bound consumer's AckWait and MaxDeliver as the server
+// knows them (when it was bound): the pool's heartbeat and budget follow
+// them instead of being told them a second time.
+func (c *Consumer) Settings() (ackWait time.Duration, maxDeliver int) {
+	info := c.cons.CachedInfo()
+	return info.Config.AckWait, info.Config.MaxDeliver
+}
+
 // Info returns the consumer's current figures from the server.
 func (c *Consumer) Info(ctx context.Context) (*jetstream.ConsumerInfo, error) {
 	return c.cons.Info(ctx)

@@ -2,7 +2,6 @@ package retry
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -21,14 +20,12 @@ const (
 	DefaultPauseOver = time.Second
 )
 
-// TokenSource grants permits from a quota shared beyond this process: the fleet-wide rate
-// limit, leased in small batches from a NATS KV bucket by another package. The Limiter takes
-// a token from it for every call it admits, after its own (adaptive) limit, so a throttled
-// replica does not hoard the fleet's tokens.
-type TokenSource interface {
-	// Take blocks until it can grant between 1 and n tokens, or ctx ends, and returns how
-	// many it granted. Granted tokens are spent by this process; it never hands them back.
-	Take(ctx context.Context, n int) (int, error)
+// FleetSync is the fleet-wide side of a Limiter: it learns the fleet's rate from the
+// throttles and successes every replica reports, and sets each replica's share
+// (Limiter.SetShare). queue.Fleet implements it. Its methods must not block.
+type FleetSync interface {
+	Throttled()
+	Succeeded()
 }
 
 // LimiterConfig configures a Limiter. A zero field takes its default.
@@ -63,12 +60,6 @@ type LimiterConfig struct {
 	// the shortest hint the header's whole seconds can give: "this second's quota is
 	// spent" is answered by the rate, "come back in 2s or more" by a pause.
 	PauseOver time.Duration
-	// Tokens, when set, is a fleet-wide quota every admitted call also draws from.
-	// Default nil: the local limit alone applies.
-	Tokens TokenSource
-	// TokenBatch is how many tokens one Take asks for. Default 0: a tenth of a second's
-	// worth of Rate, at least 1.
-	TokenBatch int
 	// Clock returns the time used for the limiter's decisions. Default nil: time.Now.
 	// Waits use runtime timers: a test that replaces Clock must not rely on Wait blocking
 	// for a Clock-only duration; run waiting tests in testing/synctest instead.
@@ -93,9 +84,6 @@ func (c LimiterConfig) Validate() error {
 	}
 	if c.Burst < 0 {
 		return fmt.Errorf("retry: LimiterConfig.Burst %d is negative", c.Burst)
-	}
-	if c.TokenBatch < 0 {
-		return fmt.Errorf("retry: LimiterConfig.TokenBatch %d is negative", c.TokenBatch)
 	}
 	for _, f := range []struct {
 		name string
@@ -129,9 +117,6 @@ func (c LimiterConfig) withDefaults() LimiterConfig {
 	}
 	if c.PauseOver == 0 {
 		c.PauseOver = DefaultPauseOver
-	}
-	if c.TokenBatch == 0 {
-		c.TokenBatch = max(1, int(c.Rate/10))
 	}
 	if c.Clock == nil {
 		c.Clock = time.Now
@@ -182,7 +167,7 @@ type Limiter struct {
 	rollAt      atomic.Int64  // Unix ns when the measuring window rolls over
 	admitted    atomic.Uint64 // calls admitted by Wait, ever
 	succeeded   atomic.Uint64 // calls reported by Succeeded, ever
-	leased      atomic.Int64  // tokens taken from cfg.Tokens and not yet used
+	fleet       atomic.Pointer[fleetRef]
 
 	mu        sync.Mutex
 	limit     float64 // current limit in req/s; +Inf: none
@@ -228,27 +213,20 @@ func NewLimiter(cfg LimiterConfig) (*Limiter, error) {
 	return l, nil
 }
 
-// Wait blocks until the caller may make one call: no pool-wide pause is on, the rate
-// admits it and, with a TokenSource, a fleet token is in hand. A pause that begins while
-// the caller waits for its slot or token voids the slot: the caller waits the pause out and
-// queues for a fresh slot (keeping a fleet token it already took). It returns ctx.Err() if
-// ctx ends first, and an error wrapping context.DeadlineExceeded at once if the wait would
-// outlast ctx's deadline. A canceled wait gives its rate slot and token back.
+// Wait blocks until the caller may make one call: no pool-wide pause is on and the rate
+// admits it. A pause that begins while the caller waits for its slot voids the slot: the
+// caller waits the pause out and queues for a fresh slot. It returns ctx.Err() if ctx ends
+// first, and an error wrapping context.DeadlineExceeded at once if the wait would outlast
+// ctx's deadline. A canceled wait gives its rate slot back. No call waits on NATS: with a
+// fleet, the share is set by the fleet's own goroutine.
 func (l *Limiter) Wait(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
-		return err
-	}
-	held := false // a fleet token taken before a pause voided the slot
-	fail := func(err error) error {
-		if held {
-			l.leased.Add(1) // unused: the next caller spends it
-		}
 		return err
 	}
 	for {
 		seen, err := l.waitPause(ctx)
 		if err != nil {
-			return fail(err)
+			return err
 		}
 		if !l.unlimited.Load() {
 			now := l.cfg.Clock()
@@ -256,7 +234,7 @@ func (l *Limiter) Wait(ctx context.Context) error {
 			if d := r.DelayFrom(now); d > 0 {
 				if err := sleep(ctx, d, "rate limit wait"); err != nil {
 					r.CancelAt(l.cfg.Clock())
-					return fail(err)
+					return err
 				}
 			}
 		}
@@ -265,15 +243,6 @@ func (l *Limiter) Wait(ctx context.Context) error {
 		// at once when it ends.
 		if l.pausedSince(seen) {
 			continue
-		}
-		if l.cfg.Tokens != nil && !held {
-			if err := l.take(ctx); err != nil {
-				return err
-			}
-			held = true
-			if l.pausedSince(seen) {
-				continue
-			}
 		}
 		break
 	}
@@ -305,13 +274,20 @@ func (l *Limiter) Throttled(retryAfter time.Duration) {
 	l.throttles++
 	paused := l.paused(now)
 	cooling := !l.lastCut.IsZero() && now.Sub(l.lastCut) < l.cfg.Cooldown
-	if retryAfter > 0 && (retryAfter > l.cfg.PauseOver || !paused && !cooling && l.persistent()) {
+	fleet := l.fleet.Load()
+	if retryAfter > 0 && (retryAfter > l.cfg.PauseOver || fleet == nil && !paused && !cooling && l.persistent()) {
 		if until := now.Add(min(retryAfter, l.cfg.MaxPause)).UnixNano(); until > l.pausedUntil.Load() {
 			if !paused {
 				l.pauseStart = now
 			}
 			l.pausedUntil.Store(until)
 		}
+	}
+	if fleet != nil {
+		// The fleet cuts, for every replica, within a sync period; throttles here may
+		// be the others' doing, so only a long Retry-After pauses this one.
+		fleet.Throttled()
+		return
 	}
 	if paused || cooling {
 		return
@@ -362,6 +338,10 @@ func (l *Limiter) Succeeded() {
 	l.succeeded.Add(1)
 	now := l.cfg.Clock()
 	l.tick(now)
+	if f := l.fleet.Load(); f != nil {
+		f.Succeeded()
+		return
+	}
 	if !l.reduced.Load() || now.UnixNano() < l.nextRaise.Load() {
 		return
 	}
@@ -381,6 +361,41 @@ func (l *Limiter) Succeeded() {
 	}
 	l.setLimit(now, next)
 	l.nextRaise.Store(now.Add(l.cfg.Window).UnixNano())
+}
+
+type fleetRef struct{ FleetSync }
+
+// JoinFleet makes the rate the fleet's (see FleetRate): from now on Throttled and
+// Succeeded report to f instead of cutting and raising this process's rate, and f sets
+// this process's share with SetShare. Retry-After pauses stay this process's.
+func (l *Limiter) JoinFleet(f FleetSync) { l.fleet.Store(&fleetRef{f}) }
+
+// SetShare sets this process's rate to r req/s, 0 meaning none: the fleet's rate divided
+// by the live replicas, from the FleetSync.
+func (l *Limiter) SetShare(r float64) {
+	if r < 0 || math.IsNaN(r) {
+		return
+	}
+	if r == 0 {
+		r = math.Inf(1)
+	}
+	now := l.cfg.Clock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if r == l.limit {
+		return
+	}
+	l.setLimit(now, r)
+}
+
+// Rates returns the calls per second this process admitted and saw succeed over the last
+// Window or two: its part of the fleet's measures.
+func (l *Limiter) Rates() (admitted, succeeded float64) {
+	now := l.cfg.Clock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.roll(now)
+	return l.rates(now)
 }
 
 // Rate returns the current limit in req/s, 0 meaning none (as LimiterConfig.Rate).
@@ -495,31 +510,6 @@ func (l *Limiter) waitPause(ctx context.Context) (int64, error) {
 			return until, nil // not extended while we slept
 		}
 	}
-}
-
-var errNoTokens = errors.New("retry: token source granted no tokens")
-
-func (l *Limiter) take(ctx context.Context) error {
-	for {
-		n := l.leased.Load()
-		if n <= 0 {
-			break
-		}
-		if l.leased.CompareAndSwap(n, n-1) {
-			return nil
-		}
-	}
-	got, err := l.cfg.Tokens.Take(ctx, l.cfg.TokenBatch)
-	if err != nil {
-		return fmt.Errorf("retry: take fleet tokens: %w", err)
-	}
-	if got < 1 {
-		return errNoTokens
-	}
-	if got > 1 {
-		l.leased.Add(int64(got - 1))
-	}
-	return nil
 }
 
 // sleep waits d or until ctx ends; it fails at once if ctx's deadline comes first.

@@ -2,7 +2,6 @@ package retry
 
 import (
 	"context"
-	"errors"
 	"math"
 	"slices"
 	"sync"
@@ -42,7 +41,7 @@ func TestLimiterConfigValidate(t *testing.T) {
 		wantErr string
 	}{
 		{"zero", LimiterConfig{}, ""},
-		{"full", LimiterConfig{Rate: 100, Burst: 10, Min: 2, Decrease: 0.7, Increase: 5, Window: time.Second, Cooldown: 2 * time.Second, MaxPause: time.Minute, PauseOver: 3 * time.Second, TokenBatch: 10}, ""},
+		{"full", LimiterConfig{Rate: 100, Burst: 10, Min: 2, Decrease: 0.7, Increase: 5, Window: time.Second, Cooldown: 2 * time.Second, MaxPause: time.Minute, PauseOver: 3 * time.Second}, ""},
 		{"negative Rate", LimiterConfig{Rate: -1}, "LimiterConfig.Rate"},
 		{"NaN Rate", LimiterConfig{Rate: math.NaN()}, "LimiterConfig.Rate"},
 		{"Inf Rate", LimiterConfig{Rate: math.Inf(1)}, "LimiterConfig.Rate"},
@@ -52,7 +51,6 @@ func TestLimiterConfigValidate(t *testing.T) {
 		{"negative Decrease", LimiterConfig{Decrease: -0.5}, "LimiterConfig.Decrease"},
 		{"negative Increase", LimiterConfig{Increase: -1}, "LimiterConfig.Increase"},
 		{"negative Burst", LimiterConfig{Burst: -1}, "LimiterConfig.Burst"},
-		{"negative TokenBatch", LimiterConfig{TokenBatch: -1}, "LimiterConfig.TokenBatch"},
 		{"negative Window", LimiterConfig{Window: -1}, "LimiterConfig.Window"},
 		{"negative Cooldown", LimiterConfig{Cooldown: -1}, "LimiterConfig.Cooldown"},
 		{"negative MaxPause", LimiterConfig{MaxPause: -1}, "LimiterConfig.MaxPause"},
@@ -387,90 +385,30 @@ func TestLimiterPauseBlocksAllWaiters(t *testing.T) {
 // pause admits a burst, then the rate, not every caller at once.
 func TestLimiterPauseVoidsSlots(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name      string
-		giveGrant int // fleet tokens per Take; 0: no TokenSource
-	}{
-		{"local", 0},
-		{"with fleet tokens", 1},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			synctest.Test(t, func(t *testing.T) {
-				cfg := LimiterConfig{Rate: 10, Burst: 1, Min: 5}
-				var src *tokenSource
-				if tt.giveGrant > 0 {
-					src = &tokenSource{grant: tt.giveGrant}
-					cfg.Tokens, cfg.TokenBatch = src, 1
-				}
-				l := newLimiter(t, cfg)
-				start := time.Now()
-				require.NoError(t, l.Wait(t.Context())) // spends the burst
-
-				admittedAt := make([]time.Time, 5)
-				var wg sync.WaitGroup
-				for i := range admittedAt {
-					wg.Go(func() {
-						require.NoError(t, l.Wait(t.Context()))
-						admittedAt[i] = time.Now()
-					})
-				}
-				synctest.Wait() // slots reserved at 100, 200, ... 500 ms
-				time.Sleep(50 * time.Millisecond)
-				l.Throttled(2 * time.Second) // pauses until 2.05s, cuts to 5/s
-				require.InDelta(t, 5, l.Rate(), 1e-9)
-				wg.Wait()
-
-				slices.SortFunc(admittedAt, time.Time.Compare)
-				end := start.Add(2050 * time.Millisecond)
-				for i, at := range admittedAt {
-					require.Equal(t, end.Add(time.Duration(i)*200*time.Millisecond), at, "waiter %d paced at 5/s after the pause", i)
-				}
-				if src != nil {
-					require.Len(t, src.calls, 6, "one token per admitted call")
-				}
-			})
-		})
-	}
-}
-
-// blockingTokens is a TokenSource whose Take waits for release.
-type blockingTokens struct {
-	release chan struct{}
-	calls   atomic.Int32
-}
-
-func (s *blockingTokens) Take(ctx context.Context, n int) (int, error) {
-	s.calls.Add(1)
-	select {
-	case <-s.release:
-		return 1, nil
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	}
-}
-
-// A pause that begins while a caller waits for its fleet token holds that caller too, and
-// the token it then gets is spent on its call after the pause, not taken twice.
-func TestLimiterPauseDuringTakeKeepsTheToken(t *testing.T) {
-	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		src := &blockingTokens{release: make(chan struct{}, 1)}
-		l := newLimiter(t, LimiterConfig{Tokens: src})
+		l := newLimiter(t, LimiterConfig{Rate: 10, Burst: 1, Min: 5})
 		start := time.Now()
-		var admittedAt time.Time
+		require.NoError(t, l.Wait(t.Context())) // spends the burst
+
+		admittedAt := make([]time.Time, 5)
 		var wg sync.WaitGroup
-		wg.Go(func() {
-			require.NoError(t, l.Wait(t.Context()))
-			admittedAt = time.Now()
-		})
-		synctest.Wait() // blocked in Take
-		l.Throttled(2 * time.Second)
-		src.release <- struct{}{}
+		for i := range admittedAt {
+			wg.Go(func() {
+				require.NoError(t, l.Wait(t.Context()))
+				admittedAt[i] = time.Now()
+			})
+		}
+		synctest.Wait() // slots reserved at 100, 200, ... 500 ms
+		time.Sleep(50 * time.Millisecond)
+		l.Throttled(2 * time.Second) // pauses until 2.05s, cuts to 5/s
+		require.InDelta(t, 5, l.Rate(), 1e-9)
 		wg.Wait()
-		require.Equal(t, start.Add(2*time.Second), admittedAt, "held by the pause")
-		require.EqualValues(t, 1, src.calls.Load(), "one token for one call")
+
+		slices.SortFunc(admittedAt, time.Time.Compare)
+		end := start.Add(2050 * time.Millisecond)
+		for i, at := range admittedAt {
+			require.Equal(t, end.Add(time.Duration(i)*200*time.Millisecond), at, "waiter %d paced at 5/s after the pause", i)
+		}
 	})
 }
 
@@ -572,69 +510,6 @@ func TestLimiterWaitHonoursContext(t *testing.T) {
 		})
 	})
 }
-
-// tokenSource is a TokenSource granting up to grant tokens per Take.
-type tokenSource struct {
-	grant int
-	err   error
-	calls []int
-	mu    sync.Mutex
-}
-
-func (s *tokenSource) Take(ctx context.Context, n int) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.calls = append(s.calls, n)
-	if s.err != nil {
-		return 0, s.err
-	}
-	return min(n, s.grant), ctx.Err()
-}
-
-func TestLimiterDrawsFromTokenSource(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name          string
-		giveGrant     int
-		giveBatch     int
-		giveRate      float64
-		wantCalls     []int
-		wantErrIs     error
-		wantErrString string
-	}{
-		{"batches of 5", 5, 5, 0, []int{5, 5, 5}, nil, ""},
-		{"partial grants", 2, 5, 0, []int{5, 5, 5, 5, 5, 5}, nil, ""},
-		{"default batch is a tenth of a second of Rate", 100, 0, 40, []int{4, 4, 4}, nil, ""},
-		{"default batch without a rate is 1", 100, 0, 0, []int{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, nil, ""},
-		{"source error", 0, 5, 0, []int{5}, errBoom, "take fleet tokens: boom"},
-		{"no tokens granted", 0, 5, 0, []int{5}, nil, "granted no tokens"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			synctest.Test(t, func(t *testing.T) {
-				src := &tokenSource{grant: tt.giveGrant}
-				if errors.Is(tt.wantErrIs, errBoom) {
-					src.err = errBoom
-				}
-				l := newLimiter(t, LimiterConfig{Rate: tt.giveRate, Tokens: src, TokenBatch: tt.giveBatch})
-				for range 12 {
-					if err := l.Wait(t.Context()); err != nil {
-						require.NotEmpty(t, tt.wantErrString, "unexpected error %v", err)
-						require.ErrorContains(t, err, tt.wantErrString)
-						if tt.wantErrIs != nil {
-							require.ErrorIs(t, err, tt.wantErrIs)
-						}
-						break
-					}
-				}
-				require.Equal(t, tt.wantCalls, src.calls)
-			})
-		})
-	}
-}
-
-var errBoom = errors.New("boom")
 
 func TestLimiterConcurrentUse(t *testing.T) {
 	t.Parallel()

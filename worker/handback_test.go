@@ -136,12 +136,7 @@ func TestFailureAfterLongHoldIsRetried(t *testing.T) {
 	cfg.Backoff.Initial, cfg.Backoff.Max = 200*time.Millisecond, 200*time.Millisecond
 	cfg.Backoff.MaxElapsed = time.Second
 	cfg.Gate = worker.GateConfig{PauseProbe: 2 * time.Second}
-	cons, err := env.Conn.Consumer(context.Background())
-	require.NoError(t, err)
-	qc := env.Conn.Config()
-	cfg.MaxDeliver, cfg.AckWait, cfg.Name, cfg.Results, cfg.Pauser = qc.MaxDeliver, qc.AckWait, "test-worker", env.Conn, env.Conn
-	p, err := worker.New(cfg, wire.Source{C: cons}, rec, env.Conn)
-	require.NoError(t, err)
+	p := env.Pool(nil, cfg, wire.PoolOptions{ProcessScope: true, Recoverer: rec})
 	env.Start(p)
 
 	testenv.Eventually(t, 30*time.Second, func() bool { return obs.Terminal() == 2 }, "both requests finished")

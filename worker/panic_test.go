@@ -15,20 +15,10 @@ import (
 	"github.com/codearts-recover-worker/codearts-recover-worker/worker"
 )
 
-// panicPool builds a pool over env with rec as its Recoverer, the
-// max-deliveries sweep wired, and cfg's other fields as given.
-func panicPool(t *testing.T, env *testenv.Env, cfg worker.Config, api worker.Recoverer) *worker.Pool {
-	t.Helper()
-	cons, err := env.Conn.Consumer(context.Background())
-	require.NoError(t, err)
-	adv, err := env.Conn.Advisories(context.Background())
-	require.NoError(t, err)
-	qc := env.Conn.Config()
-	cfg.MaxDeliver, cfg.AckWait, cfg.Name = qc.MaxDeliver, qc.AckWait, "test-worker"
-	cfg.Results, cfg.Stranded = env.Conn, wire.Stranded{A: adv}
-	p, err := worker.New(cfg, wire.Source{C: cons}, api, env.Conn)
-	require.NoError(t, err)
-	return p
+// panicPool builds a pool over env as worker run does, with api as its
+// Recoverer.
+func panicPool(env *testenv.Env, cfg worker.Config, api worker.Recoverer) *wire.Pool {
+	return env.Pool(nil, cfg, wire.PoolOptions{ProcessScope: true, Recoverer: api})
 }
 
 // More panicking API calls than there are call slots: each panic gives its
@@ -54,7 +44,7 @@ func TestPanickingCallsReleaseTheirSlots(t *testing.T) {
 	rec := testenv.NewRecorder()
 	cfg := poolConfig(rec)
 	cfg.Concurrency = 2 // 6 panics: three times the call slots
-	env.Start(panicPool(t, env, cfg, crashy))
+	env.Start(panicPool(env, cfg, crashy))
 
 	testenv.Eventually(t, 60*time.Second, func() bool { return rec.Count(worker.OutcomeRecovered) == len(ids) },
 		"every good request recovered despite the panics")
@@ -81,7 +71,7 @@ func TestPanickingProbeDoesNotWedgeTheBreaker(t *testing.T) {
 	var mode atomic.Int32
 	var panicked atomic.Bool
 	rec := testenv.NewRecorder()
-	var p *worker.Pool
+	var p *wire.Pool
 	flaky := worker.RecoverFunc(func(ctx context.Context, r worker.Request) (string, error) {
 		breaker := p.State().Breakers[""]
 		switch mode.Load() {
@@ -101,7 +91,7 @@ func TestPanickingProbeDoesNotWedgeTheBreaker(t *testing.T) {
 	})
 	cfg := poolConfig(rec)
 	cfg.Concurrency = 8
-	p = panicPool(t, env, cfg, flaky)
+	p = panicPool(env, cfg, flaky)
 	env.Start(p)
 
 	testenv.Eventually(t, 30*time.Second, panicked.Load, "a probe panicked")

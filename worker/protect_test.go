@@ -13,7 +13,6 @@ import (
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/testenv"
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/wire"
 	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
-	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
 	"github.com/codearts-recover-worker/codearts-recover-worker/worker"
 )
 
@@ -178,15 +177,7 @@ func TestPanicEveryDeliveryEndsMaxDeliveries(t *testing.T) {
 	env.Publish(poison, poison)
 	ids := publishN(env, 20, "g")
 
-	cons, err := env.Conn.Consumer(context.Background())
-	require.NoError(t, err)
-	adv, err := env.Conn.Advisories(context.Background())
-	require.NoError(t, err)
 	rec := testenv.NewRecorder()
-	cfg := poolConfig(rec)
-	qc := env.Conn.Config()
-	cfg.MaxDeliver, cfg.AckWait, cfg.Name = qc.MaxDeliver, qc.AckWait, "test-worker"
-	cfg.Results, cfg.Stranded = env.Conn, wire.Stranded{A: adv}
 	api := wire.Recoverer(env.API)
 	crashy := worker.RecoverFunc(func(ctx context.Context, r worker.Request) (string, error) {
 		if r.JobID == poison {
@@ -194,8 +185,7 @@ func TestPanicEveryDeliveryEndsMaxDeliveries(t *testing.T) {
 		}
 		return api.Recover(ctx, r)
 	})
-	p, err := worker.New(cfg, wire.Source{C: cons}, crashy, env.Conn)
-	require.NoError(t, err)
+	p := env.Pool(nil, poolConfig(rec), wire.PoolOptions{ProcessScope: true, Recoverer: crashy})
 	env.Start(p)
 
 	testenv.Eventually(t, 30*time.Second, func() bool { return rec.Count(worker.OutcomeDeadLettered) == 1 }, "poison dead-lettered")
@@ -212,6 +202,13 @@ func TestPanicEveryDeliveryEndsMaxDeliveries(t *testing.T) {
 	require.Len(t, env.Results(), len(ids)+1)
 }
 
+// fleetReplica starts a pool on its own connection, sharing the fleet's
+// rate (cap 0: learned) through NATS KV as worker run does.
+func fleetReplica(t *testing.T, env *testenv.Env, rec *testenv.Recorder, cap float64) {
+	t.Helper()
+	env.Start(env.Pool(env.Connect(), poolConfig(rec), wire.PoolOptions{Rate: cap}))
+}
+
 // Two replicas sharing a 100 req/s quota through NATS KV against an API
 // admitting 100 req/s: the API sees about 100 req/s and almost no 429s.
 func TestFleetRateLimit(t *testing.T) {
@@ -224,16 +221,9 @@ func TestFleetRateLimit(t *testing.T) {
 	rec := testenv.NewRecorder()
 	start := time.Now()
 	for range 2 {
-		conn := env.Connect()
-		tokens, err := conn.FleetTokens(context.Background(), rate)
-		require.NoError(t, err)
-		lim, err := retry.NewLimiter(retry.LimiterConfig{Rate: rate, Tokens: tokens})
-		require.NoError(t, err)
-		cfg := poolConfig(rec)
-		cfg.Limiter = lim
-		env.Start(env.Pool(conn, cfg))
+		fleetReplica(t, env, rec, rate)
 	}
-	testenv.Eventually(t, 60*time.Second, func() bool { return rec.Count(worker.OutcomeRecovered) >= n }, "recovered %d", rec.Count(worker.OutcomeRecovered))
+	testenv.Eventually(t, 60*time.Second, func() bool { return rec.Count(worker.OutcomeRecovered) >= n }, "all recovered")
 	elapsed := time.Since(start).Seconds()
 	st := env.Sim.Stats()
 	measured := rec.CallRate(200)
@@ -241,6 +231,32 @@ func TestFleetRateLimit(t *testing.T) {
 	t.Logf("measured API rate %.1f req/s (quota %.0f), 429 share %.2f%% of %d calls, %.2fs", measured, rate, 100*share429, st.Calls, elapsed)
 	require.InDelta(t, rate, measured, rate*0.10, "API rate within 10%% of the quota")
 	require.Less(t, share429, 0.02, "429s under 2%% of calls")
+	requireAllRecovered(t, env, ids)
+	require.Zero(t, env.DLQCount())
+}
+
+// Three replicas without --rate-limit against an API admitting 100 req/s
+// learn the quota together: a throttle seen by one slows all, so the
+// fleet's calls settle near the quota with few 429s, and nothing is
+// dead-lettered.
+func TestFleetLearnsTheQuotaTogether(t *testing.T) {
+	const (
+		n    = 1500
+		rate = 100.0
+	)
+	env := testenv.New(t, testenv.Options{Sim: []codeartssim.Option{codeartssim.WithRateLimit(rate, 10)}})
+	ids := publishN(env, n, "q")
+	rec := testenv.NewRecorder()
+	for range 3 {
+		fleetReplica(t, env, rec, 0)
+	}
+	testenv.Eventually(t, 120*time.Second, func() bool { return rec.Count(worker.OutcomeRecovered) >= n }, "all recovered")
+	st := env.Sim.Stats()
+	measured := rec.CallRate(200)
+	share429 := float64(st.Throttled) / float64(st.Calls)
+	t.Logf("3 replicas, adaptive only: API rate %.1f req/s (quota %.0f), 429 share %.2f%% of %d calls", measured, rate, 100*share429, st.Calls)
+	require.Greater(t, measured, rate*0.6, "the fleet uses most of the quota, start-up learning included")
+	require.Less(t, share429, 0.05, "429s stay a small share of calls")
 	requireAllRecovered(t, env, ids)
 	require.Zero(t, env.DLQCount())
 }

@@ -17,15 +17,14 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
 	"github.com/codearts-recover-worker/codearts-recover-worker/codearts"
 	"github.com/codearts-recover-worker/codearts-recover-worker/codearts/codeartssim"
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/wire"
+	"github.com/codearts-recover-worker/codearts-recover-worker/producer"
 	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
-	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
 	"github.com/codearts-recover-worker/codearts-recover-worker/worker"
 )
 
@@ -335,29 +334,23 @@ func runDemo(ctx context.Context, o demoOptions, stderr io.Writer, report func(d
 		return demoSummary{}, err
 	}
 
-	cons, err := conn.Consumer(ctx)
-	if err != nil {
-		return demoSummary{}, err
-	}
-	limiter, err := retry.NewLimiter(retry.LimiterConfig{Rate: o.rateLimit})
-	if err != nil {
-		return demoSummary{}, fmt.Errorf("rate-limit: %w", err)
-	}
 	counter := &demoCounter{}
 	page, err := startDemoPage(ctx, o, log, stderr)
 	if err != nil {
 		return demoSummary{}, err
 	}
 	defer page.close()
-	pool, err := worker.New(worker.Config{
-		Concurrency: o.concurrency, MaxDeliver: qcfg.MaxDeliver, AckWait: qcfg.AckWait,
-		Decode: worker.DecodeOptions{ValidRegion: api.AllowedRegion}, Limiter: limiter,
-		Name: "demo", Logger: log, Observer: worker.Observers{counter, page.metrics}, Results: conn, Requeue: wire.Requeuer{C: conn}, Tracer: tr.provider(),
-	}, wire.Source{C: cons}, wire.Recoverer(api), conn)
+	// Built as worker run builds it (wire.NewPool): the same sweep, requeue,
+	// consumer pause, classification and fleet rate.
+	pool, err := wire.NewPool(ctx, conn, api, worker.Config{
+		Concurrency: o.concurrency, Name: "demo", Logger: log,
+		Observer: worker.Observers{counter, page.metrics}, Tracer: tr.provider(),
+	}, wire.PoolOptions{Rate: o.rateLimit})
 	if err != nil {
 		return demoSummary{}, err
 	}
-	page.attach(conn, pool, limiter, o, log)
+	limiter := pool.Limiter
+	page.attach(conn, pool.Pool, limiter, o, log)
 
 	start := time.Now()
 	poolCtx, stopPool := context.WithCancel(ctx)
@@ -377,7 +370,7 @@ func runDemo(ctx context.Context, o demoOptions, stderr io.Writer, report func(d
 
 	drainCtx, stopDrain := context.WithTimeout(ctx, o.timeout)
 	defer stopDrain()
-	bar := newProgress(stderr, o.requests)
+	bar := newProgressReporter(stderr, "draining", o.requests, !isTerminal(stderr), time.Second) // a bar on a terminal, else nothing
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 wait:
@@ -385,7 +378,7 @@ wait:
 		select {
 		case <-tick.C:
 			n := int(counter.terminal.Load())
-			bar.set(n)
+			bar.update(n)
 			if n >= o.requests {
 				break wait
 			}
@@ -444,9 +437,24 @@ wait:
 	return sum, stop()
 }
 
-// enqueueDemo publishes the demo's requests with a mix of body forms.
+// enqueueDemo publishes the demo's requests with a mix of body forms, as
+// they are (raw messages: the bad ones must reach the worker), through the
+// producer library's batch.
 func enqueueDemo(ctx context.Context, conn *queue.Conn, o demoOptions) error {
-	subject := conn.Config().Subject
+	qcfg := conn.Config()
+	client, err := producer.New(conn.NC, producer.Config{Subject: qcfg.Subject, Stream: qcfg.Stream})
+	if err != nil {
+		return err
+	}
+	var failed error // the batch's goroutine owns it until Close returns
+	batch, err := client.NewBatch(producer.BatchConfig{OnResult: func(r producer.BatchResult) {
+		if r.Err != nil && failed == nil {
+			failed = r.Err
+		}
+	}})
+	if err != nil {
+		return err
+	}
 	// Exact shares of each kind, in random order: bad jobs arrive among
 	// good ones, as they do after an incident, not as one block (thirty
 	// 403s in a row is what a missing IAM permission looks like).
@@ -476,46 +484,17 @@ func enqueueDemo(ctx context.Context, conn *queue.Conn, o demoOptions) error {
 				body = fmt.Sprintf(`{"specversion":"1.0","id":"demo-%d","source":"worker/demo","type":"codearts.build.recover","data":{"job_id":%q}}`, i, id)
 			}
 		}
-		if _, err := conn.Publish(ctx, subject, id, nil, []byte(body)); err != nil {
+		if err := batch.Publish(ctx, producer.Message{JobID: id, MsgID: id, Data: []byte(body)}, uint64(i)); err != nil {
+			batch.Close()
 			return err
 		}
 	}
-	return nil
+	batch.Close()
+	return failed
 }
 
 func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// progress is a bar on a terminal and nothing otherwise.
-type progress struct{ bar *progressbar.ProgressBar }
-
-func newProgress(w io.Writer, total int) progress {
-	if !isTerminal(w) {
-		return progress{}
-	}
-	return progress{bar: progressbar.NewOptions(total,
-		progressbar.OptionSetWriter(w),
-		progressbar.OptionSetDescription("draining"),
-		progressbar.OptionShowCount(),
-		progressbar.OptionShowIts(),
-		progressbar.OptionSetItsString("req"),
-		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionThrottle(100*time.Millisecond),
-	)}
-}
-
-func (p progress) set(n int) {
-	if p.bar != nil {
-		_ = p.bar.Set(n)
-	}
-}
-
-func (p progress) finish() {
-	if p.bar != nil {
-		_ = p.bar.Finish()
-		_ = p.bar.Exit()
-	}
 }

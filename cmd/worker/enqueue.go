@@ -17,16 +17,11 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/nats-io/nats.go"
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/time/rate"
 
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/admin"
-	"github.com/codearts-recover-worker/codearts-recover-worker/internal/jobid"
-	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
+	"github.com/codearts-recover-worker/codearts-recover-worker/producer"
 	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
 	"github.com/codearts-recover-worker/codearts-recover-worker/worker"
 )
@@ -79,16 +74,20 @@ arguments, and/or read from --file (- for stdin). The file is one of:
             requested_at columns are used when present, others ignored).
 --format auto (the default) picks csv when the first row has a job_id column.
 
-Every entry is validated first, with the worker's own rules (32 ASCII letters
-or digits, region in --region/--regions, body size): invalid ones are reported
-by line number and never published; the valid ones are (none with --strict).
-A job id repeated in the input is published once.
+The input is streamed: each entry is validated as it is read, with the
+worker's own rules (32 ASCII letters or digits, region in --region/--regions,
+body size), and published at once, so a file of any length takes the same
+memory. Invalid entries are reported by line number and never published.
+--strict publishes nothing when any entry is invalid: it reads the input
+twice, checking every entry first (stdin is kept in a temporary file
+meanwhile).
 
 Each request carries Nats-Msg-Id (--dedup-key: the job id by default), so the
-request stream drops repeats within its duplicate window (2m by default):
-rerunning the same file within it publishes nothing twice, and the summary
-counts those as duplicates. Publishing is asynchronous with at most --window
-requests awaiting their acknowledgement; every ack is awaited.
+request stream drops repeats within its duplicate window (2m by default): a
+job id repeated in the input, or rerunning the same file within the window,
+publishes nothing twice, and the summary counts those as duplicates.
+Publishing is asynchronous with at most --window requests awaiting their
+acknowledgement; every ack is awaited.
 
 Progress goes to stderr (a bar on a terminal, a line every
 --progress-interval otherwise); the summary (read, invalid, published,
@@ -101,6 +100,8 @@ OTEL_EXPORTER_OTLP_ENDPOINT, as for worker run), each request gets a producer
 span, the root of its own trace, and carries it in a traceparent header: the
 worker's spans for that request join the trace. With tracing off nothing is
 added (the worker derives each request's trace from its stream sequence).
+
+Go programs publish requests the same way with the producer package.
 
 Exit status: 0 all valid entries published (or already there), 1 an error or
 failed publishes, 2 some entries were invalid, 130 interrupted.
@@ -139,13 +140,16 @@ and RECOVER_MAX_BODY_BYTES too, so validation matches the worker's settings.`,
 
 // enqueueSummary is what enqueue reports; its JSON is stable for scripts.
 type enqueueSummary struct {
-	Read        int   `json:"read"`
-	Invalid     int   `json:"invalid"`
-	Published   int64 `json:"published"`
-	Duplicates  int64 `json:"duplicates"`
-	Failed      int64 `json:"failed"`
-	NotSent     int   `json:"not_sent"`
-	Interrupted bool  `json:"interrupted"`
+	// Read counts the entries read: valid, invalid and not sent.
+	Read       int   `json:"read"`
+	Invalid    int   `json:"invalid"`
+	Published  int64 `json:"published"`
+	Duplicates int64 `json:"duplicates"`
+	Failed     int64 `json:"failed"`
+	// NotSent counts valid entries read but not published: the one in
+	// hand when the run stopped, or all of them with --strict.
+	NotSent     int  `json:"not_sent"`
+	Interrupted bool `json:"interrupted"`
 	// ResumeLine is the first line of the file not published when the run
 	// stopped early (for --from-line).
 	ResumeLine   int         `json:"resume_line,omitempty"`
@@ -168,6 +172,7 @@ func (e lineError) String() string {
 }
 
 // srcLoc is where an entry came from: a line (> 0) or an argument (< 0).
+// As a batch reference it travels as the bits of an int64.
 type srcLoc int
 
 func (l srcLoc) err(msg string) lineError {
@@ -176,6 +181,14 @@ func (l srcLoc) err(msg string) lineError {
 	}
 	return lineError{Line: int(l), Error: msg}
 }
+
+// ref is l as a batch reference; locOf reads it back.
+func (l srcLoc) ref() uint64 { return uint64(int64(l)) } //nolint:gosec // a round trip through the bits
+
+func locOf(ref uint64) srcLoc { return srcLoc(int64(ref)) } //nolint:gosec // see ref
+
+// regionSet is every region the worker accepts: --region and --regions.
+func (o *enqueueOptions) regionSet() []string { return append([]string{o.region}, o.regions...) }
 
 func (o *enqueueOptions) validateFlags(args []string) error {
 	switch {
@@ -187,9 +200,9 @@ func (o *enqueueOptions) validateFlags(args []string) error {
 		return fmt.Errorf("rate: %g is negative", o.rate)
 	case o.window < 1:
 		return fmt.Errorf("window: %d is below 1", o.window)
-	case utf8.RuneCountInString(o.reason) > 256:
+	case utf8.RuneCountInString(o.reason) > producer.MaxReasonChars:
 		return errors.New("reason: over 256 characters")
-	case len(o.requestedBy) > 256:
+	case len(o.requestedBy) > producer.MaxFieldBytes:
 		return errors.New("requested-by: over 256 bytes")
 	case o.maxBytes < 1:
 		return fmt.Errorf("max-body-bytes: %d is below 1", o.maxBytes)
@@ -223,48 +236,52 @@ func (o *enqueueOptions) run(cmd *cobra.Command, args []string) error {
 			fmt.Fprintf(stderr, "enqueue: tracing: %v\n", err)
 		}
 	}()
-	// Read and validate everything before connecting: a bad file costs no
-	// NATS round trip and publishes nothing invalid.
-	v := &enqValidator{
-		opts:   worker.DecodeOptions{MaxBytes: o.maxBytes, ValidRegion: o.validRegion},
-		reason: o.reason, requestedBy: o.requestedBy, key: key,
-	}
-	if err := o.read(ctx, cmd.InOrStdin(), args, v); err != nil {
-		if ctx.Err() != nil {
-			return &exitError{code: exitInterrupted, err: errors.New("interrupted while reading the input; nothing published")}
-		}
+	enc := producer.EncodeOptions{MaxBytes: o.maxBytes, Regions: o.regionSet(), MsgID: key}
+	// A missing file or a CSV header without job_id costs no NATS round
+	// trip.
+	in, err := o.openInput(ctx, cmd.InOrStdin(), args)
+	if err != nil {
 		return err
 	}
-	for _, e := range v.invalid {
-		fmt.Fprintf(stderr, "invalid %s\n", e)
+	defer in.close()
+	total := -1 // streamed: unknown
+	if o.file == "" {
+		total = len(args)
 	}
-	if v.nInvalid > len(v.invalid) {
-		fmt.Fprintf(stderr, "… and %d more invalid entries\n", v.nInvalid-len(v.invalid))
-	}
-	sum := enqueueSummary{
-		Read: v.read, Invalid: v.nInvalid, Duplicates: int64(v.repeats),
-		InvalidLines: v.invalid, NotSent: len(v.items),
-	}
-	if o.strict && v.nInvalid > 0 {
-		if err := o.printSummary(stdout, sum); err != nil {
+	if o.strict {
+		check := o.newEnqueuer(enc, func(line string) { fmt.Fprintln(stderr, line) })
+		if err := in.each(ctx, check); err != nil {
+			if ctx.Err() != nil {
+				return &exitError{code: exitInterrupted, err: errors.New("interrupted while checking the input; nothing published")}
+			}
 			return err
 		}
-		return &exitError{code: exitInvalid, err: fmt.Errorf("%d invalid entries; nothing published (--strict)", v.nInvalid)}
-	}
-	var sendErr error
-	if len(v.items) > 0 {
-		if sendErr, err = o.publish(cmd, v, &sum, tr); err != nil {
+		check.reportMore(stderr)
+		if check.nInvalid > 0 {
+			sum := enqueueSummary{Read: check.read, Invalid: check.nInvalid, InvalidLines: check.invalid, NotSent: check.read - check.nInvalid}
+			if err := o.printSummary(stdout, sum); err != nil {
+				return err
+			}
+			return &exitError{code: exitInvalid, err: fmt.Errorf("%d invalid entries; nothing published (--strict)", check.nInvalid)}
+		}
+		if err := in.rewind(); err != nil {
 			return err
 		}
+		total = check.read
+	}
+	sum, stopErr, err := o.publish(cmd, in, enc, total, tr)
+	if err != nil {
+		return err
 	}
 	if err := o.printSummary(stdout, sum); err != nil {
 		return err
 	}
+	sent := int64(sum.Read - sum.Invalid - sum.NotSent)
 	switch {
-	case sendErr != nil:
-		return fmt.Errorf("stopped after %d of %d requests: %w", len(v.items)-sum.NotSent, len(v.items), sendErr)
+	case stopErr != nil:
+		return fmt.Errorf("stopped after %d requests: %w", sent, stopErr)
 	case sum.Interrupted:
-		msg := fmt.Sprintf("interrupted: %d of %d requests sent and acknowledged", len(v.items)-sum.NotSent, len(v.items))
+		msg := fmt.Sprintf("interrupted: %d requests sent and acknowledged", sent)
 		if sum.ResumeLine > 0 {
 			msg += fmt.Sprintf("; rerun the same input within %s (the stream's duplicate window), or later with --from-line %d", o.dupWindow, sum.ResumeLine)
 		}
@@ -277,385 +294,77 @@ func (o *enqueueOptions) run(cmd *cobra.Command, args []string) error {
 	return nil
 }
 
-func (o *enqueueOptions) validRegion(r string) bool {
-	return r == o.region || slices.Contains(o.regions, r)
-}
-
-// read validates the arguments, then the file.
-func (o *enqueueOptions) read(ctx context.Context, stdin io.Reader, args []string, v *enqValidator) error {
-	for i, a := range args {
-		v.add(srcLoc(-(i + 1)), []byte(strings.TrimSpace(a)))
-	}
-	if o.file == "" {
-		return nil
-	}
-	if o.file != "-" {
-		f, err := os.Open(o.file)
-		if err != nil {
-			return fmt.Errorf("file: %w", err)
-		}
-		defer func() { _ = f.Close() }()
-		return o.readFile(ctx, f, v)
-	}
-	if _, ok := stdin.(*os.File); !ok {
-		return o.readFile(ctx, stdin, v)
-	}
-	// A read from a terminal or pipe cannot be interrupted: on Ctrl-C,
-	// return at once and leave the reader blocked until the process exits
-	// (v is not touched again).
-	done := make(chan error, 1)
-	go func() { done <- o.readFile(ctx, stdin, v) }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (o *enqueueOptions) readFile(ctx context.Context, r io.Reader, v *enqValidator) error {
-	br := bufio.NewReaderSize(r, 64<<10)
-	skipBOM(br)
-	format := o.format
-	if format == "auto" {
-		format = detectFormat(br)
-	}
-	if format == "csv" {
-		return readCSV(ctx, br, o.fromLine, v)
-	}
-	return readLines(ctx, br, o.maxBytes, o.fromLine, v)
-}
-
-func skipBOM(br *bufio.Reader) {
-	if b, err := br.Peek(3); err == nil && bytes.Equal(b, []byte("\xef\xbb\xbf")) {
-		_, _ = br.Discard(3)
-	}
-}
-
-// detectFormat looks at the first entry: csv when it is a header row with a
-// job_id column, lines otherwise.
-func detectFormat(br *bufio.Reader) string {
-	head, _ := br.Peek(br.Size())
-	for len(head) > 0 {
-		line := head
-		if i := bytes.IndexByte(head, '\n'); i >= 0 {
-			line, head = head[:i], head[i+1:]
-		} else {
-			head = nil
-		}
-		line = bytes.TrimSpace(line)
-		if len(line) == 0 || line[0] == '#' {
-			continue
-		}
-		if line[0] == '{' {
-			return "lines"
-		}
-		rec, err := csv.NewReader(bytes.NewReader(line)).Read()
-		if err == nil && csvColumn(rec, "job_id") >= 0 {
-			return "csv"
-		}
-		return "lines"
-	}
-	return "lines"
-}
-
-func csvColumn(header []string, name string) int {
-	for i, h := range header {
-		if strings.EqualFold(strings.TrimSpace(h), name) {
-			return i
-		}
-	}
-	return -1
-}
-
-// readLines feeds each non-blank, non-comment line to v. A line longer than
-// the body limit is invalid without being held in memory.
-func readLines(ctx context.Context, br *bufio.Reader, maxBytes, fromLine int, v *enqValidator) error {
-	var line []byte
-	n, tooLong := 0, false
-	for {
-		frag, isPrefix, err := br.ReadLine()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return fmt.Errorf("file: %w", err)
-		}
-		if !tooLong {
-			line = append(line, frag...)
-			tooLong = len(line) > maxBytes
-		}
-		if isPrefix {
-			continue
-		}
-		n++
-		if n%1024 == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
-		switch trimmed := bytes.TrimSpace(line); {
-		case n < fromLine || len(trimmed) == 0 || trimmed[0] == '#':
-		case tooLong:
-			v.invalidAt(srcLoc(n), fmt.Sprintf("invalid request: line is over the %d byte body limit", maxBytes))
-		default:
-			v.add(srcLoc(n), trimmed)
-		}
-		line, tooLong = line[:0], false
-	}
-}
-
-// readCSV feeds each row of a CSV file with a job_id column to v.
-func readCSV(ctx context.Context, br *bufio.Reader, fromLine int, v *enqValidator) error {
-	cr := csv.NewReader(br)
-	cr.FieldsPerRecord = -1
-	cr.TrimLeadingSpace = true
-	cr.LazyQuotes = true
-	cr.Comment = '#'
-	cr.ReuseRecord = true
-	header, err := cr.Read()
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		return fmt.Errorf("file: csv header: %w", err)
-	}
-	cols := map[string]int{}
-	for _, name := range []string{"job_id", "region", "reason", "requested_by", "requested_at"} {
-		cols[name] = csvColumn(header, name)
-	}
-	if cols["job_id"] < 0 {
-		return errors.New("file: csv header has no job_id column")
-	}
-	for n := 0; ; n++ {
-		if n%1024 == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
-		rec, err := cr.Read()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		var pe *csv.ParseError
-		if errors.As(err, &pe) {
-			v.invalidAt(srcLoc(pe.StartLine), "invalid csv: "+pe.Err.Error())
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("file: %w", err)
-		}
-		line, _ := cr.FieldPos(0)
-		if line < fromLine {
-			continue
-		}
-		obj := map[string]string{}
-		for name, i := range cols {
-			if i >= 0 && i < len(rec) {
-				if val := strings.TrimSpace(rec[i]); val != "" || name == "job_id" {
-					obj[name] = val
-				}
-			}
-		}
-		if _, ok := obj["job_id"]; !ok {
-			obj["job_id"] = ""
-		}
-		raw, err := json.Marshal(obj)
-		if err != nil {
-			return err
-		}
-		v.add(srcLoc(line), raw)
-	}
-}
-
-// enqValidator checks entries with the worker's decoder and keeps the valid
-// ones compactly: bodies and message ids back to back in one buffer.
-type enqValidator struct {
-	opts        worker.DecodeOptions
-	reason      string
-	requestedBy string
-	key         func(worker.Request) (string, error)
-
-	buf   []byte
-	items []enqEntry
-	seen  map[string]struct{}
-
-	read, nInvalid, repeats int
-	invalid                 []lineError
-}
-
-type enqEntry struct {
-	loc                 srcLoc
-	off, bodyLen, idLen int
-}
-
-func (v *enqValidator) body(e enqEntry) []byte { return v.buf[e.off : e.off+e.bodyLen] }
-func (v *enqValidator) msgID(e enqEntry) string {
-	return string(v.buf[e.off+e.bodyLen : e.off+e.bodyLen+e.idLen])
-}
-
-func (v *enqValidator) invalidAt(l srcLoc, msg string) {
-	v.read++
-	v.nInvalid++
-	if len(v.invalid) < maxReported {
-		v.invalid = append(v.invalid, l.err(msg))
-	}
-}
-
-// add validates raw as the worker would, and keeps the request it becomes
-// (its canonical JSON form, with --reason/--requested-by filled in), unless
-// its message id was seen already.
-func (v *enqValidator) add(l srcLoc, raw []byte) {
-	req, err := worker.Decode(raw, nil, v.opts)
-	if err != nil {
-		v.invalidAt(l, err.Error())
-		return
-	}
-	if req.Reason == "" {
-		req.Reason = v.reason
-	}
-	if req.RequestedBy == "" {
-		req.RequestedBy = v.requestedBy
-	}
-	body, err := json.Marshal(req)
-	if err != nil {
-		v.invalidAt(l, err.Error())
-		return
-	}
-	// What is published is what the worker will read: check that, not
-	// only the input.
-	if _, err := worker.Decode(body, nil, v.opts); err != nil {
-		v.invalidAt(l, err.Error())
-		return
-	}
-	id, err := v.key(req)
-	if err != nil {
-		v.invalidAt(l, err.Error())
-		return
-	}
-	v.read++
-	if id != "" {
-		if v.seen == nil {
-			v.seen = map[string]struct{}{}
-		}
-		if _, dup := v.seen[id]; dup {
-			v.repeats++
-			return
-		}
-		v.seen[id] = struct{}{}
-	}
-	e := enqEntry{loc: l, off: len(v.buf), bodyLen: len(body), idLen: len(id)}
-	v.buf = append(append(v.buf, body...), id...)
-	v.items = append(v.items, e)
-}
-
-// dedupKeyFunc turns --dedup-key into a function of the request.
-func dedupKeyFunc(spec string) (func(worker.Request) (string, error), error) {
-	switch spec {
-	case "job_id", "":
-		return func(r worker.Request) (string, error) { return r.JobID, nil }, nil
-	case "none":
-		return func(worker.Request) (string, error) { return "", nil }, nil
-	}
-	if !strings.Contains(spec, "{{") {
-		return nil, fmt.Errorf("dedup-key: %q is not job_id, none or a template such as {{.JobID}}-{{.Region}} (a constant would make every request a duplicate of the first)", spec)
-	}
-	tmpl, err := template.New("dedup-key").Option("missingkey=error").Parse(spec)
-	if err != nil {
-		return nil, fmt.Errorf("dedup-key: %w", err)
-	}
-	if err := tmpl.Execute(io.Discard, worker.Request{}); err != nil {
-		return nil, fmt.Errorf("dedup-key: %w", err)
-	}
-	return func(r worker.Request) (string, error) {
-		var b strings.Builder
-		if err := tmpl.Execute(&b, r); err != nil {
-			return "", fmt.Errorf("dedup-key: %w", err)
-		}
-		id := b.String()
-		if id == "" || strings.ContainsAny(id, "\r\n") {
-			return "", fmt.Errorf("dedup-key: %q is not a usable message id", id)
-		}
-		return id, nil
-	}, nil
-}
-
-// publish sends the validated requests, waits for every ack and fills sum.
-// A setup error (NATS, stream) is returned as err; a publish that could not
-// be sent stops the run and is returned as sendErr once sum is complete.
-func (o *enqueueOptions) publish(cmd *cobra.Command, v *enqValidator, sum *enqueueSummary, tr *tracing) (sendErr, err error) {
+// publish streams the input's entries to the request stream, waits for
+// every ack and says what happened. A setup error (NATS, stream) is
+// returned as err, before anything is read; what stopped the stream early
+// (a publish that could not be sent, a read error) is stopErr, with the
+// summary of what was done.
+func (o *enqueueOptions) publish(cmd *cobra.Command, in *input, enc producer.EncodeOptions, total int, tr *tracing) (sum enqueueSummary, stopErr, err error) {
 	ctx := cmd.Context()
 	stderr := cmd.ErrOrStderr()
 	conn, err := o.nats.connect(cmd)
 	if err != nil {
-		return nil, err
+		return sum, nil, err
 	}
 	defer closeConn(conn)
 	cfg := conn.Config()
 	_, info, err := admin.RequireStream(ctx, conn, cfg.Stream, "stream")
 	if err != nil {
-		return nil, err
+		return sum, nil, err
 	}
 	if err := checkSubject(info, cfg.Subject); err != nil {
-		return nil, err
+		return sum, nil, err
 	}
 	o.dupWindow = info.Config.Duplicates
-
+	client, err := producer.New(conn.NC, producer.Config{Subject: cfg.Subject, Stream: cfg.Stream, Encode: enc, TracerProvider: tr.provider()})
+	if err != nil {
+		return sum, nil, err
+	}
 	if tr != nil && !o.quiet {
 		fmt.Fprintf(stderr, "enqueue: tracing: %s\n", tr)
 	}
-	spans := newPublishSpans(tr, cfg.Subject, len(v.items))
+
 	start := time.Now()
-	rep := newProgressReporter(stderr, "enqueue", len(v.items), o.quiet, o.every)
+	rep := newProgressReporter(stderr, "enqueue", total, o.quiet, o.every)
+	// The batch's goroutine owns these until Close returns.
 	var (
 		failed []lineError
 		done   int
 	)
-	pub, err := conn.NewPublisher(queue.PublisherConfig{
-		Window: o.window, ExpectStream: cfg.Stream,
-		OnResult: func(r queue.PublishResult) {
+	batch, err := client.NewBatch(producer.BatchConfig{
+		Window: o.window,
+		OnResult: func(r producer.BatchResult) {
 			done++
-			spans.end(r)
 			if r.Err != nil && len(failed) < maxReported {
-				failed = append(failed, v.items[r.Ref].loc.err(r.Err.Error()))
+				failed = append(failed, locOf(r.Ref).err(r.Err.Error()))
 			}
 			rep.update(done)
 		},
 	})
 	if err != nil {
-		return nil, err
+		return sum, nil, err
 	}
-	limiter := retry.PerSecond(o.rate)
-	sent := 0
-	for i, e := range v.items {
-		if ctx.Err() != nil {
-			break
-		}
-		if limiter != nil && limiter.Wait(ctx) != nil {
-			break
-		}
-		out := queue.Outgoing{Subject: cfg.Subject, MsgID: v.msgID(e), Data: v.body(e), Ref: uint64(i)}
-		out.Header = spans.start(ctx, out)
-		err := pub.Publish(ctx, out)
-		if err != nil {
-			spans.end(queue.PublishResult{Outgoing: queue.Outgoing{Ref: out.Ref}, Err: err}) // not sent at all
-			if ctx.Err() == nil {
-				sendErr = err
-			}
-			break
-		}
-		sent++
-	}
+	e := o.newEnqueuer(enc, func(line string) { rep.println(stderr, line) })
+	e.batch, e.limiter = batch, retry.PerSecond(o.rate)
+	readErr := in.each(ctx, e)
 	// Every sent request's fate is known once Close returns, even after
 	// Ctrl-C: the acks are awaited, not abandoned.
-	st := pub.Close()
+	st := batch.Close()
 	rep.finish()
+	e.reportMore(stderr)
 
-	sum.Published = st.Stored
-	sum.Duplicates += st.Duplicates
-	sum.Failed = st.Failed
-	sum.FailedLines = failed
-	sum.NotSent = len(v.items) - sent
-	if sum.NotSent > 0 {
-		sum.Interrupted = sendErr == nil
-		if l := v.items[sent].loc; l > 0 {
-			sum.ResumeLine = int(l)
+	sum = enqueueSummary{
+		Read: e.read, Invalid: e.nInvalid, InvalidLines: e.invalid, NotSent: e.notSent,
+		Published: st.Stored, Duplicates: st.Duplicates, Failed: st.Failed, FailedLines: failed,
+	}
+	if readErr != nil {
+		if ctx.Err() != nil {
+			sum.Interrupted = true
+		} else {
+			stopErr = readErr
+		}
+		if in.file != nil && e.resume > 0 {
+			sum.ResumeLine = int(e.resume)
 		}
 	}
 	if !o.quiet {
@@ -666,7 +375,139 @@ func (o *enqueueOptions) publish(cmd *cobra.Command, v *enqValidator, sum *enque
 	for _, e := range failed {
 		fmt.Fprintf(stderr, "failed %s\n", e)
 	}
-	return sendErr, nil
+	return sum, stopErr, nil
+}
+
+// enqueuer takes the input's entries one by one: each is read with the
+// worker's decoder (every form it accepts), given --reason and
+// --requested-by when it has none, and published; an invalid one is
+// reported by its line. Without a batch (--strict's first pass) it only
+// checks. It keeps nothing per entry: its memory is the same for any
+// input.
+type enqueuer struct {
+	decode      worker.DecodeOptions
+	enc         producer.EncodeOptions
+	reason      string
+	requestedBy string
+	print       func(line string) // an invalid entry, as it is found
+	batch       *producer.Batch
+	limiter     *rate.Limiter
+
+	read, nInvalid, notSent int
+	invalid                 []lineError
+	// resume is the line to resume from: the one after the last line
+	// published or found invalid, or the line in hand when the run stopped.
+	resume srcLoc
+}
+
+func (o *enqueueOptions) newEnqueuer(enc producer.EncodeOptions, print func(string)) *enqueuer {
+	return &enqueuer{
+		decode: worker.DecodeOptions{MaxBytes: o.maxBytes, ValidRegion: func(r string) bool { return slices.Contains(enc.Regions, r) }},
+		enc:    enc, reason: o.reason, requestedBy: o.requestedBy, print: print,
+	}
+}
+
+func (e *enqueuer) invalidAt(l srcLoc, msg string) {
+	e.read++
+	e.nInvalid++
+	if len(e.invalid) < maxReported {
+		le := l.err(msg)
+		e.invalid = append(e.invalid, le)
+		e.print("invalid " + le.String())
+	}
+	e.handled(l)
+}
+
+func (e *enqueuer) handled(l srcLoc) {
+	if l > 0 {
+		e.resume = l + 1
+	}
+}
+
+// reportMore says how many invalid entries were not printed.
+func (e *enqueuer) reportMore(w io.Writer) {
+	if e.nInvalid > len(e.invalid) {
+		fmt.Fprintf(w, "… and %d more invalid entries\n", e.nInvalid-len(e.invalid))
+	}
+}
+
+// add takes the entry raw found at l. Its error (ctx's, or a publish that
+// could not be sent) stops the input.
+func (e *enqueuer) add(ctx context.Context, l srcLoc, raw []byte) error {
+	req, err := worker.Decode(raw, nil, e.decode)
+	if err != nil {
+		e.invalidAt(l, err.Error())
+		return nil
+	}
+	r := producer.Request{JobID: req.JobID, Region: req.Region, Reason: req.Reason, RequestedBy: req.RequestedBy, RequestedAt: req.RequestedAt}
+	if r.Reason == "" {
+		r.Reason = e.reason
+	}
+	if r.RequestedBy == "" {
+		r.RequestedBy = e.requestedBy
+	}
+	if e.batch == nil {
+		// What would be published is what the worker will read: check
+		// that, not only the input.
+		if _, err := producer.Encode(r, e.enc); err != nil {
+			e.invalidAt(l, err.Error())
+			return nil
+		}
+		e.read++
+		e.handled(l)
+		return nil
+	}
+	if e.limiter != nil {
+		err = e.limiter.Wait(ctx)
+	}
+	if err == nil {
+		err = e.batch.Enqueue(ctx, r, l.ref())
+		if _, ok := errors.AsType[*producer.InvalidError](err); ok {
+			e.invalidAt(l, err.Error())
+			return nil
+		}
+	}
+	e.read++
+	if err != nil {
+		e.notSent++
+		if l > 0 {
+			e.resume = l
+		}
+		return err
+	}
+	e.handled(l)
+	return nil
+}
+
+// dedupKeyFunc turns --dedup-key into the Nats-Msg-Id of a request.
+func dedupKeyFunc(spec string) (func(producer.Request) (string, error), error) {
+	switch spec {
+	case "job_id", "":
+		return nil, nil // the library's default
+	case "none":
+		return func(producer.Request) (string, error) { return "", nil }, nil
+	}
+	if !strings.Contains(spec, "{{") {
+		return nil, fmt.Errorf("dedup-key: %q is not job_id, none or a template such as {{.JobID}}-{{.Region}} (a constant would make every request a duplicate of the first)", spec)
+	}
+	tmpl, err := template.New("dedup-key").Option("missingkey=error").Parse(spec)
+	if err != nil {
+		return nil, fmt.Errorf("dedup-key: %w", err)
+	}
+	if err := tmpl.Execute(io.Discard, producer.Request{}); err != nil {
+		return nil, fmt.Errorf("dedup-key: %w", err)
+	}
+	return func(r producer.Request) (string, error) {
+		var b strings.Builder
+		if err := tmpl.Execute(&b, r); err != nil {
+			return "", fmt.Errorf("dedup-key: %w", err)
+		}
+		id := b.String()
+		if id == "" || strings.ContainsAny(id, "\r\n") {
+			return "", fmt.Errorf("dedup-key: %q is not a usable message id", id)
+		}
+		return id, nil
+	}, nil
 }
 
 func (o *enqueueOptions) printSummary(w io.Writer, s enqueueSummary) error {
@@ -687,133 +528,332 @@ func (o *enqueueOptions) printSummary(w io.Writer, s enqueueSummary) error {
 	return tw.Flush()
 }
 
-// progressReporter shows the progress of a bulk operation on stderr: a bar with
-// rate and ETA on a terminal, a line every interval otherwise, nothing when
-// quiet. It is used from one goroutine at a time.
-type progressReporter struct {
-	w           io.Writer
-	what        string
-	bar         *progressbar.ProgressBar
-	total       int
-	every       time.Duration
-	start, last time.Time
+// ---- input ----
+
+// input is what enqueue reads: the arguments, then the file's entries,
+// one at a time, never all at once.
+type input struct {
+	args     []string
+	format   string
+	maxBytes int
+	fromLine int
+
+	file     io.Reader // nil without --file
+	closers  []io.Closer
+	reopen   func() (io.Reader, error) // for --strict's second pass
+	br       *bufio.Reader
+	csv      *csv.Reader
+	csvCols  map[string]int
+	csvEmpty bool // no header at all: no entries
 }
 
-func newProgressReporter(w io.Writer, what string, total int, quiet bool, every time.Duration) *progressReporter {
-	r := &progressReporter{what: what, total: total, every: every, start: time.Now()}
-	r.last = r.start
-	if quiet {
-		return r
-	}
-	r.w = w
-	if isTerminal(w) {
-		r.bar = progressbar.NewOptions(total,
-			progressbar.OptionSetWriter(w),
-			progressbar.OptionSetDescription(what),
-			progressbar.OptionShowCount(),
-			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("msg"),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionThrottle(100*time.Millisecond),
-		)
-	}
-	return r
-}
-
-func (r *progressReporter) update(done int) {
-	switch {
-	case r.w == nil:
-	case r.bar != nil:
-		_ = r.bar.Set(done)
+// openInput opens --file (stdin for -), skips a BOM, detects the format
+// and reads a CSV header. A regular file is read again by seeking back;
+// anything else (stdin, a pipe, a FIFO) is read once, so with --strict it
+// is copied to a temporary file as it is read, for the second pass.
+func (o *enqueueOptions) openInput(ctx context.Context, stdin io.Reader, args []string) (*input, error) {
+	in := &input{args: args, format: o.format, maxBytes: o.maxBytes, fromLine: o.fromLine}
+	r := stdin
+	switch o.file {
+	case "":
+		return in, nil
+	case "-":
 	default:
-		now := time.Now()
-		if now.Sub(r.last) < r.every {
-			return
+		f, err := os.Open(o.file)
+		if err != nil {
+			return nil, fmt.Errorf("file: %w", err)
 		}
-		r.last = now
-		elapsed := now.Sub(r.start).Seconds()
-		perSec := float64(done) / max(elapsed, 1e-9)
-		eta := "?"
-		if perSec > 0 {
-			eta = (time.Duration(float64(r.total-done)/perSec) * time.Second).Round(time.Second).String()
+		in.closers = append(in.closers, f)
+		r = f
+	}
+	if err := in.open(ctx, r, o.strict); err != nil {
+		in.close()
+		return nil, err
+	}
+	return in, nil
+}
+
+func (in *input) open(ctx context.Context, r io.Reader, strict bool) error {
+	if f, ok := r.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			in.file = f
+			in.reopen = func() (io.Reader, error) {
+				_, err := f.Seek(0, io.SeekStart)
+				return f, err
+			}
+			return in.start()
 		}
-		fmt.Fprintf(r.w, "%s: %d/%d (%.0f%%), %.0f/s, eta %s\n", r.what, done, r.total, 100*float64(done)/float64(max(r.total, 1)), perSec, eta)
+		r = &interruptible{ctx: ctx, r: f}
+	}
+	if strict {
+		spool, err := os.CreateTemp("", "worker-enqueue-")
+		if err != nil {
+			return fmt.Errorf("file: %w", err)
+		}
+		_ = os.Remove(spool.Name()) // unlinked: gone with the process
+		in.closers = append(in.closers, spool)
+		r = io.TeeReader(r, spool)
+		in.reopen = func() (io.Reader, error) {
+			_, err := spool.Seek(0, io.SeekStart)
+			return spool, err
+		}
+	}
+	in.file = r
+	return in.start()
+}
+
+func (in *input) close() {
+	for _, c := range in.closers {
+		_ = c.Close()
 	}
 }
 
-func (r *progressReporter) finish() {
-	if r.bar != nil {
-		_ = r.bar.Finish()
-		_ = r.bar.Exit()
-	}
-}
-
-// publishSpans are enqueue's producer spans, one per request, each the root
-// of the request's trace; a nil *publishSpans (tracing off) does nothing.
-// A span starts before the publish (so it includes any wait for a slot in
-// the publish window) and ends when the request's publish ack arrives; it
-// says the stream sequence and whether it was a duplicate.
-type publishSpans struct {
-	tracer  trace.Tracer
-	subject string
-	// spans[ref] is written by the publishing goroutine before Publish and
-	// read by the ack collector after it: Publish hands the message over
-	// on a channel, which orders the two.
-	spans []trace.Span
-}
-
-func newPublishSpans(tr *tracing, subject string, n int) *publishSpans {
-	t := tr.tracer("github.com/codearts-recover-worker/codearts-recover-worker/cmd/worker")
-	if t == nil {
+// rewind starts the file again, for --strict's second pass.
+func (in *input) rewind() error {
+	if in.file == nil {
 		return nil
 	}
-	return &publishSpans{tracer: t, subject: subject, spans: make([]trace.Span, n)}
+	r, err := in.reopen()
+	if err != nil {
+		return fmt.Errorf("file: %w", err)
+	}
+	in.file = r
+	return in.start()
 }
 
-// start begins the span of out and returns the headers that carry it.
-func (s *publishSpans) start(ctx context.Context, out queue.Outgoing) nats.Header {
-	if s == nil {
+// start reads the head of the file: BOM, format, CSV header.
+func (in *input) start() error {
+	in.br = bufio.NewReaderSize(in.file, 64<<10)
+	skipBOM(in.br)
+	format := in.format
+	if format == "auto" {
+		format = detectFormat(in.br)
+	}
+	in.csv, in.csvEmpty = nil, false
+	if format != "csv" {
 		return nil
 	}
-	attrs := make([]attribute.KeyValue, 0, 5)
-	attrs = append(attrs, attribute.String("messaging.system", "nats"), attribute.String("messaging.operation.type", "send"),
-		attribute.String("messaging.destination.name", s.subject))
-	if out.MsgID != "" {
-		attrs = append(attrs, attribute.String("messaging.message.id", out.MsgID))
+	cr := csv.NewReader(in.br)
+	cr.FieldsPerRecord = -1
+	cr.TrimLeadingSpace = true
+	cr.LazyQuotes = true
+	cr.Comment = '#'
+	cr.ReuseRecord = true
+	header, err := cr.Read()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			in.csvEmpty = true
+			return nil
+		}
+		return fmt.Errorf("file: csv header: %w", err)
 	}
-	if id := bodyJobID(out.Data); id != "" {
-		attrs = append(attrs, attribute.String("job_id", id))
+	in.csvCols = map[string]int{}
+	for _, name := range []string{"job_id", "region", "reason", "requested_by", "requested_at"} {
+		in.csvCols[name] = csvColumn(header, name)
 	}
-	ctx, span := s.tracer.Start(ctx, "send "+s.subject, trace.WithNewRoot(),
-		trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...))
-	s.spans[out.Ref] = span
-	h := nats.Header{}
-	worker.InjectTrace(ctx, h)
-	return h
+	if in.csvCols["job_id"] < 0 {
+		return errors.New("file: csv header has no job_id column")
+	}
+	in.csv = cr
+	return nil
 }
 
-// end ends the span of a request whose fate is known.
-func (s *publishSpans) end(r queue.PublishResult) {
-	if s == nil {
-		return
+// each hands every entry to e, in order: the arguments, then the file.
+func (in *input) each(ctx context.Context, e *enqueuer) error {
+	for i, a := range in.args {
+		if err := e.add(ctx, srcLoc(-(i + 1)), []byte(strings.TrimSpace(a))); err != nil {
+			return err
+		}
 	}
-	span := s.spans[r.Ref]
-	s.spans[r.Ref] = nil
-	if r.Err != nil {
-		span.SetStatus(codes.Error, r.Err.Error())
-	} else {
-		span.SetAttributes(attribute.Int64("stream_seq", int64(r.Seq)), attribute.Bool("duplicate", r.Duplicate)) //nolint:gosec // a stream sequence
+	switch {
+	case in.file == nil || in.csvEmpty:
+		return nil
+	case in.csv != nil:
+		return in.eachCSV(ctx, e)
 	}
-	span.End()
+	return in.eachLine(ctx, e)
 }
 
-// bodyJobID reads the job id from a body enqueue built: the canonical JSON
-// of a worker.Request, whose first field is the job id. "" for anything
-// else.
-func bodyJobID(body []byte) string {
-	const prefix = `{"job_id":"`
-	if !bytes.HasPrefix(body, []byte(prefix)) || len(body) <= len(prefix)+jobid.Len || body[len(prefix)+jobid.Len] != '"' {
-		return ""
+func skipBOM(br *bufio.Reader) {
+	if b, err := br.Peek(3); err == nil && bytes.Equal(b, []byte("\xef\xbb\xbf")) {
+		_, _ = br.Discard(3)
 	}
-	return string(body[len(prefix) : len(prefix)+jobid.Len])
+}
+
+// detectFormat looks at the first entry: csv when it is a header row with a
+// job_id column, lines otherwise. It reads no further than that entry's
+// line, so a pipe that trickles starts being published at once.
+func detectFormat(br *bufio.Reader) string {
+	for want := 1; ; {
+		_, err := br.Peek(want) // blocks until there is more, or the end
+		head, _ := br.Peek(br.Buffered())
+		final := err != nil || len(head) == br.Size()
+		if format, ok := firstEntryFormat(head, final); ok {
+			return format
+		}
+		want = len(head) + 1
+	}
+}
+
+// firstEntryFormat decides the format from the first entry in head, whose
+// last line is complete only when final; ok is false when that entry is
+// not all there yet.
+func firstEntryFormat(head []byte, final bool) (format string, ok bool) {
+	for len(head) > 0 {
+		line := head
+		if i := bytes.IndexByte(head, '\n'); i >= 0 {
+			line, head = head[:i], head[i+1:]
+		} else if !final {
+			return "", false
+		} else {
+			head = nil
+		}
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 || line[0] == '#' {
+			continue
+		}
+		if line[0] == '{' {
+			return "lines", true
+		}
+		rec, err := csv.NewReader(bytes.NewReader(line)).Read()
+		if err == nil && csvColumn(rec, "job_id") >= 0 {
+			return "csv", true
+		}
+		return "lines", true
+	}
+	return "lines", final
+}
+
+func csvColumn(header []string, name string) int {
+	for i, h := range header {
+		if strings.EqualFold(strings.TrimSpace(h), name) {
+			return i
+		}
+	}
+	return -1
+}
+
+// eachLine hands each non-blank, non-comment line to e. A line longer than
+// the body limit is invalid without being held in memory.
+func (in *input) eachLine(ctx context.Context, e *enqueuer) error {
+	var line []byte
+	n, tooLong := 0, false
+	for {
+		frag, isPrefix, err := in.br.ReadLine()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("file: %w", err)
+		}
+		if !tooLong {
+			line = append(line, frag...)
+			tooLong = len(line) > in.maxBytes
+		}
+		if isPrefix {
+			continue
+		}
+		n++
+		if n%1024 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		switch trimmed := bytes.TrimSpace(line); {
+		case n < in.fromLine || len(trimmed) == 0 || trimmed[0] == '#':
+		case tooLong:
+			e.invalidAt(srcLoc(n), fmt.Sprintf("invalid request: line is over the %d byte body limit", in.maxBytes))
+		default:
+			if err := e.add(ctx, srcLoc(n), trimmed); err != nil {
+				return err
+			}
+		}
+		line, tooLong = line[:0], false
+	}
+}
+
+// eachCSV hands each row of a CSV file to e, as a JSON request object.
+func (in *input) eachCSV(ctx context.Context, e *enqueuer) error {
+	cr := in.csv
+	for n := 0; ; n++ {
+		if n%1024 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if pe, ok := errors.AsType[*csv.ParseError](err); ok {
+			e.invalidAt(srcLoc(pe.StartLine), "invalid csv: "+pe.Err.Error())
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("file: %w", err)
+		}
+		line, _ := cr.FieldPos(0)
+		if line < in.fromLine {
+			continue
+		}
+		obj := map[string]string{}
+		for name, i := range in.csvCols {
+			if i >= 0 && i < len(rec) {
+				if val := strings.TrimSpace(rec[i]); val != "" || name == "job_id" {
+					obj[name] = val
+				}
+			}
+		}
+		if _, ok := obj["job_id"]; !ok {
+			obj["job_id"] = ""
+		}
+		raw, err := json.Marshal(obj)
+		if err != nil {
+			return err
+		}
+		if err := e.add(ctx, srcLoc(line), raw); err != nil {
+			return err
+		}
+	}
+}
+
+// interruptible makes a read of r return ctx's error once ctx ends, even
+// while the read blocks: a terminal or a pipe cannot be interrupted, and
+// Ctrl-C must not wait for the next line. A read in progress is left to
+// its goroutine, which ends when r answers (or the process exits); it
+// reads into a buffer of its own, never into the caller's.
+type interruptible struct {
+	ctx  context.Context //nolint:containedctx // a Read takes no context
+	r    io.Reader
+	buf  []byte
+	res  chan readResult
+	busy bool
+}
+
+type readResult struct {
+	n   int
+	err error
+}
+
+func (c *interruptible) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	if !c.busy {
+		if c.res == nil {
+			c.res = make(chan readResult, 1)
+		}
+		if len(c.buf) < len(p) {
+			c.buf = make([]byte, len(p))
+		}
+		buf, r, res := c.buf[:len(p)], c.r, c.res
+		c.busy = true
+		go func() {
+			n, err := r.Read(buf)
+			res <- readResult{n, err}
+		}()
+	}
+	select {
+	case r := <-c.res:
+		c.busy = false
+		return copy(p, c.buf[:r.n]), r.err
+	case <-c.ctx.Done():
+		return 0, c.ctx.Err()
+	}
 }

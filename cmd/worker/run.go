@@ -161,7 +161,7 @@ type service struct {
 	log  *zap.Logger
 	conn *queue.Conn
 	api  *codearts.Client
-	pool *worker.Pool
+	pool *wire.Pool
 
 	ops     *ops.Server // nil with --http-addr ""
 	tracing *tracing    // nil when OTEL_* asks for no tracing
@@ -269,36 +269,8 @@ func (o *runOptions) open(ctx context.Context, stderr io.Writer) (_ *service, er
 	// that cannot heal (credentials, permissions, a stream or setting the
 	// server refuses) stops the start.
 	s.starting.Store(conn)
-	var (
-		cons   *queue.Consumer
-		adv    *queue.Advisories
-		tokens *queue.FleetTokens
-	)
-	err = conn.Await(ctx, "set up the streams and consumers", func(ctx context.Context) (err error) {
-		if err := conn.Ensure(ctx); err != nil {
-			return err
-		}
-		if cons, err = conn.Consumer(ctx); err != nil {
-			return err
-		}
-		if adv, err = conn.Advisories(ctx); err != nil {
-			return err
-		}
-		if o.rateLimit > 0 && o.rateScope == "fleet" {
-			// The quota is the fleet's: replicas lease tokens from NATS KV.
-			tokens, err = conn.FleetTokens(ctx, o.rateLimit)
-		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
 	pc := o.pool
 	pc.Classifier = o.classifier
-	pc.Results = conn
-	pc.Stranded = wire.Stranded{A: adv}
-	pc.Requeue = wire.Requeuer{C: conn}
-	pc.Pauser = conn
 	pc.BeforeProbe = func() {
 		// Credentials may have been rotated (env, profile file, pod
 		// identity): re-read them before each probe.
@@ -309,24 +281,23 @@ func (o *runOptions) open(ctx context.Context, stderr io.Writer) (_ *service, er
 	pc.Logger = log
 	pc.Tracer = s.tracing.provider()
 	pc.Observer = worker.Observers{s.metrics, &s.tally}
-	pc.Decode.ValidRegion = api.AllowedRegion
 	// Always a limiter: even without --rate-limit, throttle answers lower
-	// the rate, and persistent throttling pauses the whole pool for
-	// Retry-After (see retry.Limiter).
-	lc := retry.LimiterConfig{Rate: o.rateLimit, Burst: o.rateBurst}
-	if tokens != nil {
-		lc.Tokens = tokens
-	}
-	limiter, err := retry.NewLimiter(lc)
-	if err != nil {
-		return nil, fmt.Errorf("rate-limit: %w", err)
-	}
-	pc.Limiter = limiter
-	pool, err := worker.New(pc, wire.Source{C: cons}, wire.Recoverer(api), conn)
+	// the rate. With the fleet scope (the default) the rate is learned and
+	// shared by every replica through NATS KV (queue.Fleet).
+	po := wire.PoolOptions{Rate: o.rateLimit, Burst: o.rateBurst, ProcessScope: o.rateScope == "process"}
+	var pool *wire.Pool
+	err = conn.Await(ctx, "set up the streams and consumers", func(ctx context.Context) (err error) {
+		if err := conn.Ensure(ctx); err != nil {
+			return err
+		}
+		pool, err = wire.NewPool(ctx, conn, api, pc, po)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
 	s.pool = pool
+	limiter, cons := pool.Limiter, pool.Consumer
 	s.wire(cons, limiter)
 	s.attachUI(conn, o, limiter)
 	log.Info("worker started", zap.Stringer("credentials", o.api.Credentials), zap.String("project_id", o.api.ProjectID))
@@ -416,7 +387,7 @@ func (s *service) attachUI(conn *queue.Conn, o *runOptions, limiter *retry.Limit
 	if s.ui == nil {
 		return
 	}
-	s.ui.Attach(uiBackend(conn, liveState(s.pool, limiter, o.pool.Concurrency, o.rateLimit, o.api.Region), s.log))
+	s.ui.Attach(uiBackend(conn, liveState(s.pool.Pool, limiter, o.pool.Concurrency, o.rateLimit, o.api.Region), s.log))
 }
 
 // uiBackend is what the status page reads and replays through (run and

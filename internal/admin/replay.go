@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/codearts-recover-worker/codearts-recover-worker/producer"
 	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
 	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
 )
@@ -100,16 +101,21 @@ func Replay(ctx context.Context, conn *queue.Conn, dlq *queue.Stream, seqs []uin
 		problems = &LockedWriter{W: cfg.Problems}
 	}
 	qcfg := conn.Config()
-	// The publisher's goroutine owns these until Close returns.
+	client, err := producer.New(conn.NC, producer.Config{Subject: qcfg.Subject, Stream: qcfg.Stream})
+	if err != nil {
+		return ReplaySummary{}, err
+	}
+	// The batch's goroutine owns these until Close returns.
 	var replayed, already, notDone, acked int
 	// Removals after the context ends must still happen: a replayed dead
 	// letter left in place is only a duplicate on rerun, but cleaner
 	// removed now.
 	detached := context.WithoutCancel(ctx)
-	//nolint:contextcheck // Publish takes ctx; the publisher's own retries are bounded by its AckTimeout
-	pub, err := conn.NewPublisher(queue.PublisherConfig{
-		Window: cfg.Window, ExpectStream: qcfg.Stream,
-		OnResult: func(r queue.PublishResult) {
+	// OnResult runs before the window moves on: each removal follows its
+	// replay's ack.
+	batch, err := client.NewBatch(producer.BatchConfig{
+		Window: cfg.Window,
+		OnResult: func(r producer.BatchResult) {
 			acked++
 			if cfg.Progress != nil {
 				defer cfg.Progress(acked)
@@ -176,11 +182,8 @@ func Replay(ctx context.Context, conn *queue.Conn, dlq *queue.Stream, seqs []uin
 		}
 		h := ReplayHeader(r.Original.Headers, seq)
 		r.ContinueTrace(h) // the replay joins the request's trace
-		out := queue.Outgoing{
-			Subject: qcfg.Subject, MsgID: ReplayMsgID(seq, r.StoredAt),
-			Header: h, Data: body, Ref: seq,
-		}
-		if err := pub.Publish(ctx, out); err != nil {
+		m := producer.Message{JobID: r.JobID, MsgID: ReplayMsgID(seq, r.StoredAt), Header: h, Data: body}
+		if err := batch.Publish(ctx, m, seq); err != nil {
 			reached = false
 			if ctx.Err() == nil {
 				sendErr = err
@@ -189,7 +192,7 @@ func Replay(ctx context.Context, conn *queue.Conn, dlq *queue.Stream, seqs []uin
 		}
 		matched++
 	}
-	pub.Close()
+	batch.Close()
 	sum := ReplaySummary{
 		Matched: matched, Replayed: replayed, AlreadyReplayed: already,
 		Failed: notDone + unusable, Gone: gone, NotReplayable: notReplayable, Interrupted: !reached && sendErr == nil,

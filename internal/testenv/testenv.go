@@ -104,34 +104,25 @@ func (e *Env) ConnectURL(url string) *queue.Conn {
 	return c
 }
 
-// Pool builds a pool on conn (nil = e.Conn) with the given config; the
-// queue-related fields are filled from e.Queue.
-func (e *Env) Pool(conn *queue.Conn, cfg worker.Config) *worker.Pool {
+// Pool builds a pool on conn (nil = e.Conn) as worker run does
+// (wire.NewPool): AckWait and MaxDeliver from the bound consumer, the
+// max-deliveries sweep, requeued hand-backs, the consumer pause, a limiter.
+// o.Recoverer replaces the API client (a fault the simulator cannot give).
+func (e *Env) Pool(conn *queue.Conn, cfg worker.Config, opts ...wire.PoolOptions) *wire.Pool {
 	e.T.Helper()
 	if conn == nil {
 		conn = e.Conn
 	}
-	cons, err := conn.Consumer(context.Background())
-	require.NoError(e.T, err)
-	qc := conn.Config()
-	cfg.MaxDeliver = qc.MaxDeliver
-	cfg.AckWait = qc.AckWait
-	if cfg.Decode.ValidRegion == nil {
-		cfg.Decode.ValidRegion = e.API.AllowedRegion
-	}
 	if cfg.Name == "" {
 		cfg.Name = "test-worker"
 	}
-	if cfg.Results == nil {
-		cfg.Results = conn
+	var o wire.PoolOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	} else {
+		o.ProcessScope = true // one process: no fleet to share the rate with
 	}
-	if cfg.Pauser == nil {
-		cfg.Pauser = conn
-	}
-	if cfg.Requeue == nil {
-		cfg.Requeue = wire.Requeuer{C: conn}
-	}
-	p, err := worker.New(cfg, wire.Source{C: cons}, wire.Recoverer(e.API), conn)
+	p, err := wire.NewPool(context.Background(), conn, e.API, cfg, o)
 	require.NoError(e.T, err)
 	return p
 }
@@ -143,7 +134,7 @@ type Running struct {
 }
 
 // Start runs p until Stop (or the test ends).
-func (e *Env) Start(p *worker.Pool) *Running {
+func (e *Env) Start(p interface{ Run(context.Context) error }) *Running {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Running{cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- p.Run(ctx) }()

@@ -1,0 +1,119 @@
+package wire
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+
+	"github.com/codearts-recover-worker/codearts-recover-worker/codearts"
+	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
+	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
+	"github.com/codearts-recover-worker/codearts-recover-worker/worker"
+)
+
+// PoolOptions is what the programs that run a pool (worker run, worker
+// demo, the integration tests) choose beyond worker.Config.
+type PoolOptions struct {
+	// Rate is the API rate cap in req/s, 0 = none (the rate is learned).
+	Rate float64
+	// Burst is the limiter's burst; 0 = a tenth of a second's worth.
+	Burst int
+	// ProcessScope keeps the rate this process's own; by default the
+	// replicas learn and share it through NATS KV (queue.Fleet).
+	ProcessScope bool
+	// Recoverer replaces the API client; tests only (a panicking call).
+	Recoverer worker.Recoverer
+}
+
+// Pool is a pool wired to NATS and the API: the one way run, demo and the
+// tests build it, so none of them can miss a part.
+type Pool struct {
+	*worker.Pool
+	Limiter  *retry.Limiter
+	Consumer *queue.Consumer // the bound consumer, for lag and status
+	fleet    *queue.Fleet    // nil with ProcessScope
+}
+
+// NewPool binds the consumer and the max-deliveries advisories, joins the
+// fleet's rate, and builds the pool from cfg with everything the transport
+// and the client provide: AckWait and MaxDeliver as the bound consumer has
+// them, results, dead letters, requeued hand-backs, the fleet-wide consumer
+// pause, the allowed regions. cfg.Limiter is replaced. Each step may be
+// repeated (conn.Await retries NewPool while JetStream settles).
+func NewPool(ctx context.Context, conn *queue.Conn, api *codearts.Client, cfg worker.Config, o PoolOptions) (*Pool, error) {
+	cons, err := conn.Consumer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	adv, err := conn.Advisories(ctx)
+	if err != nil {
+		return nil, err
+	}
+	lc := retry.LimiterConfig{Rate: o.Rate, Burst: o.Burst}
+	limiter, err := retry.NewLimiter(lc)
+	if err != nil {
+		return nil, fmt.Errorf("rate-limit: %w", err)
+	}
+	var fleet *queue.Fleet
+	if !o.ProcessScope {
+		// Joining sets the limiter to the fleet's current share.
+		fleet, err = conn.Fleet(ctx, queue.FleetConfig{Name: fleetName(cfg.Name), Policy: retry.FleetPolicyOf(lc), Pacer: limiter})
+		if err != nil {
+			return nil, err
+		}
+		limiter.JoinFleet(fleet)
+	}
+	cfg.AckWait, cfg.MaxDeliver = cons.Settings()
+	cfg.Limiter = limiter
+	cfg.Results = conn
+	cfg.Stranded = Stranded{A: adv}
+	cfg.Requeue = Requeuer{C: conn}
+	cfg.Pauser = conn
+	if cfg.Decode.ValidRegion == nil {
+		cfg.Decode.ValidRegion = api.AllowedRegion
+	}
+	rec := o.Recoverer
+	if rec == nil {
+		rec = Recoverer(api)
+	}
+	p, err := worker.New(cfg, Source{C: cons}, rec, conn)
+	if err != nil {
+		return nil, err
+	}
+	return &Pool{Pool: p, Limiter: limiter, Consumer: cons, fleet: fleet}, nil
+}
+
+// Run runs the pool until ctx ends and it has drained (worker.Pool.Run).
+// The fleet's share holds while the pool drains; then this replica leaves
+// the fleet, and the others take its share at once.
+func (p *Pool) Run(ctx context.Context) error {
+	if p.fleet == nil {
+		return p.Pool.Run(ctx)
+	}
+	fleetCtx, stopFleet := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.fleet.Run(fleetCtx)
+	}()
+	err := p.Pool.Run(ctx)
+	stopFleet()
+	<-done
+	return err
+}
+
+// fleetName names this process in the fleet's state: the pod (or host) name
+// and a random suffix, so that processes sharing a host stay apart.
+func fleetName(name string) string {
+	if name == "" {
+		name = os.Getenv("POD_NAME")
+	}
+	if name == "" {
+		name, _ = os.Hostname()
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return name + "-" + hex.EncodeToString(b[:])
+}

@@ -1,0 +1,367 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
+)
+
+// FleetConfig configures a Fleet.
+type FleetConfig struct {
+	// Name is this replica's name (pod), unique in the fleet.
+	Name string
+	// Policy is the fleet's AIMD policy (retry.FleetPolicyOf).
+	Policy retry.FleetPolicy
+	// Period is how often the replica beats and reads the fleet's state. Default 250ms.
+	Period time.Duration
+	// Pacer paces this replica: it receives its share and reports its admitted rate
+	// (retry.Limiter).
+	Pacer Pacer
+}
+
+// Pacer is the replica's side of the fleet: retry.Limiter implements it.
+type Pacer interface {
+	// SetShare sets this replica's rate in req/s (0 = no limit); called when it changes.
+	SetShare(r float64)
+	// Rates returns this replica's admitted and successful calls per second, its part of
+	// the fleet's measures.
+	Rates() (admitted, succeeded float64)
+}
+
+// fleetState is the one KV value the replicas share: the fleet's rate and who is alive.
+type fleetState struct {
+	Rate     retry.FleetRate         `json:"rate"`
+	Replicas map[string]fleetReplica `json:"replicas,omitempty"`
+}
+
+type fleetReplica struct {
+	Beat      uint64  `json:"beat"`      // bumped every Period while the replica runs
+	Admitted  float64 `json:"admitted"`  // its admitted calls per second
+	Succeeded float64 `json:"succeeded"` // its successful calls per second
+}
+
+// Fleet shares the API rate between the replicas of a worker through one key of a NATS
+// KV bucket (the AIMD of retry.FleetRate, one level up): every Period each replica bumps
+// its beat and reports its admitted rate with a compare-and-set, applying the cut or the
+// raise its own throttles and successes call for; every replica paces itself to the
+// fleet's rate divided by the live replicas. A replica whose beat stops for three of this
+// replica's periods is not counted (no clock is compared between machines).
+//
+// No call waits on NATS: a KV error leaves every replica at its last share, and a
+// replica that cannot reach the bucket for long falls back to an even share of the cap
+// (or none, adaptive only) as it was at its last read. Fleet is safe for concurrent use;
+// Run is its one goroutine.
+type Fleet struct {
+	kv  jetstream.KeyValue
+	key string
+	cfg FleetConfig
+	log *zap.Logger
+
+	throttled atomic.Bool  // a throttle was reported since the last sync
+	succeeded atomic.Int64 // successes reported since the last sync
+	wake      chan struct{}
+
+	// Owned by Run's goroutine (and NewFleet before it).
+	seen       map[string]seenBeat // other replicas' last beat and when it changed, locally
+	beat       uint64
+	rate       retry.FleetRate
+	rateAt     time.Time // when this replica last saw the rate change
+	lastThrott time.Time
+	share      float64
+	live       int
+}
+
+type seenBeat struct {
+	beat uint64
+	at   time.Time
+}
+
+// Fleet creates (unless NoCreate) the bucket "<Stream>_RATE", joins the fleet and sets
+// the first share before it returns; Run keeps it up to date.
+func (c *Conn) Fleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
+	if cfg.Name == "" || cfg.Pacer == nil {
+		return nil, errors.New("fleet: Name and Pacer are required")
+	}
+	if cfg.Period <= 0 {
+		cfg.Period = 250 * time.Millisecond
+	}
+	kv, err := c.RateBucket(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f := &Fleet{kv: kv, key: "fleet", cfg: cfg, log: c.log, wake: make(chan struct{}, 1), seen: map[string]seenBeat{}}
+	if c.log == nil {
+		f.log = zap.NewNop()
+	}
+	f.rate = cfg.Policy.Start()
+	if err := f.sync(ctx, time.Now()); err != nil {
+		return nil, fmt.Errorf("fleet: join: %w", err)
+	}
+	// The others count this replica at their next sync, within a Period: the share is
+	// read again after one, so that a replica joining never sends the fleet over.
+	t := time.NewTimer(cfg.Period)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if err := f.sync(ctx, time.Now()); err != nil {
+		return nil, fmt.Errorf("fleet: join: %w", err)
+	}
+	return f, nil
+}
+
+// RateBucket creates (unless NoCreate) or binds the bucket "<Stream>_RATE" that holds the
+// fleet's rate: an operator provisioning for --no-create workers calls it once.
+func (c *Conn) RateBucket(ctx context.Context) (jetstream.KeyValue, error) {
+	bucket := c.cfg.Stream + "_RATE"
+	var (
+		kv  jetstream.KeyValue
+		err error
+	)
+	if c.cfg.NoCreate {
+		kv, err = c.JS.KeyValue(ctx, bucket)
+	} else {
+		kv, err = c.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: bucket, Description: "fleet-wide API rate of the recover workers",
+			History: 1, TTL: time.Hour, Storage: jetstream.MemoryStorage, Replicas: c.cfg.Replicas,
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("rate bucket %s: %w", bucket, err)
+	}
+	return kv, nil
+}
+
+// Throttled reports a throttle answer; the fleet's rate is cut at the next sync (at
+// once), unless it was changed within the Cooldown.
+func (f *Fleet) Throttled() {
+	f.throttled.Store(true)
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Succeeded reports a successful call.
+func (f *Fleet) Succeeded() { f.succeeded.Add(1) }
+
+// Run syncs every Period (and at once on a throttle) until ctx ends, then leaves the
+// fleet so the others take its share at once.
+func (f *Fleet) Run(ctx context.Context) {
+	t := time.NewTicker(f.cfg.Period)
+	defer t.Stop()
+	failing := 0
+	var last time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			f.leave(context.WithoutCancel(ctx))
+			return
+		case <-t.C:
+		case <-f.wake:
+			if time.Since(last) < f.cfg.Period/8 {
+				continue // a throttle storm syncs a few times a period, not per answer
+			}
+		}
+		last = time.Now()
+		if err := f.sync(ctx, last); err != nil && ctx.Err() == nil {
+			failing++
+			if failing == 1 || failing%40 == 0 {
+				f.log.Warn("fleet rate: NATS KV unavailable; keeping the last share", zap.Int("failures", failing), zap.Error(err))
+			}
+			continue
+		}
+		if failing > 0 {
+			f.log.Info("fleet rate: NATS KV answers again", zap.Int("failures", failing))
+			failing = 0
+		}
+	}
+}
+
+// sync reads the fleet's state, applies this replica's beat, measure and the cut or
+// raise it calls for with a compare-and-set (retried on a conflict), and sets the share.
+func (f *Fleet) sync(ctx context.Context, now time.Time) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	throttled := f.throttled.Swap(false)
+	succeeded := f.succeeded.Swap(0)
+	if throttled {
+		f.lastThrott = now
+	}
+	f.beat++
+	for range 5 {
+		st, rev, err := f.read(ctx)
+		if err != nil {
+			f.restore(throttled, succeeded)
+			return err
+		}
+		f.observe(st, now)
+		next := f.decide(st, now, throttled, succeeded > 0)
+		next.Replicas = maps.Clone(st.Replicas)
+		if next.Replicas == nil {
+			next.Replicas = map[string]fleetReplica{}
+		}
+		admittedRate, succeededRate := f.cfg.Pacer.Rates()
+		next.Replicas[f.cfg.Name] = fleetReplica{Beat: f.beat, Admitted: admittedRate, Succeeded: succeededRate}
+		for name := range next.Replicas {
+			if name != f.cfg.Name && !f.alive(name, now, 20) {
+				delete(next.Replicas, name) // gone for long: forget it
+			}
+		}
+		val, err := json.Marshal(next)
+		if err != nil {
+			return err
+		}
+		if rev == 0 {
+			_, err = f.kv.Create(ctx, f.key, val)
+		} else {
+			_, err = f.kv.Update(ctx, f.key, val, rev)
+		}
+		if err == nil {
+			f.apply(next, now)
+			return nil
+		}
+		if !isConflict(err) {
+			f.restore(throttled, succeeded)
+			return err
+		}
+	}
+	f.restore(throttled, succeeded)
+	return errors.New("fleet: state changed under every try")
+}
+
+// restore puts back what a failed sync did not apply.
+func (f *Fleet) restore(throttled bool, succeeded int64) {
+	if throttled {
+		f.throttled.Store(true)
+	}
+	f.succeeded.Add(succeeded)
+}
+
+func (f *Fleet) read(ctx context.Context) (fleetState, uint64, error) {
+	e, err := f.kv.Get(ctx, f.key)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return fleetState{Rate: f.cfg.Policy.Start()}, 0, nil
+	case err != nil:
+		return fleetState{}, 0, err
+	}
+	var st fleetState
+	if err := json.Unmarshal(e.Value(), &st); err != nil {
+		// Not ours, or from an incompatible version: start afresh over it.
+		return fleetState{Rate: f.cfg.Policy.Start()}, e.Revision(), nil //nolint:nilerr // overwritten below
+	}
+	return st, e.Revision(), nil
+}
+
+// observe notes the other replicas' beats and whether the fleet's rate changed.
+func (f *Fleet) observe(st fleetState, now time.Time) {
+	for name, r := range st.Replicas {
+		if s, ok := f.seen[name]; !ok || s.beat != r.Beat {
+			f.seen[name] = seenBeat{beat: r.Beat, at: now}
+		}
+	}
+	if st.Rate != f.rate {
+		f.rate, f.rateAt = st.Rate, now
+	}
+}
+
+// alive reports whether replica name beat within periods of this replica's periods.
+func (f *Fleet) alive(name string, now time.Time, periods int) bool {
+	if name == f.cfg.Name {
+		return true
+	}
+	s, ok := f.seen[name]
+	return ok && now.Sub(s.at) <= time.Duration(periods)*f.cfg.Period
+}
+
+// decide returns the state with the cut or raise this replica's reports call for.
+func (f *Fleet) decide(st fleetState, now time.Time, throttled, succeeded bool) fleetState {
+	p := f.cfg.Policy
+	// A cap changed by configuration (a rolled-out --rate-limit) replaces the old one.
+	if st.Rate.Cap != p.Cap {
+		st.Rate = p.Start()
+	}
+	changedAgo := now.Sub(f.rateAt)
+	switch {
+	case throttled && (f.rateAt.IsZero() || changedAgo >= p.Cooldown):
+		admitted, succeeded := f.measured(st, now)
+		st.Rate = p.Cut(st.Rate, admitted, succeeded)
+	case !throttled && succeeded && p.Raisable(st.Rate) && changedAgo >= p.Window && now.Sub(f.lastThrott) >= p.Window:
+		st.Rate = p.Raise(st.Rate)
+	}
+	return st
+}
+
+// measured returns the fleet's admitted and successful call rates: the live replicas'
+// own measures.
+func (f *Fleet) measured(st fleetState, now time.Time) (admitted, succeeded float64) {
+	admitted, succeeded = f.cfg.Pacer.Rates()
+	for name, r := range st.Replicas {
+		if name != f.cfg.Name && f.alive(name, now, 3) {
+			admitted += r.Admitted
+			succeeded += r.Succeeded
+		}
+	}
+	return admitted, succeeded
+}
+
+// apply sets this replica's share from the state it just wrote.
+func (f *Fleet) apply(st fleetState, now time.Time) {
+	if st.Rate != f.rate {
+		f.rate, f.rateAt = st.Rate, now
+	}
+	live := 0
+	for name := range st.Replicas {
+		if f.alive(name, now, 3) {
+			live++
+		}
+	}
+	// Every sync, not only on a change: the pacer cuts its own rate at a throttle,
+	// and the fleet's share replaces that at the next sync.
+	f.share, f.live = st.Rate.Share(live), live
+	f.cfg.Pacer.SetShare(f.share)
+}
+
+// leave removes this replica from the state, so the others count it gone at once.
+func (f *Fleet) leave(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	for range 3 {
+		st, rev, err := f.read(ctx)
+		if err != nil || rev == 0 {
+			return
+		}
+		if _, ok := st.Replicas[f.cfg.Name]; !ok {
+			return
+		}
+		delete(st.Replicas, f.cfg.Name)
+		val, err := json.Marshal(st)
+		if err != nil {
+			return
+		}
+		if _, err := f.kv.Update(ctx, f.key, val, rev); err == nil || !isConflict(err) {
+			return
+		}
+	}
+}
+
+// isConflict reports a compare-and-set lost to another writer: the key was created or
+// updated meanwhile (JetStream's wrong-last-sequence, 10071, or the KV's revision
+// mismatch, 10164).
+func isConflict(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, jetstream.ErrKeyExists) ||
+		errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == 10164)
+}

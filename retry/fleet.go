@@ -1,0 +1,130 @@
+package retry
+
+import "time"
+
+// FleetRate is the API rate the whole fleet of replicas may use: learned together from
+// every replica's throttles and successes (AIMD) and shared through NATS KV by package
+// queue. Each replica paces its calls to its share, Limit divided by the live replicas, so
+// a throttle seen by one slows all, a new replica starts at the fleet's current rate, and
+// adding replicas never adds load beyond what the fleet learned. The zero value is "no
+// limit yet". FleetRate and FleetPolicy are pure: no I/O, no clock.
+type FleetRate struct {
+	// Limit is the fleet's rate in req/s; 0 means none (no cap and no throttle yet).
+	Limit float64 `json:"limit,omitempty"`
+	// Ceiling is the rate at which the fleet was last throttled (or the cap before any
+	// throttle): raises climb back to it quickly, then probe above it slowly. 0 before
+	// either.
+	Ceiling float64 `json:"ceiling,omitempty"`
+	// Cap is the --rate-limit the rate was learned under; 0 = none. A fleet whose
+	// configured cap changes (a rollout) starts again from the new one.
+	Cap float64 `json:"cap,omitempty"`
+}
+
+// Share returns the rate of one of replicas live replicas (at least 1); 0 means no limit.
+func (r FleetRate) Share(replicas int) float64 {
+	if r.Limit <= 0 {
+		return 0
+	}
+	return r.Limit / float64(max(replicas, 1))
+}
+
+// FleetPolicy turns throttles and successes into fleet rates, as the Limiter does for one
+// process. Build it with LimiterConfig.Fleet's defaults (FleetPolicyOf).
+type FleetPolicy struct {
+	Cap      float64       // the configured --rate-limit for the fleet; 0 = none
+	Min      float64       // floor of a cut
+	Decrease float64       // multiplicative decrease, in (0, 1)
+	Increase float64       // req/s added per Window; 0 = a twentieth of the ceiling
+	Window   time.Duration // least time between raises
+	Cooldown time.Duration // least time between cuts
+}
+
+// FleetPolicyOf returns the fleet policy of a Limiter configured by cfg (Rate is the
+// fleet's cap), with cfg's defaults applied.
+func FleetPolicyOf(cfg LimiterConfig) FleetPolicy {
+	cfg = cfg.withDefaults()
+	return FleetPolicy{Cap: cfg.Rate, Min: cfg.Min, Decrease: cfg.Decrease, Increase: cfg.Increase,
+		Window: cfg.Window, Cooldown: cfg.Cooldown}
+}
+
+// Start is the fleet's rate before anything was learned: the cap, or none.
+func (p FleetPolicy) Start() FleetRate {
+	if p.Cap > 0 {
+		return FleetRate{Limit: p.Cap, Ceiling: p.Cap, Cap: p.Cap}
+	}
+	return FleetRate{}
+}
+
+// Cut lowers r after a throttle. admitted and succeeded are the fleet's measured rates
+// (the sums of the replicas' own), 0 if unknown. The cut starts from the limit (without
+// one, from what the fleet sent) and goes no lower than the rate the API demonstrably
+// served, so an occasional throttle at the quota dents the rate instead of halving it.
+// The ceiling becomes where the quota was met: the rate the API served, or without a
+// measure (and at an open fleet's first cut) the rate the cut started from; with a cap,
+// the cap.
+func (p FleetPolicy) Cut(r FleetRate, admitted, succeeded float64) FleetRate {
+	cur := r.Limit
+	if cur <= 0 {
+		cur = admitted // no limit yet: start from what the fleet sent
+	}
+	if cur <= 0 {
+		cur = p.Min
+	}
+	decrease := p.Decrease
+	if p.Cap > 0 {
+		// Under the operator's cap a throttle is a burst that met the quota, not a
+		// wrong estimate of it: a tenth off, repeated each Cooldown while it persists.
+		decrease = max(decrease, capDecrease)
+	}
+	next, ceiling := cur*decrease, cur
+	if succeeded > 0 && succeeded < cur {
+		next = max(next, succeeded)
+		if r.Limit > 0 {
+			// Where the quota was met: what the API served. Not at the first cut of
+			// an open fleet, whose measures began with its burst.
+			ceiling = succeeded
+		}
+	}
+	if p.Cap > 0 {
+		ceiling = p.Cap // the operator's word for the quota: climb back to it quickly
+	}
+	return FleetRate{Limit: max(next, p.Min), Ceiling: max(ceiling, p.Min), Cap: p.Cap}
+}
+
+// capDecrease is the least multiplicative decrease of a capped fleet.
+const capDecrease = 0.9
+
+// probeStep is the share of the ceiling a raise adds once the limit is back at it: the
+// fleet probes for more quota gently, so the next throttle finds it only a little over.
+const probeStep = 0.05
+
+// Raise adds to r after a Window of successes without a throttle: half the way back to the
+// ceiling (at least Increase, default a twentieth of it), then a twentieth of the ceiling
+// at a time above it, never above the cap.
+// No limit stays no limit.
+func (p FleetPolicy) Raise(r FleetRate) FleetRate {
+	if r.Limit <= 0 {
+		return r
+	}
+	next := r.Limit
+	if next < r.Ceiling {
+		// Back toward where the quota was met, quickly: half the gap or Increase,
+		// whichever is more.
+		inc := p.Increase
+		if inc <= 0 {
+			inc = r.Ceiling / 20
+		}
+		next = min(next+max(inc, (r.Ceiling-next)/2), r.Ceiling)
+	} else {
+		next += max(r.Ceiling*probeStep, p.Min)
+	}
+	if p.Cap > 0 && next >= p.Cap {
+		return p.Start()
+	}
+	return FleetRate{Limit: next, Ceiling: max(r.Ceiling, next), Cap: p.Cap}
+}
+
+// Raisable reports whether Raise would change r.
+func (p FleetPolicy) Raisable(r FleetRate) bool {
+	return r.Limit > 0 && (p.Cap <= 0 || r.Limit < p.Cap)
+}

@@ -1,0 +1,79 @@
+package retry
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestFleetPolicy(t *testing.T) {
+	t.Parallel()
+	capped := FleetPolicy{Cap: 300, Min: 1, Decrease: 0.5, Increase: 15, Window: time.Second, Cooldown: time.Second}
+	open := FleetPolicy{Min: 1, Decrease: 0.5, Window: time.Second, Cooldown: time.Second}
+	tests := []struct {
+		name string
+		give FleetRate
+		do   func(FleetRate) FleetRate
+		want FleetRate
+	}{
+		{"a capped fleet starts at its cap", FleetRate{}, func(FleetRate) FleetRate { return capped.Start() }, FleetRate{300, 300, 300}},
+		{"an open fleet starts without a limit", FleetRate{}, func(FleetRate) FleetRate { return open.Start() }, FleetRate{}},
+		{"a cut of a capped fleet takes a tenth off", FleetRate{300, 300, 0}, func(r FleetRate) FleetRate { return capped.Cut(r, 0, 0) }, FleetRate{270, 300, 300}},
+		{"a cut starts from the limit, not from a partial measure", FleetRate{300, 300, 0}, func(r FleetRate) FleetRate { return capped.Cut(r, 200, 0) }, FleetRate{270, 300, 300}},
+		{"a cut of an open fleet halves it", FleetRate{300, 300, 0}, func(r FleetRate) FleetRate { return open.Cut(r, 0, 0) }, FleetRate{150, 300, 0}},
+		{"the first cut of an open fleet measures its ceiling", FleetRate{}, func(r FleetRate) FleetRate { return open.Cut(r, 400, 0) }, FleetRate{200, 400, 0}},
+		{"a later cut moves the ceiling to where the quota was met", FleetRate{220, 400, 0}, func(r FleetRate) FleetRate { return open.Cut(r, 0, 0) }, FleetRate{110, 220, 0}},
+		{"a cut with nothing measured goes to the floor", FleetRate{}, func(r FleetRate) FleetRate { return open.Cut(r, 0, 0) }, FleetRate{1, 1, 0}},
+		{"no lower than what the API served", FleetRate{100, 100, 0}, func(r FleetRate) FleetRate { return open.Cut(r, 100, 97) }, FleetRate{97, 97, 0}},
+		{"the ceiling is what the API served", FleetRate{126, 140, 0}, func(r FleetRate) FleetRate { return open.Cut(r, 126, 100) }, FleetRate{100, 100, 0}},
+		{"never below the floor", FleetRate{1.5, 300, 0}, func(r FleetRate) FleetRate { return open.Cut(r, 0, 0) }, FleetRate{1, 1.5, 0}},
+		{"a raise closes half the gap to the ceiling", FleetRate{150, 300, 0}, capped.Raise, FleetRate{225, 300, 300}},
+		{"at least Increase", FleetRate{290, 300, 0}, capped.Raise, FleetRate{300, 300, 300}},
+		{"the default increase is a twentieth of the ceiling", FleetRate{390, 400, 0}, open.Raise, FleetRate{400, 400, 0}},
+		{"the default increase, near the ceiling", FleetRate{370, 400, 0}, open.Raise, FleetRate{390, 400, 0}},
+		{"at the ceiling: probe above it gently", FleetRate{400, 400, 0}, open.Raise, FleetRate{420, 420, 0}},
+		{"a capped fleet probes up to its cap", FleetRate{200, 200, 0}, capped.Raise, FleetRate{210, 210, 300}},
+		{"no limit stays no limit", FleetRate{}, open.Raise, FleetRate{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			require.Equal(t, tt.want, tt.do(tt.give))
+		})
+	}
+	require.False(t, capped.Raisable(FleetRate{300, 300, 0}), "at the cap")
+	require.True(t, capped.Raisable(FleetRate{150, 300, 0}))
+	require.False(t, open.Raisable(FleetRate{}), "no limit")
+	require.True(t, open.Raisable(FleetRate{400, 400, 0}), "an open fleet keeps probing")
+	require.InDelta(t, 100, FleetRate{Limit: 300}.Share(3), 1e-9)
+	require.InDelta(t, 300, FleetRate{Limit: 300}.Share(0), 1e-9, "at least one replica")
+	require.Zero(t, FleetRate{}.Share(3), "no limit")
+}
+
+// A Limiter in a fleet paces to the share it is given and reports throttles and
+// successes to the fleet instead of cutting or raising its own rate.
+func TestLimiterInAFleet(t *testing.T) {
+	t.Parallel()
+	clock := newManualClock()
+	l := newLimiter(t, LimiterConfig{Clock: clock.Now})
+	f := &fleetSpy{}
+	l.JoinFleet(f)
+	l.SetShare(50)
+	require.InDelta(t, 50, l.Rate(), 1e-9)
+	l.Throttled(0)
+	require.InDelta(t, 50, l.Rate(), 1e-9, "the fleet cuts, not the replica")
+	l.Succeeded()
+	clock.Add(10 * time.Second)
+	l.Succeeded()
+	require.InDelta(t, 50, l.Rate(), 1e-9, "nor raises")
+	require.Equal(t, 1, f.throttled)
+	require.Equal(t, 2, f.succeeded)
+	l.SetShare(0)
+	require.Zero(t, l.Rate(), "no limit")
+}
+
+type fleetSpy struct{ throttled, succeeded int }
+
+func (f *fleetSpy) Throttled() { f.throttled++ }
+func (f *fleetSpy) Succeeded() { f.succeeded++ }
