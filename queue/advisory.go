@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
 )
 
 // advisorySubject is where the server announces a message of stream that
@@ -126,12 +127,21 @@ func (a *Advisories) Next(ctx context.Context) (*Stranded, error) {
 			}
 			continue
 		}
-		var ev struct {
-			StreamSeq  uint64 `json:"stream_seq"`
-			Deliveries uint64 `json:"deliveries"`
-		}
+		var ev maxDeliverAdvisory
 		if err := json.Unmarshal(adv.Data(), &ev); err != nil || ev.StreamSeq == 0 {
 			// Not an advisory we understand: drop it rather than loop.
+			_ = adv.Term()
+			continue
+		}
+		if why, err := a.verify(ctx, ev); err != nil {
+			_ = adv.NakWithDelay(time.Second)
+			return nil, err
+		} else if why != "" {
+			// Anyone allowed to publish on the advisory subject could name a
+			// pending request; only what the server's own state confirms is
+			// dead-lettered and deleted.
+			a.c.log.Warn("ignoring a MAX_DELIVERIES advisory the consumer's state does not confirm",
+				zap.Uint64("stream_seq", ev.StreamSeq), zap.String("why", why))
 			_ = adv.Term()
 			continue
 		}
@@ -154,4 +164,45 @@ func (a *Advisories) Next(ctx context.Context) (*Stranded, error) {
 		s.StoredMsg = StoredMsg{Seq: raw.Sequence, Subject: raw.Subject, Header: raw.Header, Data: raw.Data, Time: raw.Time}
 		return s, nil
 	}
+}
+
+// maxDeliverAdvisory is the part of the server's MAX_DELIVERIES advisory the
+// sweep reads.
+type maxDeliverAdvisory struct {
+	Type       string `json:"type"`
+	Stream     string `json:"stream"`
+	Consumer   string `json:"consumer"`
+	StreamSeq  uint64 `json:"stream_seq"`
+	Deliveries uint64 `json:"deliveries"`
+}
+
+const maxDeliverType = "io.nats.jetstream.advisory.v1.max_deliver"
+
+// verify checks an advisory against the server's state of the consumer: the
+// right type, stream and consumer, a delivery count at the consumer's
+// MaxDeliver, and a message the consumer has delivered and no longer has
+// pending. It returns why an advisory is not confirmed ("" when it is).
+func (a *Advisories) verify(ctx context.Context, ev maxDeliverAdvisory) (string, error) {
+	switch {
+	case ev.Type != maxDeliverType:
+		return fmt.Sprintf("type %q", ev.Type), nil
+	case ev.Stream != a.c.cfg.Stream || ev.Consumer != a.c.cfg.Consumer:
+		return fmt.Sprintf("names %s/%s", ev.Stream, ev.Consumer), nil
+	}
+	cons, err := a.c.JS.Consumer(ctx, a.c.cfg.Stream, a.c.cfg.Consumer)
+	if err != nil {
+		return "", fmt.Errorf("consumer %s: %w", a.c.cfg.Consumer, err)
+	}
+	info := cons.CachedInfo()
+	switch {
+	case info.Config.MaxDeliver > 0 && ev.Deliveries < uint64(info.Config.MaxDeliver):
+		return fmt.Sprintf("%d deliveries, under the consumer's MaxDeliver %d", ev.Deliveries, info.Config.MaxDeliver), nil
+	case ev.StreamSeq > info.Delivered.Stream:
+		return fmt.Sprintf("the consumer has not delivered it (delivered up to %d)", info.Delivered.Stream), nil
+	}
+	// Left open: a forged advisory naming a message a worker holds now.
+	// Nothing in the consumer's state says which messages gave up (the ack
+	// floor stays below them), so publishing on the advisory subject must
+	// stay as privileged as the worker itself (e2e/README.md).
+	return "", nil
 }
