@@ -38,15 +38,18 @@ test: ## Run all tests with the race detector (real in-process NATS, real SDK, s
 test-short: ## Run the fast unit tests only
 	$(GO) test -short -count=1 ./...
 
-# BENCH_ARGS are passed to cmd/bench, e.g. BENCH_ARGS="-scale 0.2" for a quick run,
-# "-scenarios zero -worker builtin -profile prof" for profiles, "-json" for a machine-readable report.
-# Three interleaved runs of each scenario, medians printed under the table.
-BENCH_ARGS ?= -naive zero -repeat 3
+# The scenario benchmark is its own module (bench/, as deploy/helm/test is): it
+# drives bin/worker (`worker run`) against the simulated API over HTTPS.
+# BENCH_ARGS are passed to it, e.g. BENCH_ARGS="-scale 0.2 -repeat 1" for a
+# quick run, "-scenarios latency -variant 'gogc100=$(BIN)/worker GOGC=100'"
+# for an A/B of two binaries or settings, "-json" for a machine-readable
+# report. Three interleaved runs of each scenario, medians under the table.
+BENCH_ARGS ?= -naive zero,latency -repeat 3
 
 .PHONY: bench
-bench: build ## Micro-benchmarks (briefly), then the scenario table, 3 runs each: worker run + nats-server + SDK + simulator (~8 min)
+bench: build ## Micro-benchmarks (briefly), then the scenario table (bench/): worker run fleets + nats-server + SDK + simulator over HTTPS, 3 runs each (~15 min)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 100ms ./...
-	$(GO) run ./cmd/bench -worker-bin $(BIN)/worker $(BENCH_ARGS)
+	cd bench && $(GO) run . -worker-bin $(BIN)/worker $(BENCH_ARGS)
 
 .PHONY: fuzz
 fuzz: ## Fuzz the request decoder for 30s
@@ -92,9 +95,10 @@ $(BIN)/govulncheck:
 tools: $(BIN)/golangci-lint $(BIN)/nats-server ## Install the pinned tools into ./bin
 
 .PHONY: lint
-lint: $(BIN)/golangci-lint ## Run golangci-lint (pinned) and go vet
+lint: $(BIN)/golangci-lint ## Run golangci-lint (pinned) and go vet, on the worker and on the bench module
 	$(GO) vet ./...
 	$(BIN)/golangci-lint run ./...
+	cd bench && $(GO) vet ./... && $(BIN)/golangci-lint run ./...
 
 .PHONY: vuln
 vuln: $(BIN)/govulncheck ## Check dependencies for known vulnerabilities

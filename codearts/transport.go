@@ -95,16 +95,10 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// context (caller's ctx + per-call timeout) replaces it here.
 		ctx = c.ctx
 	}
-	// One shallow copy without the correlation header (a RoundTripper must
-	// not modify req). The value slices are shared, not cloned: neither
-	// this code nor net/http writes to them.
-	out := req.WithContext(ctx)
-	out.Header = make(http.Header, len(req.Header))
-	for k, vs := range req.Header {
-		if k != callHeaderKey {
-			out.Header[k] = vs
-		}
-	}
+	// A copy without the correlation header (a RoundTripper must not modify
+	// req).
+	out := req.Clone(ctx)
+	out.Header.Del(callHeader)
 	resp, err := t.base.RoundTrip(out)
 	if resp != nil && c != nil {
 		c.requestID = resp.Header.Get("X-Request-Id")

@@ -21,7 +21,7 @@ type FleetConfig struct {
 	Name string
 	// Policy is the fleet's AIMD policy (retry.FleetPolicyOf).
 	Policy retry.FleetPolicy
-	// Period is how often the replica beats and reads the fleet's state. Default 250ms.
+	// Period is how often the replica beats and reads the fleet's state. Default 100ms.
 	Period time.Duration
 	// Pacer paces this replica: it receives its share and reports its admitted rate
 	// (retry.Limiter).
@@ -75,6 +75,7 @@ type Fleet struct {
 	beat       uint64
 	rate       retry.FleetRate
 	rateAt     time.Time // when this replica last saw the rate change
+	cutAt      time.Time // when it last saw the rate cut
 	lastThrott time.Time
 	share      float64
 	live       int
@@ -92,16 +93,13 @@ func (c *Conn) Fleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 		return nil, errors.New("fleet: Name and Pacer are required")
 	}
 	if cfg.Period <= 0 {
-		cfg.Period = 250 * time.Millisecond
+		cfg.Period = 100 * time.Millisecond
 	}
 	kv, err := c.RateBucket(ctx)
 	if err != nil {
 		return nil, err
 	}
 	f := &Fleet{kv: kv, key: "fleet", cfg: cfg, log: c.log, wake: make(chan struct{}, 1), seen: map[string]seenBeat{}}
-	if c.log == nil {
-		f.log = zap.NewNop()
-	}
 	f.rate = cfg.Policy.Start()
 	if err := f.sync(ctx, time.Now()); err != nil {
 		return nil, fmt.Errorf("fleet: join: %w", err)
@@ -272,9 +270,18 @@ func (f *Fleet) observe(st fleetState, now time.Time) {
 			f.seen[name] = seenBeat{beat: r.Beat, at: now}
 		}
 	}
-	if st.Rate != f.rate {
-		f.rate, f.rateAt = st.Rate, now
+	f.see(st.Rate, now)
+}
+
+// see notes a rate this replica read or wrote.
+func (f *Fleet) see(r retry.FleetRate, now time.Time) {
+	if r == f.rate {
+		return
 	}
+	if r.Limit > 0 && (f.rate.Limit <= 0 || r.Limit < f.rate.Limit) {
+		f.cutAt = now
+	}
+	f.rate, f.rateAt = r, now
 }
 
 // alive reports whether replica name beat within periods of this replica's periods.
@@ -295,7 +302,9 @@ func (f *Fleet) decide(st fleetState, now time.Time, throttled, succeeded bool) 
 	}
 	changedAgo := now.Sub(f.rateAt)
 	switch {
-	case throttled && (f.rateAt.IsZero() || changedAgo >= p.Cooldown):
+	case throttled && (f.cutAt.IsZero() || now.Sub(f.cutAt) >= p.Cooldown):
+		// One cut per Cooldown, however many replicas saw the throttles of one
+		// burst; a raise does not hold the next cut back.
 		admitted, succeeded := f.measured(st, now)
 		st.Rate = p.Cut(st.Rate, admitted, succeeded)
 	case !throttled && succeeded && p.Raisable(st.Rate) && changedAgo >= p.Window && now.Sub(f.lastThrott) >= p.Window:
@@ -319,9 +328,7 @@ func (f *Fleet) measured(st fleetState, now time.Time) (admitted, succeeded floa
 
 // apply sets this replica's share from the state it just wrote.
 func (f *Fleet) apply(st fleetState, now time.Time) {
-	if st.Rate != f.rate {
-		f.rate, f.rateAt = st.Rate, now
-	}
+	f.see(st.Rate, now)
 	live := 0
 	for name := range st.Replicas {
 		if f.alive(name, now, 3) {

@@ -96,10 +96,10 @@ const capDecrease = 0.9
 
 // probeStep is the share of the ceiling a raise adds once the limit is back at it: the
 // fleet probes for more quota gently, so the next throttle finds it only a little over.
-const probeStep = 0.05
+const probeStep = 0.03
 
 // Raise adds to r after a Window of successes without a throttle: half the way back to the
-// ceiling (at least Increase, default a twentieth of it), then a twentieth of the ceiling
+// ceiling (at least Increase, default a twentieth of it), then 3 % of the ceiling
 // at a time above it, never above the cap.
 // No limit stays no limit.
 func (p FleetPolicy) Raise(r FleetRate) FleetRate {

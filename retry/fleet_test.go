@@ -32,8 +32,8 @@ func TestFleetPolicy(t *testing.T) {
 		{"at least Increase", FleetRate{290, 300, 0}, capped.Raise, FleetRate{300, 300, 300}},
 		{"the default increase is a twentieth of the ceiling", FleetRate{390, 400, 0}, open.Raise, FleetRate{400, 400, 0}},
 		{"the default increase, near the ceiling", FleetRate{370, 400, 0}, open.Raise, FleetRate{390, 400, 0}},
-		{"at the ceiling: probe above it gently", FleetRate{400, 400, 0}, open.Raise, FleetRate{420, 420, 0}},
-		{"a capped fleet probes up to its cap", FleetRate{200, 200, 0}, capped.Raise, FleetRate{210, 210, 300}},
+		{"at the ceiling: probe above it gently", FleetRate{400, 400, 0}, open.Raise, FleetRate{412, 412, 0}},
+		{"a capped fleet probes up to its cap", FleetRate{200, 200, 0}, capped.Raise, FleetRate{206, 206, 300}},
 		{"no limit stays no limit", FleetRate{}, open.Raise, FleetRate{}},
 	}
 	for _, tt := range tests {

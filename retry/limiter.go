@@ -368,7 +368,18 @@ type fleetRef struct{ FleetSync }
 // JoinFleet makes the rate the fleet's (see FleetRate): from now on Throttled and
 // Succeeded report to f instead of cutting and raising this process's rate, and f sets
 // this process's share with SetShare. Retry-After pauses stay this process's.
-func (l *Limiter) JoinFleet(f FleetSync) { l.fleet.Store(&fleetRef{f}) }
+//
+// The measures start afresh: the time spent joining is not a rate of zero (the fleet's
+// first cut starts from them).
+func (l *Limiter) JoinFleet(f FleetSync) {
+	now := l.cfg.Clock()
+	l.mu.Lock()
+	l.prev = mark{at: now, admitted: l.admitted.Load(), succeeded: l.succeeded.Load()}
+	l.cur = l.prev
+	l.rollAt.Store(now.Add(l.cfg.Window).UnixNano())
+	l.mu.Unlock()
+	l.fleet.Store(&fleetRef{f})
+}
 
 // SetShare sets this process's rate to r req/s, 0 meaning none: the fleet's rate divided
 // by the live replicas, from the FleetSync.

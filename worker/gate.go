@@ -33,8 +33,8 @@ type GateConfig struct {
 	// BreakerOpen is the first wait before a half-open probe; it doubles
 	// while probes fail, up to BreakerMaxOpen. Defaults 250ms and 500ms:
 	// two calls a second do not hammer a recovering API, and the pool
-	// resumes within about half a second of it coming back (make bench:
-	// outage scenario 0.82 of ideal with 2s, 0.96 with 500ms).
+	// resumes within about half a second of it coming back
+	// (docs/performance.md).
 	BreakerOpen    time.Duration
 	BreakerMaxOpen time.Duration
 	// ForbiddenRun is how many 403s on distinct jobs, with no success in

@@ -89,15 +89,9 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 	t.req = req
 	t.traceDecoded()
 
-	// The request's backoff, made on its first retry: most requests
-	// succeed at once and never need one.
-	var b backoff.BackOff
-	backoffOf := func() backoff.BackOff {
-		if b == nil {
-			b = p.cfg.Backoff.NewExcluding(func() time.Duration { return t.held })
-		}
-		return b
-	}
+	// The request's own backoff (backoff v4 values are not safe to share);
+	// its elapsed-time budget leaves out the holds.
+	b := p.cfg.Backoff.NewExcluding(func() time.Duration { return t.held })
 	for {
 		// The previous try's span, when it went on without a wait.
 		p.endCall(t)
@@ -182,7 +176,7 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 			return
 		case retry.Throttled:
 			// Never spends the attempt budget; slows the whole process.
-			wait, hold = p.holdWait(backoffOf(), err), true
+			wait, hold = p.holdWait(b, err), true
 			if p.cfg.Limiter != nil {
 				p.cfg.Limiter.Throttled(retry.RetryAfter(err))
 			}
@@ -201,7 +195,7 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 				continue
 			}
 			t.tries++
-			w, ok := p.cfg.Backoff.Next(backoffOf(), err)
+			w, ok := p.cfg.Backoff.Next(b, err)
 			used := t.tries >= p.cfg.TriesPerDelivery || !ok // this delivery's tries
 			if p.triesBefore(t)+t.tries >= p.budget() || used && t.n >= p.maxDeliver {
 				p.deadLetter(workCtx, t, ReasonRetriesExhausted)

@@ -252,8 +252,7 @@ func New(cfg Config, src Source, rec Recoverer, dlq DeadLetterer) (*Pool, error)
 		obs: cfg.Observer,
 		// A small lookahead (1/8 of Concurrency) keeps the next requests
 		// at hand, heartbeated, so a finished call is followed by the next
-		// at once instead of after a pull's round trip (make bench:
-		// latency-bound 0.90 → 0.95 of ideal).
+		// at once instead of after a pull's round trip (docs/performance.md).
 		slot:       make(chan struct{}, cfg.Concurrency+max(1, cfg.Concurrency/8)),
 		calls:      make(chan struct{}, cfg.Concurrency),
 		minPull:    min(max(1, cfg.Concurrency/16), cfg.MaxBatch),

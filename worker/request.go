@@ -92,9 +92,6 @@ func decodeBody(body []byte) (Request, error) {
 	if trimmed[0] != '{' {
 		return decodeData(body)
 	}
-	if w, ok := flatRequest(trimmed); ok {
-		return w.request()
-	}
 	// The envelope's own fields only: a CloudEvents extension may share a
 	// request field's name (region, reason) with another type.
 	var probe struct {
@@ -159,9 +156,6 @@ type wireRequest struct {
 }
 
 func decodeJSON(obj []byte) (Request, error) {
-	if w, ok := flatRequest(obj); ok {
-		return w.request()
-	}
 	var w wireRequest
 	if err := json.Unmarshal(obj, &w); err != nil {
 		return Request{}, invalid("body is not a valid request object: %s", clip(err.Error()))
@@ -224,94 +218,4 @@ func clip(s string) string {
 		return strings.ToValidUTF8(s, "\uFFFD")
 	}
 	return strings.ToValidUTF8(s[:maxLen], "\uFFFD") + "…"
-}
-
-// flatRequest reads the common request object without reflection: a flat
-// JSON object whose keys are among the request's own and whose values are
-// strings with no escapes. Anything else (another key, a CloudEvents
-// envelope, a number, an escape, invalid UTF-8, bad JSON) returns ok false
-// and takes encoding/json's path, which has the last word on what is valid.
-// Where both accept a body they agree (FuzzDecode checks).
-func flatRequest(obj []byte) (w wireRequest, ok bool) {
-	i := skipSpace(obj, 0)
-	if i >= len(obj) || obj[i] != '{' {
-		return w, false
-	}
-	i = skipSpace(obj, i+1)
-	if i < len(obj) && obj[i] == '}' {
-		return w, skipSpace(obj, i+1) == len(obj)
-	}
-	for {
-		key, next, ok := plainString(obj, i)
-		if !ok {
-			return w, false
-		}
-		i = skipSpace(obj, next)
-		if i >= len(obj) || obj[i] != ':' {
-			return w, false
-		}
-		val, next, ok := plainString(obj, skipSpace(obj, i+1))
-		if !ok {
-			return w, false
-		}
-		v := string(val)
-		switch string(key) {
-		case "job_id":
-			w.JobID = &v
-		case "region":
-			w.Region = v
-		case "reason":
-			w.Reason = v
-		case "requested_by":
-			w.RequestedBy = v
-		case "requested_at":
-			w.RequestedAt = v
-		default:
-			return w, false
-		}
-		i = skipSpace(obj, next)
-		if i >= len(obj) {
-			return w, false
-		}
-		switch obj[i] {
-		case ',':
-			i = skipSpace(obj, i+1)
-		case '}':
-			return w, skipSpace(obj, i+1) == len(obj)
-		default:
-			return w, false
-		}
-	}
-}
-
-// plainString reads a JSON string at obj[i] that needs no unescaping: no
-// backslash, no control character, valid UTF-8. It returns the bytes
-// between the quotes and the index after the closing one.
-func plainString(obj []byte, i int) (s []byte, next int, ok bool) {
-	if i >= len(obj) || obj[i] != '"' {
-		return nil, 0, false
-	}
-	end := bytes.IndexByte(obj[i+1:], '"')
-	if end < 0 {
-		return nil, 0, false
-	}
-	s = obj[i+1 : i+1+end]
-	for _, c := range s {
-		if c == '\\' || c < 0x20 {
-			return nil, 0, false
-		}
-	}
-	if !utf8.Valid(s) {
-		return nil, 0, false
-	}
-	return s, i + 2 + end, true
-}
-
-// skipSpace returns the index of the first non-whitespace byte (JSON's
-// four) at or after i.
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
 }

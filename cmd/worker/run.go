@@ -53,9 +53,9 @@ func defaultRunOptions() runOptions {
 			URL: queue.DefaultURL, Stream: queue.DefaultStream, Subject: queue.DefaultSubject,
 			Consumer: queue.DefaultConsumer, DLQStream: queue.DefaultDLQStream, DLQSubject: queue.DefaultDLQSubject,
 			DLQMaxAge: 14 * 24 * time.Hour, Replicas: 1, DuplicateWindow: 2 * time.Minute,
-			// 3s: a crashed worker's requests come back within ~3s (make
-			// bench: SIGKILL scenario 0.32 of ideal at 10s, 0.77 at 3s);
-			// live ones are kept by InProgress every second.
+			// 3s: a crashed worker's requests come back within ~3s
+			// (docs/performance.md); live ones are kept by InProgress every
+			// second.
 			AckWait: 3 * time.Second, MaxDeliver: 5, MaxAckPending: 1000, FetchWait: 5 * time.Second,
 		},
 		pool: worker.Config{
