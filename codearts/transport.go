@@ -15,9 +15,6 @@ import (
 // the request on the wire is exactly what the SDK would have sent.
 const callHeader = "X_Codearts_Call"
 
-// callHeaderKey is callHeader as net/http stores it in a Header map.
-var callHeaderKey = http.CanonicalHeaderKey(callHeader)
-
 // call is one Recover in flight: the context its HTTP request must use and
 // the response headers the SDK's error type does not carry. The SDK invokes
 // the RoundTripper synchronously from the caller's goroutine, so the fields
