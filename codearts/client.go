@@ -120,8 +120,9 @@ func (c *Client) AllowedRegion(r string) bool {
 // an error_code is a success; any other answer (a non-2xx, a 2xx saying
 // "fail" or carrying an error_code, a 2xx page that is not JSON) is an
 // *APIError with the code and message read from the raw body (plain JSON, a
-// JSON string holding JSON, or a one-line summary of HTML or text). An unknown region wraps
-// ErrUnknownRegion and an invalid id ErrInvalidJobID (neither is sent);
+// JSON string holding JSON, or a one-line summary of HTML or text). An
+// unknown region wraps ErrUnknownRegion and an invalid id ErrInvalidJobID
+// (neither is sent);
 // transport errors are wrapped as they are (*url.Error, *net.OpError, …).
 func (c *Client) Recover(ctx context.Context, jobID, region string) (requestID string, err error) {
 	if !ValidJobID(jobID) {
