@@ -436,6 +436,12 @@ func TestPodDisruptionBudget(t *testing.T) {
 			require.Equal(t, m.deployment(t).Spec.Selector.MatchLabels, p.Spec.Selector.MatchLabels)
 		})
 	}
+	// The chart supports Kubernetes 1.25; unhealthyPodEvictionPolicy is beta
+	// from 1.27 and is left out before.
+	old := mustRender(t, "--kube-version", "1.25.0").pdb(t)
+	require.Nil(t, old.Spec.UnhealthyPodEvictionPolicy, "Kubernetes 1.25 has no unhealthyPodEvictionPolicy")
+	require.Nil(t, mustRender(t, "--kube-version", "1.26.3").pdb(t).Spec.UnhealthyPodEvictionPolicy)
+	require.NotNil(t, mustRender(t, "--kube-version", "1.27.0").pdb(t).Spec.UnhealthyPodEvictionPolicy)
 }
 
 func TestServiceMonitorNeedsCapability(t *testing.T) {
@@ -500,6 +506,27 @@ func TestNetworkPolicy(t *testing.T) {
 		}
 	}
 	require.ElementsMatch(t, []string{"UDP/53", "TCP/53", "TCP/4222", "TCP/443"}, ports)
+	// With the defaults, the policy admits the NATS the default URL names:
+	// nats://nats:4222, a Service in the release's own namespace.
+	var natsTo []string
+	for _, e := range np.Spec.Egress {
+		if len(e.Ports) == 1 && e.Ports[0].Port.IntValue() == 4222 {
+			for _, peer := range e.To {
+				natsTo = append(natsTo, peer.NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"])
+			}
+		}
+	}
+	require.Equal(t, []string{namespace}, natsTo, "egress to NATS in the release's namespace")
+	other := mustRender(t, "--set", "networkPolicy.enabled=true", "--set", "networkPolicy.nats.namespaceSelector.matchLabels.team=msg").networkPolicy(t)
+	var kept bool
+	for _, e := range other.Spec.Egress {
+		for _, peer := range e.To {
+			if peer.NamespaceSelector != nil && peer.NamespaceSelector.MatchLabels["team"] == "msg" {
+				kept = true
+			}
+		}
+	}
+	require.True(t, kept, "an explicit selector is kept")
 	require.Len(t, np.Spec.Ingress, 1)
 	require.Equal(t, "http", np.Spec.Ingress[0].Ports[0].Port.String(), "only the metrics port is reachable")
 }
