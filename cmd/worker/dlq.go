@@ -105,8 +105,10 @@ func (t *dlqTable) row(r admin.Record) error {
 	if r.Unreadable != "" {
 		msg = r.Unreadable
 	}
-	return t.line(strconv.FormatUint(r.Seq, 10), failedAt, dashIfEmpty(d.JobID), dashIfEmpty(d.Reason), status,
-		clipRunes(dashIfEmpty(d.ErrorCode), 12), flatten(msg))
+	// Every column comes from a record anyone able to publish a request
+	// shaped, so each is folded, not only the message.
+	return t.line(strconv.FormatUint(r.Seq, 10), failedAt, flatten(dashIfEmpty(d.JobID)), flatten(dashIfEmpty(d.Reason)), status,
+		clipRunes(flatten(dashIfEmpty(d.ErrorCode)), 12), flatten(msg))
 }
 
 func (t *dlqTable) flush() error { return t.w.Flush() }
@@ -118,10 +120,16 @@ func dashIfEmpty(s string) string {
 	return s
 }
 
-// flatten folds control characters so a record stays on its row.
+// flatten folds what a terminal would act on into spaces, so a record stays
+// on its row and cannot move the cursor, rewrite the screen or reorder the
+// text: C0 and C1 controls (a C1 CSI, U+009B, starts an escape sequence like
+// ESC [), DEL, line and paragraph separators, and the bidirectional controls
+// (U+061C, U+200E/F, U+202A-E, U+2066-9: "Trojan Source").
 func flatten(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
+		switch {
+		case r < ' ', r >= 0x7f && r <= 0x9f, r == '\u2028', r == '\u2029',
+			r == '\u061c', r == '\u200e', r == '\u200f', r >= '\u202a' && r <= '\u202e', r >= '\u2066' && r <= '\u2069':
 			return ' '
 		}
 		return r

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -306,4 +307,36 @@ func TestDLQReplaySkipsTruncated(t *testing.T) {
 	require.Equal(t, 1, r.code, r.err)
 	require.Equal(t, "replayed 0 of 1 dead letters to codearts.build.recover (0 already replayed earlier, 0 failed, 0 gone, 1 not replayable: body truncated)\n", r.out)
 	require.EqualValues(t, 1, env.DLQCount())
+}
+
+// Every column of the dead-letter table is folded: C0 and C1 controls, DEL,
+// line separators and bidirectional controls become spaces, so a record a
+// producer shaped cannot move the cursor or reorder the row.
+func TestFlattenTerminalControls(t *testing.T) {
+	tests := []struct {
+		give, want string
+	}{
+		{"plain text", "plain text"},
+		{"line\nbreak\ttab\rret", "line break tab ret"},
+		{"esc \x1b[2J clear", "esc  [2J clear"},
+		{"c1 csi \u009b2J", "c1 csi  2J"},
+		{"del\x7f", "del "},
+		{"sep\u2028par\u2029", "sep par "},
+		{"bidi \u202eevil\u202c ok", "bidi  evil  ok"},
+		{"isolate \u2066x\u2069", "isolate  x "},
+		{"marks \u200e\u200f\u061c", "marks    "},
+		{"kept: 中文 é ✓", "kept: 中文 é ✓"},
+	}
+	for _, tt := range tests {
+		require.Equal(t, tt.want, flatten(tt.give), "%q", tt.give)
+	}
+	var out bytes.Buffer
+	tbl := newDLQTable(&out, 1, 0)
+	require.NoError(t, tbl.row(admin.Record{Seq: 1, DeadLetter: worker.DeadLetter{
+		JobID: "job\u202eid", Reason: "client_error\x1b[31m", ErrorCode: "CB.\u009b1m", ErrorMsg: "msg\u2066",
+	}}))
+	require.NoError(t, tbl.flush())
+	for _, r := range out.String() {
+		require.False(t, r == 0x1b || r >= 0x80 && r <= 0x9f || r == '\u202e' || r == '\u2066', "control %U in the table", r)
+	}
 }
