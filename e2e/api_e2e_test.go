@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"net/http"
 	"testing"
 	"time"
 
@@ -64,13 +65,13 @@ func TestAPIFaults(t *testing.T) {
 	// Every answer the real API gives, mixed: 200s saying "fail" or
 	// carrying an error code, proxies' HTML pages (502 and 200), error
 	// bodies as JSON strings, 5xx with the gateway's codes, job-level
-	// 400/404/422, and windows of 404 APIG.0101 (wrong route: configuration)
-	// and 401 APIG.0301. Only real client errors are dead-lettered; every job
+	// 400/404/422, one job answering 401 APIG.0301 once (a credential pause)
+	// and a window of 404 APIG.0101 (wrong route: configuration) soon after
+	// the enqueue. Only real client errors are dead-lettered; every job
 	// reported recovered is one the simulator recovered.
 	t.Run("real_answers", func(t *testing.T) {
 		t.Parallel()
 		r := newRand(t)
-		now := time.Now()
 		s := newSystem(t, "6d_api_real_answers", sysOptions{sim: []codeartssim.Option{
 			codeartssim.WithOutcomes(codeartssim.StandardPrefixOutcomes()),
 			codeartssim.WithFailStatus(0.03),
@@ -80,19 +81,31 @@ func TestAPIFaults(t *testing.T) {
 			codeartssim.WithStringBodies(0.3),
 			codeartssim.WithErrorRate(0.03, 500, 502, 503, 504),
 			codeartssim.WithBackendThrottle(0.01),
-			codeartssim.WithRoute404Window(now.Add(3*time.Second), now.Add(7*time.Second)),
-			codeartssim.WithUnauthorizedWindow(now.Add(10*time.Second), now.Add(13*time.Second)),
 		}})
-		s.worker("w1", "--concurrency", "32", "--rate-limit", "150")
-		s.worker("w2", "--concurrency", "32", "--rate-limit", "150")
-		s.enqueue(mixedItems(r, 2000, mix{clientError: 0.05, invalid: 0.02}))
+		s.worker("w1", "--concurrency", "32", "--rate-limit", "300")
+		s.worker("w2", "--concurrency", "32", "--rate-limit", "300")
+		items := mixedItems(r, 2000, mix{clientError: 0.05, invalid: 0.02})
+		for _, it := range items {
+			if it.want == outcomeRecovered {
+				s.sim.Script(it.jobID, http.StatusUnauthorized)
+				break
+			}
+		}
+		s.enqueue(items)
+		// The window starts a second after the enqueue and lasts 3s: calls
+		// or, while the 401's pause holds, its probes (every 2s) meet it.
+		start := time.Now()
+		s.sim.Configure(codeartssim.WithRoute404Window(start.Add(time.Second), start.Add(4*time.Second)))
 		f := s.finish(finishOptions{drainTimeout: 3 * time.Minute})
 		stats := s.sim.Stats()
 		for _, fault := range []codeartssim.Fault{codeartssim.FaultFail200, codeartssim.FaultErrorOn200, codeartssim.FaultHTML502,
-			codeartssim.FaultHTML200, codeartssim.FaultStringBody, codeartssim.FaultRoute404, codeartssim.FaultUnauthorized} {
+			codeartssim.FaultHTML200, codeartssim.FaultStringBody, codeartssim.FaultRoute404} {
 			if stats.Faults[fault] == 0 {
 				t.Errorf("the simulator never answered %s: the scenario did not test it", fault)
 			}
+		}
+		if stats.ByStatus[http.StatusUnauthorized] == 0 {
+			t.Errorf("the simulator never answered 401: the scenario did not test it")
 		}
 		if f.falselyRecovered != 0 {
 			t.Errorf("%d requests reported recovered that the API did not recover", f.falselyRecovered)
