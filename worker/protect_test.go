@@ -256,7 +256,7 @@ func TestFleetLearnsTheQuotaTogether(t *testing.T) {
 	share429 := float64(st.Throttled) / float64(st.Calls)
 	t.Logf("3 replicas, adaptive only: API rate %.1f req/s (quota %.0f), 429 share %.2f%% of %d calls", measured, rate, 100*share429, st.Calls)
 	require.Greater(t, measured, rate*0.6, "the fleet uses most of the quota, start-up learning included")
-	require.Less(t, share429, 0.10, "429s stay a small share of calls (the figures: make bench)")
+	require.Less(t, share429, 0.15, "429s stay a small share of calls, not the third an uncoordinated fleet draws (the figures: make bench)")
 	requireAllRecovered(t, env, ids)
 	require.Zero(t, env.DLQCount())
 }
