@@ -221,14 +221,8 @@ func (d *DeadLetter) Minimal() DeadLetter {
 // string is cut to its bound first.
 func (d *DeadLetter) Marshal() ([]byte, error) {
 	b := *d
-	b.JobID = clipJSON(b.JobID, maxIDLen, "…")
-	b.Reason = clipJSON(b.Reason, maxIDLen, "…")
-	b.ErrorCode = clipJSON(b.ErrorCode, maxIDLen, "…")
+	clipIDs(&b.JobID, &b.Reason, &b.ErrorCode, &b.RequestID, &b.Worker, &b.TraceID, &b.SpanID)
 	b.ErrorMsg = clipJSON(b.ErrorMsg, maxTextLen, "…")
-	b.RequestID = clipJSON(b.RequestID, maxIDLen, "…")
-	b.Worker = clipJSON(b.Worker, maxIDLen, "…")
-	b.TraceID = clipJSON(b.TraceID, maxIDLen, "…")
-	b.SpanID = clipJSON(b.SpanID, maxIDLen, "…")
 	b.Original = b.Original.bounded()
 	return json.Marshal(&b)
 }
@@ -474,15 +468,15 @@ func DeadLetterID(seq uint64, stored time.Time) string {
 // cut to its bound first.
 func (r *Result) Marshal() ([]byte, error) {
 	b := *r
-	b.JobID = clipJSON(b.JobID, maxIDLen, "…")
-	b.Outcome = clipJSON(b.Outcome, maxIDLen, "…")
-	b.Reason = clipJSON(b.Reason, maxIDLen, "…")
-	b.ErrorCode = clipJSON(b.ErrorCode, maxIDLen, "…")
-	b.RequestID = clipJSON(b.RequestID, maxIDLen, "…")
-	b.Worker = clipJSON(b.Worker, maxIDLen, "…")
-	b.TraceID = clipJSON(b.TraceID, maxIDLen, "…")
-	b.SpanID = clipJSON(b.SpanID, maxIDLen, "…")
+	clipIDs(&b.JobID, &b.Outcome, &b.Reason, &b.ErrorCode, &b.RequestID, &b.Worker, &b.TraceID, &b.SpanID)
 	return json.Marshal(&b)
+}
+
+// clipIDs cuts each id-like field of a record to maxIDLen encoded bytes.
+func clipIDs(fields ...*string) {
+	for _, f := range fields {
+		*f = clipJSON(*f, maxIDLen, "…")
+	}
 }
 
 // storeDeadLetter stores rec under id and waits for its ack. A record the

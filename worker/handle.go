@@ -67,14 +67,20 @@ func (t *task) logger() *zap.Logger {
 	return t.log
 }
 
+// newTask starts the work on one delivery: its identity (the first
+// message's, for a requeued copy) and its lease.
+func (p *Pool) newTask(d Delivery) *task {
+	lin := lineageOf(d.Header(), d.StreamSeq(), d.Timestamp())
+	t := &task{d: d, seq: lin.seq, stored: lin.stored, lin: lin, n: d.NumDelivered(), start: time.Now(), base: p.log}
+	t.lastBeat.Store(t.start.UnixNano())
+	return t
+}
+
 // handle takes one delivery to a terminal state (acked, dead-lettered then
 // acked) or hands it back (nak). runCtx ending means shutdown has begun;
 // workCtx ending means the drain timeout passed.
 func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
-	lin := lineageOf(d.Header(), d.StreamSeq(), d.Timestamp())
-	t := &task{d: d, seq: lin.seq, stored: lin.stored, lin: lin, n: d.NumDelivered(), start: time.Now()}
-	t.lastBeat.Store(t.start.UnixNano())
-	t.base = p.log
+	t := p.newTask(d)
 	p.startDelivery(workCtx, t)
 	defer p.endDelivery(t)
 	p.track(t)

@@ -375,8 +375,9 @@ func (p *Pool) Run(ctx context.Context) error {
 			err := p.src.Fetch(ctx, n, func(d Delivery) {
 				got++
 				if ctx.Err() != nil {
-					// Arrived after shutdown began: hand it back at once.
-					p.nak(d, 0, "shutdown")
+					// Arrived after shutdown began: hand it back at once,
+					// free like every other hand-back.
+					p.handBack(workCtx, p.newTask(d), 0, "shutdown")
 					<-p.slot
 					return
 				}

@@ -80,7 +80,7 @@ func lineageOf(header map[string][]string, seq uint64, stored time.Time) lineage
 // restarts). Without one, or if the requeue fails, the message is nak'd
 // (and that delivery counts as a full one).
 func (p *Pool) handBack(ctx context.Context, t *task, delay time.Duration, cause string) {
-	if p.cfg.Requeue != nil && t.req.JobID != "" {
+	if p.cfg.Requeue != nil {
 		err := p.requeue(ctx, t)
 		if err == nil {
 			p.report(t, OutcomeHandedBack, cause)
