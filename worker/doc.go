@@ -22,8 +22,17 @@
 //     request's attempt budget and never dead-letter it. A request held
 //     through a 403-run pause is dead-lettered only if it answers 403
 //     again after an answer proved the credentials (the resume).
+//   - Flow control is per region: the breakers and credential pauses are the
+//     pure state machines of package retry (retry.Breaker, retry.Pause),
+//     one of each per region, driven by the gate (gate.go), which reads the
+//     clock and performs the fleet-wide consumer pause after unlocking. One
+//     region's open breaker or pause holds only its own requests, which give
+//     up their fetch slots while they wait (up to holdMax of them), so the
+//     pool goes on fetching for the other regions; the consumer is paused
+//     for the fleet only when every region in use is paused.
 //   - Shutdown stops fetching, lets in-flight requests finish within the
-//     drain timeout and naks the rest.
+//     drain timeout and hands the rest back (requeued with the tries they
+//     spent, so a hand-back costs no delivery).
 //   - Every delivery of a request is traced in one trace (RequestTrace):
 //     the producer's traceparent, else one derived from the request's
 //     stream sequence and store time, so redeliveries, crashes and other
@@ -41,10 +50,11 @@
 //	tries of a delivery used → nak with delay      TestRetryThenSuccess (one redelivery)
 //	attempt budget used → retries_exhausted        TestAttemptBudgetExhausted
 //	reached MaxDeliver anyway → max_deliveries     TestPanicEveryDeliveryEndsMaxDeliveries
-//	401 → pause, probe, resume; nothing dead       TestUnauthorizedPausesThenResumes
+//	401 → pause, probe, resume; nothing dead       TestUnauthorizedPausesThenResumes, retry.TestPause*
 //	run of 403s → same pause                       TestForbiddenRunPauses
 //	  then 403 again after the resume → client_error TestForbiddenBlockAfterResumeDeadLettered
-//	breaker open → wait, probe; nothing dead       TestOutageLongerThanBudget
+//	breaker open → wait, probe; nothing dead       TestOutageLongerThanBudget, retry.TestBreaker*
+//	one region's trouble never slows another       TestGateRegionsAreIndependent, TestRegionOutageDoesNotStallOthers
 //	shutdown → drain, nak the rest                 TestShutdownMidFlight
 //	heartbeats keep a slow call                    TestSlowCallNotRedelivered
 //	crash without ack → redelivered elsewhere      TestWorkerDiesWithoutAck

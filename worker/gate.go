@@ -17,8 +17,8 @@ type Pauser interface {
 	ResumeConsumer(ctx context.Context) error
 }
 
-// GateConfig tunes the circuit breaker and the credential pause. Zero
-// values mean the documented defaults.
+// GateConfig tunes the circuit breakers and the credential pauses (one of
+// each per region). Zero values mean the documented defaults.
 type GateConfig struct {
 	// BreakerWindow is how many recent calls (per region) the breaker
 	// looks at. Default 20.
@@ -31,10 +31,7 @@ type GateConfig struct {
 	// Default 0.5.
 	BreakerRatio float64
 	// BreakerOpen is the first wait before a half-open probe; it doubles
-	// while probes fail, up to BreakerMaxOpen. Defaults 250ms and 500ms:
-	// two calls a second do not hammer a recovering API, and the pool
-	// resumes within about half a second of it coming back
-	// (docs/performance.md).
+	// while probes fail, up to BreakerMaxOpen. Defaults 250ms and 500ms.
 	BreakerOpen    time.Duration
 	BreakerMaxOpen time.Duration
 	// ForbiddenRun is how many 403s on distinct jobs, with no success in
@@ -52,108 +49,80 @@ type GateConfig struct {
 	// is renewed while paused, so a replica that dies while paused does
 	// not stop the fleet forever. Default 2m.
 	PauseLease time.Duration
+	// RegionIdle is how long a region counts as in use after its last
+	// request: the fetch loop goes on while a region in use is healthy,
+	// and the consumer is paused fleet-wide only when every region in use
+	// is paused. Default 1m.
+	RegionIdle time.Duration
 }
 
 func (c GateConfig) withDefaults() GateConfig {
-	def := func(v *time.Duration, d time.Duration) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	if c.BreakerWindow == 0 {
-		c.BreakerWindow = 20
-	}
-	if c.BreakerMinCalls == 0 {
-		c.BreakerMinCalls = 10
-	}
-	if c.BreakerRatio == 0 {
-		c.BreakerRatio = 0.5
-	}
 	if c.ForbiddenRun == 0 {
 		c.ForbiddenRun = 20
 	}
-	def(&c.BreakerOpen, 250*time.Millisecond)
-	def(&c.BreakerMaxOpen, 500*time.Millisecond)
-	def(&c.ForbiddenHold, 30*time.Second)
-	def(&c.PauseProbe, 2*time.Second)
-	def(&c.PauseMaxProbe, time.Minute)
-	def(&c.PauseLease, 2*time.Minute)
+	if c.ForbiddenHold == 0 {
+		c.ForbiddenHold = 30 * time.Second
+	}
+	if c.RegionIdle == 0 {
+		c.RegionIdle = time.Minute
+	}
 	return c
 }
 
-// Breaker states, as exported by State.
+func (c GateConfig) breaker() retry.BreakerConfig {
+	return retry.BreakerConfig{Window: c.BreakerWindow, MinCalls: c.BreakerMinCalls, Ratio: c.BreakerRatio,
+		Open: c.BreakerOpen, MaxOpen: c.BreakerMaxOpen}
+}
+
+func (c GateConfig) pause() retry.PauseConfig {
+	return retry.PauseConfig{Probe: c.PauseProbe, MaxProbe: c.PauseMaxProbe, Lease: c.PauseLease, ForbiddenRun: c.ForbiddenRun}
+}
+
+// probe says which of a region's state machines admitted a call as its
+// probe; its answer goes back to that machine as the probe's verdict.
+type probe uint8
+
 const (
-	BreakerClosed   = "closed"
-	BreakerHalfOpen = "half_open"
-	BreakerOpen     = "open"
+	notProbe probe = iota
+	pauseProbe
+	breakerProbe
 )
 
-// gate decides whether a call may go out: it holds the per-region circuit
-// breakers and the process-wide credential pause. Waiters block on ch,
-// which is closed and replaced on every change.
+// gate is the shell around the pure state machines of package retry: one
+// circuit breaker and one credential pause per region. It holds them under
+// one mutex, reads the clock, wakes waiters (ch is closed and replaced on
+// every change), logs the transitions and performs the fleet-wide consumer
+// pause and resume after unlocking. Regions are independent: one region's
+// open breaker or pause holds only its own requests; fetching stops only
+// when every region in use is held, and the consumer is paused for the
+// whole fleet only when every region in use is paused.
 type gate struct {
 	cfg    GateConfig
 	log    *zap.Logger
 	pauser Pauser
-	probe  func() // before a credential probe (re-read credentials)
+	probe  func() // before a pause probe (re-read credentials)
 
-	mu       sync.Mutex
-	ch       chan struct{}
-	breakers map[string]*breaker
-	actions  uint64          // consumer actions decided
-	pending  *consumerAction // decided under mu, performed after it
+	mu      sync.Mutex
+	ch      chan struct{}
+	regions map[string]*region
+	// consumerPaused is the fleet-wide consumer pause as last decided.
+	consumerPaused bool
+	actions        uint64          // consumer actions decided
+	pending        *consumerAction // decided under mu, performed after it
 
 	ioMu    sync.Mutex // serialises consumer actions
 	applied uint64     // gen of the last action performed
-
-	paused      bool
-	pauseReason string
-	pauseWait   time.Duration
-	pauseProbe  time.Time // earliest next probe while paused
-	probing     bool      // a pause probe is out
-
-	okGen     uint64              // bumped by each success
-	forbidden map[string]struct{} // distinct jobs answered 403 since the last success
-	// held maps a job retried after a 403-run pause to the resumes count
-	// at that time. Once a resume has happened since (an answer proved the
-	// credentials), its next 403 is about the job: it is dead-lettered and
-	// does not count toward a new run, so a block of forbidden jobs does
-	// not pause, resume and retry in a loop.
-	held    map[string]uint64
-	resumes uint64
-	// pauseFailed holds the jobs whose pause probe failed since the pause
-	// began: they yield the next probe to jobs that have not tried, so a
-	// request that can prove the credentials is not starved by held
-	// requests that cannot.
-	pauseFailed map[string]struct{}
 }
 
-type breaker struct {
-	region   string
-	state    string
-	window   []bool // true = failure
-	next     int
-	filled   int
-	fails    int
-	wait     time.Duration
-	until    time.Time // open until
-	probing  bool
-	probeJob string
-	// failedProbes holds the jobs whose probe failed while open: they do
-	// not probe again, so a few jobs that always fail cannot keep the
-	// breaker open; a fresh request fetched for the purpose probes instead.
-	failedProbes map[string]struct{}
-	// probeFetch is when the fetch loop last took a fresh request to
-	// probe with.
-	probeFetch time.Time
+// region is one region's flow control.
+type region struct {
+	breaker *retry.Breaker
+	pause   *retry.Pause
+	seen    time.Time // last request for it
 }
 
 func newGate(cfg GateConfig, log *zap.Logger, pauser Pauser, probe func()) *gate {
-	return &gate{
-		cfg: cfg.withDefaults(), log: log, pauser: pauser, probe: probe,
-		ch: make(chan struct{}), breakers: map[string]*breaker{}, forbidden: map[string]struct{}{}, held: map[string]uint64{},
-		pauseFailed: map[string]struct{}{},
-	}
+	return &gate{cfg: cfg.withDefaults(), log: log, pauser: pauser, probe: probe, ch: make(chan struct{}), regions: map[string]*region{}}
 }
 
 // notify wakes every waiter; callers hold mu.
@@ -162,114 +131,105 @@ func (g *gate) notify() {
 	g.ch = make(chan struct{})
 }
 
-func (g *gate) breaker(region string) *breaker {
-	b, ok := g.breakers[region]
+func (g *gate) region(name string, now time.Time) *region {
+	r, ok := g.regions[name]
 	if !ok {
-		b = &breaker{region: region, state: BreakerClosed, window: make([]bool, g.cfg.BreakerWindow)}
-		g.breakers[region] = b
+		r = &region{breaker: retry.NewBreaker(g.cfg.breaker()), pause: retry.NewPause(g.cfg.pause())}
+		g.regions[name] = r
 	}
-	return b
+	r.seen = now
+	return r
 }
+
+// inUse reports whether r had a request within RegionIdle.
+func (g *gate) inUse(r *region, now time.Time) bool { return now.Sub(r.seen) < g.cfg.RegionIdle }
 
 // acquire blocks until a call to region may go out: not paused (or this
 // call is the pause probe) and the breaker closed (or this call is the
-// half-open probe). It returns promptly when ctx ends.
-func (g *gate) acquire(ctx context.Context, region, jobID string) (probe bool, err error) {
+// half-open probe). hold, when not nil, runs once before the first wait
+// (the pool then frees the request's fetch slot for other regions). It
+// returns promptly when ctx ends.
+func (g *gate) acquire(ctx context.Context, name, job string, hold func()) (probe, error) {
+	held := false
 	for {
 		g.mu.Lock()
 		now := time.Now()
-		var wake time.Duration
-		switch {
-		case g.paused:
-			switch {
-			case g.probing: // wait for the probe's answer (record notifies)
-				wake = time.Second
-			case now.Before(g.pauseProbe):
-				wake = max(time.Until(g.pauseProbe), time.Millisecond)
-			case g.mayProbePause(now, jobID):
-				g.probing = true
+		r := g.region(name, now)
+		var a retry.Admission
+		if paused, _ := r.pause.Paused(); paused {
+			if a = r.pause.Admit(now, job); a.Go {
 				g.mu.Unlock()
 				if g.probe != nil {
 					g.probe()
 				}
-				return true, nil
-			default: // due, but this job failed one: others first
-				wake = max(time.Until(g.pauseProbe.Add(g.pauseWait)), time.Millisecond)
+				return pauseProbe, nil
 			}
-		default:
-			b := g.breaker(region)
-			switch {
-			case b.state == BreakerClosed:
-				g.mu.Unlock()
-				return false, nil
-			// A job whose probe failed yields to others for one period
-			// (a fresh request is fetched meanwhile); after that it may
-			// probe again, so probes never stop, whatever is in flight.
-			case b.state == BreakerOpen && !now.Before(b.until) &&
-				(!b.failedProbe(jobID) || now.Sub(b.until) >= b.wait):
-				b.state = BreakerHalfOpen
-				b.probing, b.probeJob = true, jobID
-				g.log.Info("circuit breaker half-open: probing", zap.String("region", region))
+		} else if a = r.breaker.Admit(now, job); a.Go {
+			pr := notProbe
+			if a.Probe {
+				pr = breakerProbe
+				g.log.Info("circuit breaker half-open: probing", zap.String("region", name))
 				g.notify()
-				g.mu.Unlock()
-				return true, nil
-			case b.state == BreakerOpen && now.Before(b.until):
-				wake = max(time.Until(b.until), time.Millisecond)
-			case b.state == BreakerOpen: // probe due, but this job failed one
-				wake = max(time.Until(b.until.Add(b.wait)), time.Millisecond)
-			default: // half-open with its probe out: wait for its answer
-				wake = time.Second
 			}
+			g.mu.Unlock()
+			return pr, nil
 		}
 		ch := g.ch
 		g.mu.Unlock()
-		t := time.NewTimer(wake)
-		select {
-		case <-ch:
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return false, ctx.Err()
+		if !held && hold != nil {
+			held = true
+			hold()
 		}
-		t.Stop()
+		wake := a.Wait
+		if wake <= 0 { // until the probe answers (record notifies)
+			wake = time.Second
+		}
+		if err := wait(ctx, ch, wake); err != nil {
+			return notProbe, err
+		}
 	}
 }
 
-// mayProbePause says whether job may take a due pause probe: at once if
-// it has not failed one in this pause, else only a period after it is due
-// (no other job took it), so probes never stop.
-func (g *gate) mayProbePause(now time.Time, job string) bool {
-	_, failed := g.pauseFailed[job]
-	return !failed || now.Sub(g.pauseProbe) >= g.pauseWait
+// wait blocks until ch is closed, d passes or ctx ends.
+func wait(ctx context.Context, ch <-chan struct{}, d time.Duration) error {
+	t := time.NewTimer(max(d, time.Millisecond))
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
 }
 
-func (b *breaker) failedProbe(jobID string) bool {
-	_, ok := b.failedProbes[jobID]
-	return ok
-}
-
-// fetchAllowance says how many new messages the fetch loop may take: none
-// while paused or while a breaker is not closed, except one fresh request
-// per probe period to probe an open breaker with (the waiting ones may all
-// be jobs whose probe failed); -1 means no limit.
+// fetchAllowance says how many new messages the fetch loop may take: no
+// limit (-1) while some region in use is healthy (or none is in use yet);
+// else one fresh request per probe period when an open breaker needs one
+// to probe with (the waiting ones may all be jobs whose probe failed); else
+// none.
 func (g *gate) fetchAllowance() (int, <-chan struct{}) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.paused {
-		return 0, g.ch
-	}
 	now := time.Now()
-	allow := -1
-	for _, b := range g.breakers {
-		switch {
-		case b.state == BreakerClosed:
-		case b.state == BreakerOpen && !now.Before(b.until) && !b.probing && len(b.failedProbes) > 0 &&
-			now.Sub(b.probeFetch) >= b.wait:
-			b.probeFetch = now
-			allow = 1
-		default:
-			return 0, g.ch
+	allow, used := 0, false
+	for _, r := range g.regions {
+		if !g.inUse(r, now) {
+			continue
 		}
+		used = true
+		if paused, _ := r.pause.Paused(); paused {
+			continue
+		}
+		switch r.breaker.Fetch(now) {
+		case -1:
+			return -1, g.ch
+		case 1:
+			allow = 1
+		}
+	}
+	if !used {
+		return -1, g.ch
 	}
 	return allow, g.ch
 }
@@ -282,33 +242,77 @@ func (g *gate) waitOpen(ctx context.Context) (int, error) {
 		if allow != 0 {
 			return allow, nil
 		}
-		t := time.NewTimer(250 * time.Millisecond)
-		select {
-		case <-ch:
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return 0, ctx.Err()
+		if err := wait(ctx, ch, 250*time.Millisecond); err != nil {
+			return 0, err
 		}
-		t.Stop()
 	}
 }
 
-// record feeds a call's class to the breaker and the pause. It returns
-// whether the breaker of region is now open (a transient failure then
-// does not spend the request's attempt budget).
-//
-// jobLevel reports a 403 from a job held through a 403-run pause that has
-// ended since (an answer proved the credentials after its last 403): it is
-// about the job, to be dead-lettered, and counts toward no run.
-func (g *gate) record(ctx context.Context, region, jobID string, class retry.Class, code string, probe bool) (breakerOpen, jobLevel bool) {
+// record feeds a call's class to the region's breaker and pause. It returns
+// whether the region's breaker is now open (a transient failure then does
+// not spend the request's attempt budget), and whether a 403 is about the
+// job (see retry.PauseChange.JobLevel).
+func (g *gate) record(ctx context.Context, name, job string, class retry.Class, code string, pr probe) (breakerOpen, jobLevel bool) {
 	g.mu.Lock()
-	breakerOpen, jobLevel = g.recordLocked(region, jobID, class, code, probe)
+	now := time.Now()
+	r := g.region(name, now)
+	c := r.pause.Record(now, job, class, code, pr == pauseProbe)
+	if c.Changed {
+		g.notify()
+	}
+	switch c.Action {
+	case retry.PauseNow:
+		if c.New {
+			_, reason := r.pause.Paused()
+			g.log.Error("paused: "+reason+"; probing with backoff, nothing is dead-lettered meanwhile",
+				zap.String("region", name), zap.Duration("next_probe", r.pause.NextProbe()))
+		}
+		g.consumerLocked(now, c.Until)
+	case retry.ResumeNow:
+		g.log.Info("resumed: the API accepts the credentials again", zap.String("region", name), zap.String("was", c.Was))
+		g.consumerLocked(now, time.Time{})
+	}
+	was := r.breaker.Record(now, retry.VerdictOf(class), pr == breakerProbe)
+	if st := r.breaker.State(); st != was {
+		switch st {
+		case retry.BreakerOpen:
+			if was == retry.BreakerClosed {
+				failed, of := r.breaker.Failures()
+				g.log.Error("circuit breaker open: most API calls fail; no new requests for this region until a probe succeeds",
+					zap.String("region", name), zap.Int("failed", failed), zap.Int("of", of))
+			}
+		case retry.BreakerClosed:
+			g.log.Info("circuit breaker closed: the API answers again", zap.String("region", name))
+		}
+		g.notify()
+	}
+	breakerOpen = r.breaker.State() == retry.BreakerOpen
 	act := g.pending
 	g.pending = nil
 	g.mu.Unlock()
 	g.apply(ctx, act)
-	return breakerOpen, jobLevel
+	return breakerOpen, c.JobLevel
+}
+
+// consumerLocked decides the fleet-wide consumer pause after a region's
+// pause changed: paused (until the lease's end) while every region in use
+// is paused, resumed as soon as one is not. until is zero on a resume.
+func (g *gate) consumerLocked(now, until time.Time) {
+	all := true
+	for _, r := range g.regions {
+		if paused, _ := r.pause.Paused(); g.inUse(r, now) && !paused {
+			all = false
+			break
+		}
+	}
+	switch {
+	case all && !until.IsZero():
+		g.consumerPaused = true
+		g.decide(true, until)
+	case !all && g.consumerPaused:
+		g.consumerPaused = false
+		g.decide(false, time.Time{})
+	}
 }
 
 // consumerAction is a fleet-wide pause or resume of the consumer, decided
@@ -318,6 +322,12 @@ type consumerAction struct {
 	gen   uint64 // order of decision: an older action never undoes a newer one
 	pause bool
 	until time.Time
+}
+
+// decide records a consumer action to perform once the lock is released.
+func (g *gate) decide(pause bool, until time.Time) {
+	g.actions++
+	g.pending = &consumerAction{gen: g.actions, pause: pause, until: until}
 }
 
 // apply performs a decided consumer action, unless a newer one was
@@ -343,205 +353,30 @@ func (g *gate) apply(ctx context.Context, a *consumerAction) {
 	}
 }
 
-// decide records a consumer action to perform once the lock is released.
-func (g *gate) decide(pause bool, until time.Time) {
-	g.actions++
-	g.pending = &consumerAction{gen: g.actions, pause: pause, until: until}
-}
-
-func (g *gate) recordLocked(region, jobID string, class retry.Class, code string, probe bool) (breakerOpen, jobLevel bool) {
-	b := g.breaker(region)
-	failure := class == retry.Transient
-
-	// The pause: a 401 (or a 403 run) pauses; any answer proving the
-	// credentials good resumes.
-	switch class {
-	case retry.Unauthorized, retry.Configuration:
-		if probe && g.paused {
-			g.pauseFailed[jobID] = struct{}{}
-		}
-		g.pauseLocked(pauseReason(class, code), probe)
-	case retry.Forbidden:
-		if at, held := g.held[jobID]; held && g.resumes > at {
-			// About this job: neither part of a run nor, as a probe, a
-			// verdict on the pause.
-			delete(g.held, jobID)
-			jobLevel = true
-			g.probeInconclusiveLocked(probe)
-			break
-		}
-		if g.paused {
-			if probe {
-				g.pauseFailed[jobID] = struct{}{}
-			}
-			g.pauseLocked(g.pauseReason, probe) // a probe answered 403 again
-			break
-		}
-		g.forbidden[jobID] = struct{}{}
-		if len(g.forbidden) >= g.cfg.ForbiddenRun {
-			g.pauseLocked("a run of 403s on distinct jobs: missing IAM permission?", probe)
-		}
-	case retry.Success, retry.ClientError:
-		delete(g.held, jobID)
-		if class == retry.Success {
-			g.okGen++
-			clear(g.forbidden)
-			g.notify()
-		}
-		if g.paused {
-			g.resumeLocked()
-		}
-	case retry.Transient, retry.Throttled, retry.Canceled:
-		g.probeInconclusiveLocked(probe)
-	}
-
-	// The breaker, per region: only 5xx/transport failures count; any
-	// other answer shows the API is up.
-	if class == retry.Canceled || class == retry.Throttled || class.Pauses() {
-		if probe && b.state == BreakerHalfOpen {
-			// No verdict from this probe: let another one go now.
-			b.probing = false
-			b.state, b.until = BreakerOpen, time.Now()
-			g.notify()
-		}
-		return b.state == BreakerOpen, jobLevel
-	}
-	switch b.state {
-	case BreakerHalfOpen:
-		if !probe {
-			return false, jobLevel
-		}
-		b.probing = false
-		if failure {
-			if b.failedProbes == nil {
-				b.failedProbes = map[string]struct{}{}
-			}
-			b.failedProbes[b.probeJob] = struct{}{}
-			b.wait = min(b.wait*2, g.cfg.BreakerMaxOpen)
-			b.state, b.until = BreakerOpen, time.Now().Add(b.wait)
-		} else {
-			b.state = BreakerClosed
-			b.reset()
-			clear(b.failedProbes)
-			g.log.Info("circuit breaker closed: the API answers again", zap.String("region", region))
-		}
-		g.notify()
-	case BreakerClosed:
-		b.add(failure)
-		if b.filled >= g.cfg.BreakerMinCalls && float64(b.fails) >= g.cfg.BreakerRatio*float64(b.filled) {
-			b.wait = g.cfg.BreakerOpen
-			b.state, b.until = BreakerOpen, time.Now().Add(b.wait)
-			g.log.Error("circuit breaker open: most API calls fail; no new requests until a probe succeeds",
-				zap.String("region", region), zap.Int("failed", b.fails), zap.Int("of", b.filled))
-			g.notify()
-		}
-	}
-	return b.state == BreakerOpen, jobLevel
-}
-
-func (b *breaker) add(failure bool) {
-	if b.filled == len(b.window) {
-		if b.window[b.next] {
-			b.fails--
-		}
-	} else {
-		b.filled++
-	}
-	b.window[b.next] = failure
-	if failure {
-		b.fails++
-	}
-	b.next = (b.next + 1) % len(b.window)
-}
-
-func (b *breaker) reset() {
-	clear(b.window)
-	b.next, b.filled, b.fails = 0, 0, 0
-}
-
-// pauseLocked pauses and pauses the consumer fleet-wide for PauseLease.
-// While paused, only a failed probe backs the next probe off: the other
-// calls that were in flight when the pause began answer the same and say
-// nothing new, so a burst of them must not push the probe wait to its cap.
-func (g *gate) pauseLocked(reason string, probe bool) {
-	switch {
-	case !g.paused:
-		g.paused, g.pauseReason, g.pauseWait = true, reason, g.cfg.PauseProbe
-		g.log.Error("paused: "+reason+"; probing with backoff, nothing is dead-lettered meanwhile",
-			zap.Duration("next_probe", g.pauseWait))
-	case probe:
-		g.pauseWait = min(g.pauseWait*2, g.cfg.PauseMaxProbe)
-	default:
-		return
-	}
-	g.probing = false
-	g.pauseProbe = time.Now().Add(g.pauseWait)
-	g.decide(true, time.Now().Add(g.cfg.PauseLease))
-	g.notify()
-}
-
-// pauseReason says why a pausing answer pauses, for logs, readiness and the
-// status page.
-func pauseReason(class retry.Class, code string) string {
-	switch {
-	case class == retry.Unauthorized && code != "":
-		return "api rejected the credentials (401 " + code + ")"
-	case class == retry.Unauthorized:
-		return "api rejected the credentials (401)"
-	case retry.CanonicalCode(code) == "APIG.0101":
-		return "the API is not published at this endpoint (APIG.0101): wrong --endpoint or --region?"
-	case code != "":
-		return "the API refuses every call (" + code + "): missing IAM permission or unavailable project?"
-	default:
-		return "the API refuses every call: configuration"
-	}
-}
-
-func (g *gate) resumeLocked() {
-	g.paused, g.probing = false, false
-	g.resumes++
-	clear(g.pauseFailed)
-	clear(g.forbidden)
-	g.log.Info("resumed: the API accepts the credentials again", zap.String("was", g.pauseReason))
-	g.pauseReason = ""
-	g.decide(false, time.Time{})
-	g.notify()
-}
-
-// probeInconclusiveLocked lets another pause probe go a period later when
-// this call was the probe and its answer says nothing about credentials.
-func (g *gate) probeInconclusiveLocked(probe bool) {
-	if probe && g.paused {
-		g.probing = false
-		g.pauseProbe = time.Now().Add(g.pauseWait)
-	}
-}
-
-// maxHeld bounds the held set: entries of jobs that ended otherwise (nak,
-// shutdown) are dropped wholesale past it, which costs at most one more
-// retry each.
-const maxHeld = 1 << 14
-
 // forbiddenVerdict waits to learn whether a 403 is about this job (a
-// success elsewhere proves the credentials fine: dead-letter it) or part of
-// a run (the pool paused: retry it after resume; record then says whether
-// its next 403 is about the job). It gives up waiting after ForbiddenHold
-// and dead-letters.
-func (g *gate) forbiddenVerdict(ctx context.Context, job string) (deadLetter bool, err error) {
+// success in its region proves the credentials fine: dead-letter it) or
+// part of a run (the region paused: retry it after resume; record then says
+// whether its next 403 is about the job). It gives up waiting after
+// ForbiddenHold and dead-letters.
+//
+// While it waits it holds no fetch slot (s.hold), so a run longer than the
+// concurrency can be seen.
+func (g *gate) forbiddenVerdict(ctx context.Context, name, job string, s *slots) (deadLetter bool, err error) {
+	s.hold()
+	defer s.unhold()
 	g.mu.Lock()
-	gen := g.okGen
+	gen := g.region(name, time.Now()).pause.Successes()
 	g.mu.Unlock()
 	deadline := time.NewTimer(g.cfg.ForbiddenHold)
 	defer deadline.Stop()
 	for {
 		g.mu.Lock()
-		paused, okGen, ch := g.paused, g.okGen, g.ch
+		r := g.region(name, time.Now())
+		paused, _ := r.pause.Paused()
 		if paused {
-			if len(g.held) >= maxHeld {
-				clear(g.held)
-			}
-			g.held[job] = g.resumes
+			r.pause.Hold(job)
 		}
+		okGen, ch := r.pause.Successes(), g.ch
 		g.mu.Unlock()
 		switch {
 		case paused:
@@ -559,21 +394,44 @@ func (g *gate) forbiddenVerdict(ctx context.Context, job string) (deadLetter boo
 	}
 }
 
-// State is a snapshot for readiness and metrics.
+// State is a snapshot of the pool's flow control, for readiness, the
+// gauges and the status page.
 type State struct {
-	Paused      bool
+	// Paused: consumption is paused (every region in use is paused); the
+	// pool is not ready.
+	Paused bool
+	// PauseReason says why, when Paused (else the first paused region's).
 	PauseReason string
-	// Breakers maps region ("" = default) to BreakerClosed, BreakerHalfOpen
-	// or BreakerOpen.
-	Breakers map[string]string
+	// Regions maps region ("" = the default) to its flow control.
+	Regions map[string]RegionState
+}
+
+// RegionState is one region's breaker and pause.
+type RegionState struct {
+	Breaker     retry.BreakerState `json:"breaker"`
+	Paused      bool               `json:"paused"`
+	PauseReason string             `json:"pause_reason,omitempty"`
+}
+
+// Breaker is the most open of the regions' breakers.
+func (s State) Breaker() retry.BreakerState {
+	worst := retry.BreakerClosed
+	for _, r := range s.Regions {
+		worst = max(worst, r.Breaker)
+	}
+	return worst
 }
 
 func (g *gate) state() State {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	s := State{Paused: g.paused, PauseReason: g.pauseReason, Breakers: map[string]string{}}
-	for r, b := range g.breakers {
-		s.Breakers[r] = b.state
+	s := State{Paused: g.consumerPaused, Regions: make(map[string]RegionState, len(g.regions))}
+	for name, r := range g.regions {
+		paused, reason := r.pause.Paused()
+		s.Regions[name] = RegionState{Breaker: r.breaker.State(), Paused: paused, PauseReason: reason}
+		if paused && s.PauseReason == "" {
+			s.PauseReason = reason
+		}
 	}
 	return s
 }

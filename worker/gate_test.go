@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -58,14 +59,14 @@ func TestGatePauseCallOutsideTheLock(t *testing.T) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			g.record(ctx, "", "job-a", retry.Unauthorized, "APIG.0301", false)
+			g.record(ctx, "", "job-a", retry.Unauthorized, "APIG.0301", notProbe)
 		}()
 		waitFor(t, func() bool { return g.state().Paused }, "paused")
 		// Another call's answer and readiness do not wait for the NATS call.
 		recorded := make(chan struct{})
 		go func() {
 			defer close(recorded)
-			g.record(ctx, "", "job-b", retry.Transient, "", false)
+			g.record(ctx, "", "job-b", retry.Transient, "", notProbe)
 			_ = g.state()
 		}()
 		select {
@@ -87,9 +88,9 @@ func TestGateStaleConsumerActionSkipped(t *testing.T) {
 	close(pauser.release)
 	g := newGate(GateConfig{}, zap.NewNop(), pauser, nil)
 	g.mu.Lock()
-	g.pauseLocked("test", false)
+	g.decide(true, time.Now().Add(time.Minute))
 	pause := g.pending
-	g.resumeLocked()
+	g.decide(false, time.Time{})
 	resume := g.pending
 	g.mu.Unlock()
 	g.apply(t.Context(), resume)
@@ -97,23 +98,76 @@ func TestGateStaleConsumerActionSkipped(t *testing.T) {
 	require.Equal(t, []string{"resume"}, pauser.got())
 }
 
-// Calls that were in flight when the pause began answer 401 too; they say
-// nothing new and must not back the probe off: only a failed probe does.
-func TestGateBurstOfUnauthorizedKeepsProbeWait(t *testing.T) {
-	g := newGate(GateConfig{PauseProbe: 2 * time.Second, PauseMaxProbe: time.Minute}, zap.NewNop(), nil, nil)
-	for i := range 64 {
-		g.record(t.Context(), "", string(rune('a'+i%26))+"job", retry.Unauthorized, "", false)
-	}
-	g.mu.Lock()
-	wait := g.pauseWait
-	g.mu.Unlock()
-	require.Equal(t, 2*time.Second, wait, "64 in-flight 401s leave the first probe wait")
+// Regions are independent: one region's open breaker or pause holds only
+// its own requests; fetching goes on while another region in use is
+// healthy, and the consumer is paused for the fleet only when every region
+// in use is paused.
+func TestGateRegionsAreIndependent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		pauser := &slowPauser{release: make(chan struct{})}
+		close(pauser.release)
+		g := newGate(GateConfig{}, zap.NewNop(), pauser, nil)
+		ctx := t.Context()
+		// Both regions in use.
+		for _, r := range []string{"cn-north-4", "ap-southeast-1"} {
+			_, err := g.acquire(ctx, r, "job-"+r, nil)
+			require.NoError(t, err)
+			g.record(ctx, r, "job-"+r, retry.Success, "", notProbe)
+		}
 
-	g.record(t.Context(), "", "probe-job", retry.Unauthorized, "", true)
-	g.mu.Lock()
-	wait = g.pauseWait
-	g.mu.Unlock()
-	require.Equal(t, 4*time.Second, wait, "a failed probe doubles it")
+		// cn-north-4 fails: its breaker opens, ap-southeast-1's does not.
+		for i := range 20 {
+			g.record(ctx, "cn-north-4", fmt.Sprintf("job-%d", i), retry.Transient, "", notProbe)
+		}
+		st := g.state()
+		require.Equal(t, retry.BreakerOpen, st.Regions["cn-north-4"].Breaker)
+		require.Equal(t, retry.BreakerClosed, st.Regions["ap-southeast-1"].Breaker)
+		allow, _ := g.fetchAllowance()
+		require.Equal(t, -1, allow, "fetching goes on for the healthy region")
+		pr, err := g.acquire(ctx, "ap-southeast-1", "job-b", nil)
+		require.NoError(t, err)
+		require.Equal(t, notProbe, pr, "the healthy region's call goes out at once")
+
+		// A request of the broken region waits, and gives up its slot.
+		held := false
+		wctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		pr, err = g.acquire(wctx, "cn-north-4", "job-9", func() { held = true })
+		require.NoError(t, err, "after the open wait it is the probe")
+		require.Equal(t, breakerProbe, pr)
+		require.True(t, held, "it waited at the gate without its fetch slot")
+		g.record(ctx, "cn-north-4", "job-9", retry.Success, "", pr)
+		require.Equal(t, retry.BreakerClosed, g.state().Regions["cn-north-4"].Breaker)
+
+		// ap-southeast-1 rejects the credentials: only it is paused; the
+		// consumer keeps running for cn-north-4.
+		g.record(ctx, "ap-southeast-1", "job-c", retry.Unauthorized, "APIG.0301", notProbe)
+		st = g.state()
+		require.True(t, st.Regions["ap-southeast-1"].Paused)
+		require.False(t, st.Regions["cn-north-4"].Paused)
+		require.False(t, st.Paused, "not every region in use is paused")
+		require.Empty(t, pauser.got(), "no fleet-wide pause for one region")
+
+		// cn-north-4 too: now every region in use is paused, the fleet too.
+		g.record(ctx, "cn-north-4", "job-d", retry.Unauthorized, "APIG.0301", pauseProbe)
+		require.True(t, g.state().Paused)
+		require.Equal(t, []string{"pause"}, pauser.got())
+		allow, _ = g.fetchAllowance()
+		require.Zero(t, allow)
+
+		// One region answers again: the consumer resumes for the fleet.
+		g.record(ctx, "cn-north-4", "job-e", retry.Success, "", pauseProbe)
+		require.False(t, g.state().Paused)
+		require.Equal(t, []string{"pause", "resume"}, pauser.got())
+		require.True(t, g.state().Regions["ap-southeast-1"].Paused, "the other region stays paused")
+
+		// A region idle for RegionIdle no longer counts as in use.
+		time.Sleep(2 * time.Minute)
+		_, err = g.acquire(ctx, "cn-north-4", "job-f", nil)
+		require.NoError(t, err)
+		g.record(ctx, "cn-north-4", "job-f", retry.Unauthorized, "APIG.0301", notProbe)
+		require.True(t, g.state().Paused, "the only region in use is paused: the fleet pauses")
+	})
 }
 
 // waitFor polls cond (under synctest, time is virtual) until it holds.

@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -37,7 +38,7 @@ func TestRestartsDuringOutageDeadLetterNothing(t *testing.T) {
 		p := env.Pool(nil, cfg)
 		run := env.Start(p)
 		testenv.Eventually(t, 20*time.Second, func() bool {
-			return p.State().Breakers[""] == worker.BreakerOpen && p.InFlight() > 0
+			return p.State().Regions[""].Breaker == retry.BreakerOpen && p.InFlight() > 0
 		}, "restart %d: breaker open with requests held", i)
 		run.Stop(t) // SIGTERM: hand everything back
 	}

@@ -79,7 +79,7 @@ func (p *Pool) newTask(d Delivery) *task {
 // handle takes one delivery to a terminal state (acked, dead-lettered then
 // acked) or hands it back (nak). runCtx ending means shutdown has begun;
 // workCtx ending means the drain timeout passed.
-func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
+func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery, s *slots) {
 	t := p.newTask(d)
 	p.startDelivery(workCtx, t)
 	defer p.endDelivery(t)
@@ -104,7 +104,8 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 		// Breaker open or paused: wait (heartbeats keep the message) unless
 		// shutdown begins, then hand it back.
 		since, held := t.waitStart(), time.Now()
-		probe, err := p.gate.acquire(runCtx, req.Region, req.JobID)
+		probe, err := p.gate.acquire(runCtx, req.Region, req.JobID, s.hold)
+		s.unhold()
 		t.held += time.Since(held)
 		t.traceWait("gate_wait", since)
 		if err != nil {
@@ -131,7 +132,7 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 			p.handBack(workCtx, t, 0, "drain_timeout")
 			return
 		}
-		callCtx := p.callContext(workCtx, t, attempt, probe)
+		callCtx := p.callContext(workCtx, t, attempt, probe != notProbe)
 		started := time.Now()
 		rid, err := p.recoverCall(callCtx, workCtx, req, probe)
 		took := time.Since(started)
@@ -165,7 +166,7 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery) {
 				p.deadLetter(workCtx, t, ReasonClientError)
 				return
 			}
-			dead, err := p.gate.forbiddenVerdict(runCtx, req.JobID)
+			dead, err := p.gate.forbiddenVerdict(runCtx, req.Region, req.JobID, s)
 			if err != nil {
 				p.handBack(workCtx, t, 0, "shutdown")
 				return
@@ -242,7 +243,7 @@ func (p *Pool) retried(t *task, cause string, wait time.Duration) {
 // ends: a panicking Recoverer must not leak either (the pool would wait
 // forever for a slot, or the breaker for a probe's answer). The panic goes
 // on to safeHandle, which hands the message back.
-func (p *Pool) recoverCall(ctx, workCtx context.Context, req Request, probe bool) (rid string, err error) {
+func (p *Pool) recoverCall(ctx, workCtx context.Context, req Request, probe probe) (rid string, err error) {
 	defer func() {
 		<-p.calls
 		if r := recover(); r != nil {

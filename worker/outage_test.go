@@ -1,6 +1,7 @@
 package worker_test
 
 import (
+	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
 	"testing"
 	"time"
 
@@ -25,7 +26,7 @@ func TestOutageWithEverySlotProbedRecovers(t *testing.T) {
 	p := env.Pool(nil, cfg)
 	env.Start(p)
 	ids := publishN(env, 30, "o")
-	testenv.Eventually(t, 10*time.Second, func() bool { return p.State().Breakers[""] == worker.BreakerOpen }, "breaker opens")
+	testenv.Eventually(t, 10*time.Second, func() bool { return p.State().Regions[""].Breaker == retry.BreakerOpen }, "breaker opens")
 	// The state under test: every held request (Concurrency + lookahead =
 	// 5 slots, all full, so nothing fresh can be fetched) failed a probe.
 	atOpen := env.Sim.Stats().Jobs

@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -73,16 +74,16 @@ func TestPanickingProbeDoesNotWedgeTheBreaker(t *testing.T) {
 	rec := testenv.NewRecorder()
 	var p *wire.Pool
 	flaky := worker.RecoverFunc(func(ctx context.Context, r worker.Request) (string, error) {
-		breaker := p.State().Breakers[""]
+		breaker := p.State().Regions[""].Breaker
 		switch mode.Load() {
 		case down:
-			if breaker != worker.BreakerClosed {
+			if breaker != retry.BreakerClosed {
 				mode.Store(panicOnce)
 			}
 			return "", errors.New("connection reset by peer")
 		case panicOnce:
 			// Only the half-open probe goes while the breaker is not closed.
-			if breaker == worker.BreakerHalfOpen && mode.CompareAndSwap(panicOnce, up) {
+			if breaker == retry.BreakerHalfOpen && mode.CompareAndSwap(panicOnce, up) {
 				panicked.Store(true)
 				panic("probe boom")
 			}
@@ -97,7 +98,7 @@ func TestPanickingProbeDoesNotWedgeTheBreaker(t *testing.T) {
 	testenv.Eventually(t, 30*time.Second, panicked.Load, "a probe panicked")
 	testenv.Eventually(t, 60*time.Second, func() bool { return rec.Count(worker.OutcomeRecovered) == n },
 		"every request recovered after the panicking probe")
-	require.Equal(t, worker.BreakerClosed, p.State().Breakers[""])
+	require.Equal(t, retry.BreakerClosed, p.State().Regions[""].Breaker)
 	require.Zero(t, env.DLQCount())
 	requireAllRecovered(t, env, ids)
 }

@@ -215,6 +215,7 @@ type Pool struct {
 	obs   Observer
 	tr    trace.Tracer  // nil: tracing off
 	slot  chan struct{} // one token per message held (Concurrency + lookahead)
+	holds chan struct{} // one token per message held at its region's gate without a slot
 	calls chan struct{} // one token per API call in flight (Concurrency)
 	// minPull is the least a pull asks for while the pool is busy: pulls
 	// of one message each cost a round trip per request.
@@ -255,6 +256,7 @@ func New(cfg Config, src Source, rec Recoverer, dlq DeadLetterer) (*Pool, error)
 		// at once instead of after a pull's round trip (docs/performance.md).
 		slot:       make(chan struct{}, cfg.Concurrency+max(1, cfg.Concurrency/8)),
 		calls:      make(chan struct{}, cfg.Concurrency),
+		holds:      make(chan struct{}, holdMax(cfg.Concurrency)),
 		minPull:    min(max(1, cfg.Concurrency/16), cfg.MaxBatch),
 		inflight:   make(map[*task]struct{}),
 		maxDeliver: uint64(cfg.MaxDeliver), //nolint:gosec // validated >= 1
@@ -265,11 +267,16 @@ func New(cfg Config, src Source, rec Recoverer, dlq DeadLetterer) (*Pool, error)
 // Draining reports whether shutdown has begun.
 func (p *Pool) Draining() bool { return p.draining.Load() }
 
-// gateConfig caps the 403 run at the concurrency: held 403s occupy slots,
-// so a longer run could never be seen.
+// holdMax is how many requests may wait at their region's breaker or pause
+// without a fetch slot: a region in trouble holds that many before its
+// requests take the slots other regions' requests need.
+func holdMax(concurrency int) int { return max(64, 4*concurrency) }
+
+// gateConfig caps the 403 run at what the pool can hold at once (slots and
+// holds): a longer run could never be seen.
 func gateConfig(cfg Config) GateConfig {
 	g := cfg.Gate.withDefaults()
-	g.ForbiddenRun = min(g.ForbiddenRun, cfg.Concurrency)
+	g.ForbiddenRun = min(g.ForbiddenRun, cfg.Concurrency+holdMax(cfg.Concurrency))
 	return g
 }
 
@@ -297,16 +304,9 @@ func (p *Pool) Run(ctx context.Context) error {
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 
-	jobs := make(chan Delivery)
+	// One goroutine per message held; each owns the fetch slot taken for
+	// it until it ends or gives the slot up to wait at its region's gate.
 	var workers sync.WaitGroup
-	for range cap(p.slot) {
-		workers.Go(func() {
-			for d := range jobs {
-				p.safeHandle(ctx, workCtx, d)
-				<-p.slot
-			}
-		})
-	}
 	var sweeper sync.WaitGroup
 	if p.cfg.Stranded != nil {
 		sweeper.Go(func() { p.sweep(ctx, p.cfg.Stranded) })
@@ -381,7 +381,7 @@ func (p *Pool) Run(ctx context.Context) error {
 					<-p.slot
 					return
 				}
-				jobs <- d
+				workers.Go(func() { p.safeHandle(ctx, workCtx, d) })
 			})
 			p.release(n - got)
 			if err != nil && ctx.Err() == nil {
@@ -398,7 +398,6 @@ func (p *Pool) Run(ctx context.Context) error {
 	inFlight := p.InFlight()
 	p.log.Info("draining", zap.Int("in_flight", inFlight), zap.Duration("drain_timeout", p.cfg.DrainTimeout))
 	fetchers.Wait()
-	close(jobs)
 	timer := time.AfterFunc(p.cfg.DrainTimeout, cancelWork)
 	workers.Wait()
 	timer.Stop()
@@ -412,6 +411,8 @@ func (p *Pool) Run(ctx context.Context) error {
 // handed back (if it panics on every delivery, the max-deliveries sweep
 // dead-letters it) and the process goes on with the others.
 func (p *Pool) safeHandle(runCtx, workCtx context.Context, d Delivery) {
+	s := &slots{p: p, fetch: true}
+	defer s.done()
 	defer func() {
 		if r := recover(); r != nil {
 			p.log.Error("panic while handling a request; handing it back",
@@ -421,7 +422,47 @@ func (p *Pool) safeHandle(runCtx, workCtx context.Context, d Delivery) {
 			p.obs.Outcome(Outcome{Kind: OutcomeHandedBack, Reason: "panic", StreamSeq: d.StreamSeq(), Delivery: d.NumDelivered()})
 		}
 	}()
-	p.handle(runCtx, workCtx, d)
+	p.handle(runCtx, workCtx, d, s)
+}
+
+// slots is what one message's goroutine holds of the pool's bounds: the
+// fetch slot taken for it, or instead, while it waits at its region's gate,
+// one of holdMax hold tokens. Released by done, whatever happens.
+type slots struct {
+	p       *Pool
+	fetch   bool
+	holding bool
+}
+
+// hold gives the fetch slot up for a hold token while the request waits at
+// its region's breaker or pause, so the pool fetches for other regions; with
+// no hold token free it keeps the slot (the pool then fills up and waits).
+func (s *slots) hold() {
+	if !s.fetch {
+		return
+	}
+	select {
+	case s.p.holds <- struct{}{}:
+		s.fetch, s.holding = false, true
+		<-s.p.slot
+	default:
+	}
+}
+
+// unhold returns the hold token once the request passed the gate.
+func (s *slots) unhold() {
+	if s.holding {
+		s.holding = false
+		<-s.p.holds
+	}
+}
+
+func (s *slots) done() {
+	s.unhold()
+	if s.fetch {
+		s.fetch = false
+		<-s.p.slot
+	}
 }
 
 func (p *Pool) release(n int) {

@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
 	"net/http"
 	"strings"
 	"testing"
@@ -46,7 +47,7 @@ func TestOutageLongerThanBudget(t *testing.T) {
 	p := env.Pool(nil, cfg)
 	env.Start(p)
 
-	testenv.Eventually(t, 10*time.Second, func() bool { return p.State().Breakers[""] == worker.BreakerOpen }, "breaker opens")
+	testenv.Eventually(t, 10*time.Second, func() bool { return p.State().Regions[""].Breaker == retry.BreakerOpen }, "breaker opens")
 	before := env.Sim.Stats().Calls
 	// Hold the outage for several times the retry budget.
 	outage := time.NewTimer(4 * time.Second)
@@ -56,7 +57,7 @@ func TestOutageLongerThanBudget(t *testing.T) {
 
 	testenv.Eventually(t, 60*time.Second, func() bool { return rec.Count(worker.OutcomeRecovered) >= n }, "recovered %d", rec.Count(worker.OutcomeRecovered))
 	require.Zero(t, env.DLQCount(), "an outage dead-letters nothing")
-	require.Equal(t, worker.BreakerClosed, p.State().Breakers[""])
+	require.Equal(t, retry.BreakerClosed, p.State().Regions[""].Breaker)
 	requireAllRecovered(t, env, ids)
 	// Half-open probes only: one call per BreakerMaxOpen (500ms), plus
 	// one fresh request per probe period.
@@ -281,7 +282,7 @@ func TestAlwaysFailingJobsDoNotBlockThePool(t *testing.T) {
 	cfg.TriesPerDelivery = 2
 	p := env.Pool(nil, cfg)
 	env.Start(p)
-	testenv.Eventually(t, 30*time.Second, func() bool { return p.State().Breakers[""] != worker.BreakerClosed }, "breaker opens")
+	testenv.Eventually(t, 30*time.Second, func() bool { return p.State().Regions[""].Breaker != retry.BreakerClosed }, "breaker opens")
 
 	good := publishN(env, 50, "g")
 	testenv.Eventually(t, 60*time.Second, func() bool { return rec.Count(worker.OutcomeRecovered) == len(good) }, "new work recovered")

@@ -414,11 +414,11 @@ func liveState(pool *worker.Pool, limiter *retry.Limiter, concurrency int, rateL
 		if until := limiter.PausedUntil(); time.Now().Before(until) {
 			l.ThrottledUntil = until
 		}
-		for r, b := range st.Breakers {
+		for r, rs := range st.Regions {
 			if r == "" {
 				r = region
 			}
-			l.Breakers[r] = b
+			l.Breakers[r] = rs.Breaker.String()
 		}
 		return l
 	}
@@ -432,7 +432,7 @@ func (s *service) wire(cons *queue.Consumer, limiter *retry.Limiter) {
 		RateLimit:         limiter.Rate,
 		ThrottlePaused:    func() bool { return time.Now().Before(limiter.PausedUntil()) },
 		CredentialsPaused: func() bool { return pool.State().Paused },
-		Breaker:           func() ops.BreakerState { return worstBreaker(pool.State()) },
+		Breaker:           func() retry.BreakerState { return pool.State().Breaker() },
 	})
 	s.lag = &ops.LagPoller{Consumer: cons, Metrics: s.metrics, Logger: s.log}
 	if s.ops != nil {
@@ -456,27 +456,13 @@ func (s *service) wire(cons *queue.Consumer, limiter *retry.Limiter) {
 			return nil
 		})
 		s.ops.AddCheck("breaker", func() error {
-			if worstBreaker(pool.State()) == ops.BreakerOpen {
+			if pool.State().Breaker() == retry.BreakerOpen {
 				return errors.New("the API circuit breaker is open")
 			}
 			return nil
 		})
 	}
 	s.wired.Store(true)
-}
-
-// worstBreaker is the most open of the per-region breakers.
-func worstBreaker(st worker.State) ops.BreakerState {
-	worst := ops.BreakerClosed
-	for _, b := range st.Breakers {
-		switch b {
-		case worker.BreakerOpen:
-			return ops.BreakerOpen
-		case worker.BreakerHalfOpen:
-			worst = ops.BreakerHalfOpen
-		}
-	}
-	return worst
 }
 
 // joinOneLine joins errors into one line, each message once (the NATS and pool

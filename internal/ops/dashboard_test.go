@@ -3,6 +3,7 @@ package ops_test
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
 	"os"
 	"regexp"
 	"slices"
@@ -68,7 +69,7 @@ func scrapeAll(t *testing.T) exposition {
 		RateLimit:         func() float64 { return 20 },
 		ThrottlePaused:    func() bool { return false },
 		CredentialsPaused: func() bool { return true },
-		Breaker:           func() ops.BreakerState { return ops.BreakerHalfOpen },
+		Breaker:           func() retry.BreakerState { return retry.BreakerHalfOpen },
 	})
 	return parseExposition(t, b.scrape(t))
 }

@@ -9,22 +9,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/buildinfo"
+	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
 	"github.com/codearts-recover-worker/codearts-recover-worker/worker"
 )
 
 // Namespace prefixes every metric of the worker.
 const Namespace = "codearts_recover"
-
-// BreakerState is the circuit breaker's state as the breaker_state gauge
-// reports it.
-type BreakerState int
-
-// Breaker states, in the order of growing trouble.
-const (
-	BreakerClosed   BreakerState = 0
-	BreakerHalfOpen BreakerState = 1
-	BreakerOpen     BreakerState = 2
-)
 
 // State gives the gauges that are read at scrape time rather than fed by
 // events. A nil func reads as 0 (none in flight, no limit, not paused,
@@ -40,7 +30,7 @@ type State struct {
 	// (401, a run of 403s).
 	CredentialsPaused func() bool
 	// Breaker is the API circuit breaker's state.
-	Breaker func() BreakerState
+	Breaker func() retry.BreakerState
 }
 
 // NewRegistry returns a registry with the Go runtime and process
@@ -149,7 +139,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 		gauge("breaker_state", "API circuit breaker (the most open across regions): 0 closed, 1 half-open, 2 open.", func(s State) float64 {
 			if s.Breaker == nil {
-				return float64(BreakerClosed)
+				return float64(retry.BreakerClosed)
 			}
 			return float64(s.Breaker())
 		}),

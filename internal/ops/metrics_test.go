@@ -2,6 +2,7 @@ package ops_test
 
 import (
 	"bufio"
+	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
 	"os"
 	"regexp"
 	"slices"
@@ -71,7 +72,7 @@ func TestMetricsExposeDocumentedNames(t *testing.T) {
 		RateLimit:         func() float64 { return 42.5 },
 		ThrottlePaused:    func() bool { return true },
 		CredentialsPaused: func() bool { return false },
-		Breaker:           func() ops.BreakerState { return ops.BreakerOpen },
+		Breaker:           func() retry.BreakerState { return retry.BreakerOpen },
 	})
 	body := b.scrape(t)
 
