@@ -19,6 +19,10 @@ import (
 type FleetConfig struct {
 	// Name is this replica's name (pod), unique in the fleet.
 	Name string
+	// Region names the regional quota this fleet shares: each region's
+	// rate lives under its own key ("fleet" for "", the default region;
+	// "fleet.<region>" for the others).
+	Region string
 	// Policy is the fleet's AIMD policy (retry.FleetPolicyOf).
 	Policy retry.FleetPolicy
 	// Period is how often the replica beats and reads the fleet's state. Default 100ms.
@@ -99,7 +103,11 @@ func (c *Conn) Fleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &Fleet{kv: kv, key: "fleet", cfg: cfg, log: c.log, wake: make(chan struct{}, 1), seen: map[string]seenBeat{}}
+	key := "fleet"
+	if cfg.Region != "" {
+		key += "." + cfg.Region
+	}
+	f := &Fleet{kv: kv, key: key, cfg: cfg, log: c.log, wake: make(chan struct{}, 1), seen: map[string]seenBeat{}}
 	f.rate = cfg.Policy.Start()
 	if err := f.sync(ctx, time.Now()); err != nil {
 		return nil, fmt.Errorf("fleet: join: %w", err)

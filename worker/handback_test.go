@@ -90,7 +90,7 @@ func TestRequeuedRequestKeepsItsSpentTries(t *testing.T) {
 	dls := env.DeadLetters()
 	require.Len(t, dls, 1)
 	require.Equal(t, worker.ReasonRetriesExhausted, dls[0].Reason)
-	require.Equal(t, int(env.Sim.Stats().Calls), dls[0].Attempts, "every try counted, none twice")
+	require.Equal(t, int(env.Sim.Stats().Calls), dls[0].Attempts, "every try counted, none twice: %+v", dls[0])
 	require.Equal(t, int64(6), env.Sim.Stats().Calls, "the budget: 2 deliveries x 3 tries, hand-back included")
 	require.Positive(t, tried)
 	require.Equal(t, uint64(1), dls[0].Original.StreamSeq, "named by its first message")

@@ -94,6 +94,7 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery, s *slots) {
 	}
 	t.req = req
 	t.traceDecoded()
+	region := p.flowRegion(req.Region)
 
 	// The request's own backoff (backoff v4 values are not safe to share);
 	// its elapsed-time budget leaves out the holds.
@@ -104,7 +105,7 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery, s *slots) {
 		// Breaker open or paused: wait (heartbeats keep the message) unless
 		// shutdown begins, then hand it back.
 		since, held := t.waitStart(), time.Now()
-		probe, err := p.gate.acquire(runCtx, req.Region, req.JobID, s.hold)
+		probe, err := p.gate.acquire(runCtx, region, req.JobID, s.hold)
 		s.unhold()
 		t.held += time.Since(held)
 		t.traceWait("gate_wait", since)
@@ -113,11 +114,11 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery, s *slots) {
 			return
 		}
 		since, held = t.waitStart(), time.Now()
-		err = p.limiterWait(workCtx)
+		err = p.limiterWait(workCtx, region)
 		t.held += time.Since(held)
 		t.traceWait("rate_limit_wait", since)
 		if err != nil {
-			p.gate.record(workCtx, req.Region, req.JobID, retry.Canceled, "", probe)
+			p.gate.record(workCtx, region, req.JobID, retry.Canceled, "", probe)
 			p.handBack(workCtx, t, 0, "drain_timeout")
 			return
 		}
@@ -128,7 +129,7 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery, s *slots) {
 		select {
 		case p.calls <- struct{}{}:
 		case <-workCtx.Done():
-			p.gate.record(workCtx, req.Region, req.JobID, retry.Canceled, "", probe)
+			p.gate.record(workCtx, region, req.JobID, retry.Canceled, "", probe)
 			p.handBack(workCtx, t, 0, "drain_timeout")
 			return
 		}
@@ -139,7 +140,7 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery, s *slots) {
 		t.calls++
 		class := p.cfg.Classifier.Classify(err)
 		t.record(rid, err)
-		breakerOpen, jobLevel403 := p.gate.record(workCtx, req.Region, req.JobID, class, t.errorCode, probe)
+		breakerOpen, jobLevel403 := p.gate.record(workCtx, region, req.JobID, class, t.errorCode, probe)
 		t.traceCall(class.String(), err)
 		p.obs.Call(Call{JobID: req.JobID, Status: t.status, ErrorCode: t.errorCode, Class: class.String(), Duration: took})
 		if ce := p.log.Check(zap.DebugLevel, "api call"); ce != nil {
@@ -152,7 +153,7 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery, s *slots) {
 		switch class {
 		case retry.Success:
 			if p.cfg.Limiter != nil {
-				p.cfg.Limiter.Succeeded()
+				p.cfg.Limiter.Succeeded(region)
 			}
 			p.ack(workCtx, t, OutcomeRecovered, "")
 			return
@@ -166,7 +167,7 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery, s *slots) {
 				p.deadLetter(workCtx, t, ReasonClientError)
 				return
 			}
-			dead, err := p.gate.forbiddenVerdict(runCtx, req.Region, req.JobID, s)
+			dead, err := p.gate.forbiddenVerdict(runCtx, region, req.JobID, s)
 			if err != nil {
 				p.handBack(workCtx, t, 0, "shutdown")
 				return
@@ -185,7 +186,7 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery, s *slots) {
 			// Never spends the attempt budget; slows the whole process.
 			wait, hold = p.holdWait(b, err), true
 			if p.cfg.Limiter != nil {
-				p.cfg.Limiter.Throttled(retry.RetryAfter(err))
+				p.cfg.Limiter.Throttled(region, retry.RetryAfter(err))
 			}
 			p.retried(t, "throttled", wait)
 		case retry.Unauthorized, retry.Configuration:
@@ -247,21 +248,21 @@ func (p *Pool) recoverCall(ctx, workCtx context.Context, req Request, probe prob
 	defer func() {
 		<-p.calls
 		if r := recover(); r != nil {
-			p.gate.record(workCtx, req.Region, req.JobID, retry.Canceled, "", probe)
+			p.gate.record(workCtx, p.flowRegion(req.Region), req.JobID, retry.Canceled, "", probe)
 			panic(r)
 		}
 	}()
 	return p.rec.Recover(ctx, req)
 }
 
-func (p *Pool) limiterWait(ctx context.Context) error {
+func (p *Pool) limiterWait(ctx context.Context, region string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if p.cfg.Limiter == nil {
 		return nil
 	}
-	return p.cfg.Limiter.Wait(ctx)
+	return p.cfg.Limiter.Wait(ctx, region)
 }
 
 // triesBefore counts the tries the request spent before this delivery: the

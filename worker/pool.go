@@ -64,11 +64,13 @@ type Resulter interface {
 	Result(ctx context.Context, msgID string, record []byte) error
 }
 
-// Limiter paces API calls. retry.Limiter implements it.
+// Limiter paces API calls per region ("" = the default region): quotas are
+// per regional endpoint, so one region's throttling never slows another.
+// internal/wire's Limiters (a retry.Limiter per region) implements it.
 type Limiter interface {
-	Wait(ctx context.Context) error
-	Throttled(retryAfter time.Duration)
-	Succeeded()
+	Wait(ctx context.Context, region string) error
+	Throttled(region string, retryAfter time.Duration)
+	Succeeded(region string)
 }
 
 // Config configures a Pool. Zero values mean the documented defaults.
@@ -100,8 +102,12 @@ type Config struct {
 	Decode DecodeOptions
 	// Classifier decides what an API answer means. nil = retry defaults.
 	Classifier *retry.Classifier
-	// Limiter paces API calls. nil = no limit.
+	// Limiter paces API calls, per region. nil = no limit.
 	Limiter Limiter
+	// DefaultRegion is the name of the region requests without one go to:
+	// a request naming it shares the default region's breaker, pause and
+	// rate ("" region). Empty = none named so.
+	DefaultRegion string
 	// Gate tunes the circuit breaker and the credential pause.
 	Gate GateConfig
 	// Pauser pauses the consumer for the whole fleet on a credential
@@ -264,6 +270,15 @@ func New(cfg Config, src Source, rec Recoverer, dlq DeadLetterer) (*Pool, error)
 	}, nil
 }
 
+// flowRegion is the region whose flow control (breaker, pause, rate) a
+// request goes through: "" for the default region, by name or not.
+func (p *Pool) flowRegion(r string) string {
+	if r == p.cfg.DefaultRegion {
+		return ""
+	}
+	return r
+}
+
 // Draining reports whether shutdown has begun.
 func (p *Pool) Draining() bool { return p.draining.Load() }
 
@@ -372,7 +387,13 @@ func (p *Pool) Run(ctx context.Context) error {
 		}
 		fetchers.Go(func() {
 			got := 0
-			err := p.src.Fetch(ctx, n, func(d Delivery) {
+			// The pull runs on workCtx, not ctx: the server keeps a pull
+			// request until it expires (FetchWait), so a fetch abandoned at
+			// shutdown would let a message arrive at nobody and sit until
+			// AckWait, its delivery counted as spent. Listening to the end
+			// hands every such message back at once, free (a drain, as
+			// Drain does for a subscription).
+			err := p.src.Fetch(workCtx, n, func(d Delivery) {
 				got++
 				if ctx.Err() != nil {
 					// Arrived after shutdown began: hand it back at once,

@@ -81,3 +81,50 @@ func TestRegionOutageDoesNotStallOthers(t *testing.T) {
 	require.Zero(t, env.DLQCount(), "an outage of one region dead-letters nothing")
 	require.Zero(t, env.Pending())
 }
+
+// regionThrottle answers 429 APIG.0308 to the first n calls for one region
+// and sends the rest to the real API client.
+type regionThrottle struct {
+	next   worker.Recoverer
+	region string
+	left   atomic.Int64
+}
+
+func (r *regionThrottle) Recover(ctx context.Context, req worker.Request) (string, error) {
+	if req.Region == r.region && r.left.Add(-1) >= 0 {
+		return "", &codearts.APIError{StatusCode: 429, ErrorCode: "APIG.0308", ErrorMsg: "too many requests"}
+	}
+	return r.next.Recover(ctx, req)
+}
+
+// Quotas are per regional endpoint: throttles in one region lower that
+// region's rate only; a request naming the default region by name shares
+// the default region's limiter.
+func TestRegionThrottleLowersOnlyItsRate(t *testing.T) {
+	const n = 60
+	env := testenv.New(t, testenv.Options{API: codearts.Config{Regions: []string{"ap-southeast-1"}}})
+	thr := &regionThrottle{next: wire.Recoverer(env.API), region: "ap-southeast-1"}
+	thr.left.Store(10)
+	var ids []string
+	for i := range n {
+		id := testenv.JobID("t")
+		region := "ap-southeast-1"
+		if i%2 == 1 {
+			region = env.API.Regions()[0] // the default region, by name
+		}
+		body, err := json.Marshal(map[string]string{"job_id": id, "region": region})
+		require.NoError(t, err)
+		env.Publish(string(body), id)
+		ids = append(ids, id)
+	}
+	rec := testenv.NewRecorder()
+	p := env.Pool(nil, poolConfig(rec), wire.PoolOptions{ProcessScope: true, Recoverer: thr})
+	env.Start(p)
+
+	testenv.Eventually(t, 60*time.Second, func() bool { return rec.Count(worker.OutcomeRecovered) >= n }, "recovered")
+	requireAllRecovered(t, env, ids)
+	require.Zero(t, env.DLQCount())
+	require.Positive(t, p.Limiters.Region("ap-southeast-1").Rate(), "the throttled region's rate was lowered")
+	require.Zero(t, p.Limiters.Region("").Rate(), "the default region's is untouched")
+	require.Same(t, p.Limiters.Region(""), p.Limiters.Region(env.API.Regions()[0]))
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"sync"
 
 	"github.com/codearts-recover-worker/codearts-recover-worker/codearts"
 	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
@@ -31,9 +32,12 @@ type PoolOptions struct {
 // tests build it, so none of them can miss a part.
 type Pool struct {
 	*worker.Pool
+	// Limiter is the default region's limiter (gauges, status page);
+	// Limiters has every region's.
 	Limiter  *retry.Limiter
+	Limiters *Limiters
 	Consumer *queue.Consumer // the bound consumer, for lag and status
-	fleet    *queue.Fleet    // nil with ProcessScope
+	fleets   []*queue.Fleet  // one per region; none with ProcessScope
 }
 
 // NewPool binds the consumer and the max-deliveries advisories, joins the
@@ -51,22 +55,37 @@ func NewPool(ctx context.Context, conn *queue.Conn, api *codearts.Client, cfg wo
 	if err != nil {
 		return nil, err
 	}
+	// One limiter per allowed region, the default region's first; each
+	// joins its region's fleet (setting it to the fleet's current share).
 	lc := retry.LimiterConfig{Rate: o.Rate, Burst: o.Burst}
-	limiter, err := retry.NewLimiter(lc)
-	if err != nil {
-		return nil, fmt.Errorf("rate-limit: %w", err)
-	}
-	var fleet *queue.Fleet
-	if !o.ProcessScope {
-		// Joining sets the limiter to the fleet's current share.
-		fleet, err = conn.Fleet(ctx, queue.FleetConfig{Name: fleetName(cfg.Name), Policy: retry.FleetPolicyOf(lc), Pacer: limiter})
+	regions := api.Regions()
+	lim := &Limiters{byRegion: map[string]*retry.Limiter{}}
+	var fleets []*queue.Fleet
+	name := fleetName(cfg.Name)
+	for i, region := range regions {
+		limiter, err := retry.NewLimiter(lc)
+		if err != nil {
+			return nil, fmt.Errorf("rate-limit: %w", err)
+		}
+		key := region
+		if i == 0 {
+			lim.def, key = limiter, "" // the default region keeps the key it always had
+		} else {
+			lim.byRegion[region] = limiter
+		}
+		if o.ProcessScope {
+			continue
+		}
+		fleet, err := conn.Fleet(ctx, queue.FleetConfig{Name: name, Region: key, Policy: retry.FleetPolicyOf(lc), Pacer: limiter})
 		if err != nil {
 			return nil, err
 		}
 		limiter.JoinFleet(fleet)
+		fleets = append(fleets, fleet)
 	}
+	cfg.DefaultRegion = regions[0]
 	cfg.AckWait, cfg.MaxDeliver = cons.Settings()
-	cfg.Limiter = limiter
+	cfg.Limiter = lim
 	cfg.Results = conn
 	cfg.Stranded = Stranded{A: adv}
 	cfg.Requeue = Requeuer{C: conn}
@@ -82,25 +101,21 @@ func NewPool(ctx context.Context, conn *queue.Conn, api *codearts.Client, cfg wo
 	if err != nil {
 		return nil, err
 	}
-	return &Pool{Pool: p, Limiter: limiter, Consumer: cons, fleet: fleet}, nil
+	return &Pool{Pool: p, Limiter: lim.Default(), Limiters: lim, Consumer: cons, fleets: fleets}, nil
 }
 
 // Run runs the pool until ctx ends and it has drained (worker.Pool.Run).
 // The fleet's share holds while the pool drains; then this replica leaves
 // the fleet, and the others take its share at once.
 func (p *Pool) Run(ctx context.Context) error {
-	if p.fleet == nil {
-		return p.Pool.Run(ctx)
-	}
 	fleetCtx, stopFleet := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		p.fleet.Run(fleetCtx)
-	}()
+	var fleets sync.WaitGroup
+	for _, f := range p.fleets {
+		fleets.Go(func() { f.Run(fleetCtx) })
+	}
 	err := p.Pool.Run(ctx)
 	stopFleet()
-	<-done
+	fleets.Wait()
 	return err
 }
 
