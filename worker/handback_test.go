@@ -2,7 +2,6 @@ package worker_test
 
 import (
 	"context"
-	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/testenv"
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/wire"
 	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
+	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
 	"github.com/codearts-recover-worker/codearts-recover-worker/worker"
 )
 

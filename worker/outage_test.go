@@ -1,7 +1,6 @@
 package worker_test
 
 import (
-	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
 	"testing"
 	"time"
 
@@ -9,6 +8,7 @@ import (
 
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/testenv"
 	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
+	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
 	"github.com/codearts-recover-worker/codearts-recover-worker/worker"
 )
 

@@ -3,7 +3,6 @@ package worker_test
 import (
 	"context"
 	"fmt"
-	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
 	"net/http"
 	"strings"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/testenv"
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/wire"
 	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
+	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
 	"github.com/codearts-recover-worker/codearts-recover-worker/worker"
 )
 

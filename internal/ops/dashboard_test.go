@@ -3,7 +3,6 @@ package ops_test
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
 	"os"
 	"regexp"
 	"slices"
@@ -15,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/ops"
+	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
 	"github.com/codearts-recover-worker/codearts-recover-worker/worker"
 )
 

@@ -63,7 +63,8 @@ type Metrics struct {
 	ackPending  prometheus.Gauge
 	lagErrors   prometheus.Counter
 
-	state atomic.Pointer[State]
+	state  atomic.Pointer[State]
+	totals *totals // what the status page shows, typed
 }
 
 var _ worker.Observer = (*Metrics)(nil)
@@ -113,6 +114,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 	}
 	m.state.Store(&State{})
+	m.totals = newTotals()
 	gauge := func(name, help string, f func(State) float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: name, Help: help},
 			func() float64 { return f(*m.state.Load()) })
@@ -170,6 +172,7 @@ func (m *Metrics) SetState(s State) { m.state.Store(&s) }
 func (m *Metrics) Outcome(o worker.Outcome) {
 	reason := label(o.Reason)
 	m.requests.WithLabelValues(label(o.Kind), reason).Inc()
+	m.totals.outcome(o.Kind, reason)
 	if o.Kind == worker.OutcomeDeadLettered {
 		m.deadLetters.WithLabelValues(reason).Inc()
 	}
@@ -178,13 +181,16 @@ func (m *Metrics) Outcome(o worker.Outcome) {
 // Call counts one API call and its duration.
 func (m *Metrics) Call(c worker.Call) {
 	class := label(c.Class)
-	m.calls.WithLabelValues(statusLabel(c.Status), class).Inc()
+	status := statusLabel(c.Status)
+	m.calls.WithLabelValues(status, class).Inc()
+	m.totals.call(status)
 	m.callSeconds.WithLabelValues(class).Observe(c.Duration.Seconds())
 }
 
 // Retry counts one retry.
 func (m *Metrics) Retry(cause string, _ time.Duration) {
 	m.retries.WithLabelValues(label(cause)).Inc()
+	m.totals.retry(label(cause))
 }
 
 // setLag records the consumer's figures.

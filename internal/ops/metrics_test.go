@@ -2,7 +2,6 @@ package ops_test
 
 import (
 	"bufio"
-	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
 	"os"
 	"regexp"
 	"slices"
@@ -10,11 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	"github.com/stretchr/testify/require"
 
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/buildinfo"
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/ops"
+	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
 	"github.com/codearts-recover-worker/codearts-recover-worker/worker"
 )
 
@@ -168,4 +169,31 @@ func exposedMetrics(body string) []string {
 		}
 	}
 	return out
+}
+
+// The page's totals are counted from the events, typed: they agree with
+// the Prometheus counters without reading them back by name.
+func TestTotalsFollowTheEvents(t *testing.T) {
+	m, err := ops.NewMetrics(prometheus.NewRegistry())
+	require.NoError(t, err)
+	m.Outcome(worker.Outcome{Kind: worker.OutcomeRecovered})
+	m.Outcome(worker.Outcome{Kind: worker.OutcomeRecovered})
+	m.Outcome(worker.Outcome{Kind: worker.OutcomeDeadLettered, Reason: worker.ReasonClientError})
+	m.Outcome(worker.Outcome{Kind: worker.OutcomeHandedBack, Reason: "shutdown"})
+	m.Call(worker.Call{Status: 200})
+	m.Call(worker.Call{Status: 429})
+	m.Call(worker.Call{})
+	m.Retry("throttled", time.Second)
+
+	got := m.Totals()
+	require.Equal(t, int64(2), got.Recovered)
+	require.Equal(t, int64(1), got.DeadLettered[worker.ReasonClientError])
+	require.Equal(t, int64(0), got.DeadLettered[worker.ReasonRetriesExhausted], "every reason listed from the start")
+	require.Equal(t, map[string]int64{"200": 1, "429": 1, "error": 1}, got.APICalls)
+	require.Equal(t, int64(1), got.Retries["throttled"])
+	require.Equal(t, int64(3), got.Finished())
+	require.Equal(t, int64(3), got.Calls())
+
+	got.APICalls["200"] = 99
+	require.Equal(t, int64(1), m.Totals().APICalls["200"], "a copy")
 }
