@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -543,46 +542,26 @@ it requires --yes. There is no undo: consider 'worker dlq list --json' first.
 				return err
 			}
 			defer closeConn(conn)
-			ctx := cmd.Context()
-			dlq, info, err := admin.RequireStream(ctx, conn, conn.Config().DLQStream, "dlq-stream")
+			plan, err := admin.PlanPurge(cmd.Context(), conn, &f)
 			if err != nil {
 				return err
 			}
-			var seqs []uint64
-			n := int(min(info.State.Msgs, math.MaxInt32))
-			if !f.Empty() {
-				if seqs, err = admin.Select(ctx, conn, &f, 0); err != nil {
-					return err
-				}
-				n = len(seqs)
-			}
-			out := cmd.OutOrStdout()
-			if n == 0 {
+			out, name := cmd.OutOrStdout(), plan.DLQ.Name()
+			if plan.Count == 0 {
 				_, err := fmt.Fprintf(out, "no dead letters match; nothing purged\n")
 				return err
 			}
 			if !yes {
-				if err := confirm(cmd, fmt.Sprintf("Delete %d dead letters from %s for good?", n, dlq.Name())); err != nil {
+				if err := confirm(cmd, fmt.Sprintf("Delete %d dead letters from %s for good?", plan.Count, name)); err != nil {
 					return err
 				}
 			}
-			purged := 0
-			if f.Empty() {
-				if err := dlq.Purge(ctx, info.State.LastSeq+1); err != nil {
-					return err
-				}
-				purged = n
-			} else {
-				for _, seq := range seqs {
-					err := dlq.DeleteMsg(ctx, seq)
-					if err != nil && !errors.Is(err, queue.ErrMsgNotFound) {
-						fmt.Fprintf(out, "purged %d of %d dead letters from %s\n", purged, n, dlq.Name())
-						return err
-					}
-					purged++
-				}
+			purged, err := admin.Purge(cmd.Context(), plan)
+			if err != nil {
+				fmt.Fprintf(out, "purged %d of %d dead letters from %s\n", purged, plan.Count, name)
+				return err
 			}
-			_, err = fmt.Fprintf(out, "purged %d dead letters from %s\n", purged, dlq.Name())
+			_, err = fmt.Fprintf(out, "purged %d dead letters from %s\n", purged, name)
 			return err
 		},
 	}
