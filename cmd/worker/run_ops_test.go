@@ -48,6 +48,14 @@ func (s *syncBuffer) String() string {
 }
 
 // parseRun returns run options parsed from args, as `worker run` would.
+// runDefaults is the flag set of `worker run` as the binary has it.
+func runDefaults() *pflag.FlagSet {
+	o := defaultRunOptions()
+	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
+	o.addFlags(fs)
+	return fs
+}
+
 func parseRun(t *testing.T, args ...string) *runOptions {
 	t.Helper()
 	o := defaultRunOptions()
