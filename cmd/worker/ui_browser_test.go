@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -321,4 +323,52 @@ func TestStatusPageReadOnly(t *testing.T) {
 	r := cli(t, "", "status", "--json", "--nats-url", natsURL)
 	require.Zero(t, r.code, r.err)
 	require.Contains(t, r.out, `"client_error": 3`, "nothing replayed")
+}
+
+// TestDemoPageURLCarriesToken: `worker demo --ui-actions` prints the page's
+// URL with a token made for the run in its fragment; opened as printed, the
+// page keeps the token for the tab, drops it from the address bar, and
+// offers the replay.
+func TestDemoPageURLCarriesToken(t *testing.T) {
+	bctx := browser(t)
+	pr, pw := io.Pipe()
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if u, ok := strings.CutPrefix(sc.Text(), "status page: "); ok {
+				urls <- u
+			}
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		root := newRoot(strings.NewReader(""), io.Discard, pw)
+		root.SetArgs([]string{"demo", "--requests", "40", "--latency", "1ms", "--not-found", "0.5", "--seed", "3",
+			"--http-addr", "", "--ui-addr", "127.0.0.1:0", "--ui-actions", "--hold"})
+		_ = root.ExecuteContext(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		_ = pw.Close()
+	})
+	var url string
+	select {
+	case url = <-urls:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the demo printed no status page URL")
+	}
+	base, token, ok := strings.Cut(url, "/#token=")
+	require.True(t, ok, "the URL carries the token: %s", url)
+	require.GreaterOrEqual(t, len(token), 16)
+	require.True(t, strings.HasPrefix(base, "http://127.0.0.1:"), url)
+
+	require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(url)))
+	waitPage(t, bctx, 60*time.Second, `document.querySelectorAll('button[data-action="replay"]').length > 0`, "the replay controls")
+	require.Empty(t, pageEval[string](t, bctx, `location.hash`), "the token leaves the address bar")
+	require.Equal(t, token, pageEval[string](t, bctx, `sessionStorage.getItem("codearts-recover-ui-token")`))
+	require.Equal(t, http.StatusUnauthorized, postAsPage(t, base, `{"reason":"client_error","error_code":"CB.00060214","up_to_seq":1}`, ""))
 }

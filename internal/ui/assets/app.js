@@ -18,7 +18,7 @@ const TOKEN_KEY = "codearts-recover-ui-token";
   const m = /^#token=([^&]+)/.exec(location.hash);
   if (!m) return;
   sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
-  history.replaceState(null, "", location.pathname + location.search);
+  window.history.replaceState(null, "", location.pathname + location.search); // "history" below is the backlog's
 })();
 const token = () => sessionStorage.getItem(TOKEN_KEY) || "";
 
