@@ -20,7 +20,7 @@ const chartValues = "../../deploy/helm/codearts-recover-worker/values.yaml"
 // page's token file from ui.tokenSecret, and --config (the chart uses the
 // environment instead).
 func notInChartConfig(flag string) bool {
-	return flag == "config" || flag == "help" || flag == "http-addr" || flag == "ui-token-file" || strings.HasPrefix(flag, "nats-")
+	return flag == "config" || flag == "help" || flag == "http-addr" || flag == "ui-token-file" || flag == "context" || strings.HasPrefix(flag, "nats-")
 }
 
 // valuesKey is a flag name as a chart values key: dlq-max-age → dlqMaxAge.

@@ -147,6 +147,9 @@ the profile file, ECS metadata, CCE pod identity.`,
 			if err := layerConfig(cmd.Flags(), os.LookupEnv); err != nil {
 				return err
 			}
+			if err := applyNATSContext(cmd.Flags(), &o.nats, os.LookupEnv); err != nil {
+				return err
+			}
 			m, err := o.open(cmd.Context(), cmd.ErrOrStderr())
 			if err != nil && cmd.Context().Err() != nil {
 				// Stopped before it held anything (e.g. SIGTERM while NATS
