@@ -34,7 +34,7 @@ func newSecretFile(flag, path string, log *zap.Logger) (*secretFile, error) {
 }
 
 func (s *secretFile) load() (string, error) {
-	b, err := os.ReadFile(s.path) //nolint:gosec // G304: the operator names the file (--nats-password-file, --nats-token-file)
+	b, err := os.ReadFile(s.path)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", s.flag, err)
 	}
