@@ -23,6 +23,7 @@ import (
 type natsOptions struct {
 	cfg            queue.Config
 	connectTimeout time.Duration
+	allowInsecure  bool
 }
 
 // natsEnvFlags are the flags that read the environment. Command-specific
@@ -31,7 +32,7 @@ type natsOptions struct {
 var natsEnvFlags = []string{
 	"nats-url", "nats-user", "nats-password", "nats-password-file", "nats-token", "nats-token-file", "nats-nkey", "nats-creds", "context",
 	"nats-tls-ca", "nats-tls-cert", "nats-tls-key", "nats-inbox-prefix", "connect-timeout",
-	"stream", "subject", "consumer", "dlq-stream", "dlq-subject",
+	"stream", "subject", "consumer", "dlq-stream", "dlq-subject", "allow-insecure",
 }
 
 const natsFlagsHelp = `Connection flags are those of 'worker run' and read the same environment:
@@ -52,6 +53,7 @@ func defaultNATSOptions() natsOptions {
 func (o *natsOptions) addFlags(fs *pflag.FlagSet) {
 	addNATSFlags(fs, &o.cfg)
 	fs.DurationVar(&o.connectTimeout, "connect-timeout", o.connectTimeout, "give up when NATS is not reachable within this long")
+	fs.BoolVar(&o.allowInsecure, "allow-insecure", false, allowInsecureHelp)
 }
 
 // addNATSFlags registers the connection and stream flags every command
@@ -102,6 +104,9 @@ func (o *natsOptions) connect(cmd *cobra.Command, extraEnv ...string) (*queue.Co
 		return nil, err
 	}
 	if err := applyNATSContext(cmd.Flags(), &o.cfg, os.LookupEnv); err != nil {
+		return nil, err
+	}
+	if err := plaintextNATS(o.cfg, o.allowInsecure); err != nil {
 		return nil, err
 	}
 	if o.connectTimeout <= 0 {

@@ -29,24 +29,25 @@ import (
 
 // runOptions are the flags of `worker run` (and the shared part of demo).
 type runOptions struct {
-	configFile   string
-	nats         queue.Config
-	pool         worker.Config
-	api          codearts.Config
-	classify     []string
-	backoff      retry.Policy
-	rateLimit    float64
-	rateBurst    int
-	rateScope    string
-	classifier   *retry.Classifier // from classify, by validate
-	logFormat    string
-	logLevel     string
-	httpAddr     string
-	ui           bool   // the status page on uiAddr
-	uiAddr       string // the status page's own listener
-	uiActions    bool   // its replay action, with the token of uiTokenFile
-	uiTokenFile  string
-	allowedHosts []string
+	configFile    string
+	nats          queue.Config
+	pool          worker.Config
+	api           codearts.Config
+	classify      []string
+	backoff       retry.Policy
+	rateLimit     float64
+	rateBurst     int
+	rateScope     string
+	classifier    *retry.Classifier // from classify, by validate
+	logFormat     string
+	logLevel      string
+	httpAddr      string
+	ui            bool   // the status page on uiAddr
+	uiAddr        string // the status page's own listener
+	uiActions     bool   // its replay action, with the token of uiTokenFile
+	uiTokenFile   string
+	allowedHosts  []string
+	allowInsecure bool
 
 	fs *pflag.FlagSet // the flags, for the startup log line
 }
@@ -109,7 +110,8 @@ func (o *runOptions) addFlags(fs *pflag.FlagSet) {
 	a := &o.api
 	fs.StringVar(&a.Region, "region", a.Region, "default API region")
 	fs.StringSliceVar(&a.Regions, "regions", nil, "regions a request may name (default: only --region)")
-	fs.StringVar(&a.Endpoint, "endpoint", "", "API endpoint overriding the regional one (e.g. a simulator)")
+	fs.StringVar(&a.Endpoint, "endpoint", "", "API endpoint overriding the regional one (e.g. a simulator); http:// only on this machine unless --allow-insecure")
+	fs.BoolVar(&o.allowInsecure, "allow-insecure", false, allowInsecureHelp)
 	fs.StringVar(&a.ProjectID, "project-id", "", "project id (default: HUAWEICLOUD_SDK_PROJECT_ID)")
 	fs.DurationVar(&a.Timeout, "api-timeout", a.Timeout, "timeout of one API call")
 	fs.Float64Var(&o.rateLimit, "rate-limit", 0, "API requests per second, 0 = no limit")
@@ -217,6 +219,12 @@ func (o *runOptions) validate() error {
 		errs = append(errs, fmt.Errorf("classify: %w", err))
 	} else if o.classifier, err = retry.NewClassifier(rules...); err != nil {
 		errs = append(errs, fmt.Errorf("classify: %w", err))
+	}
+	if err := plaintextNATS(o.nats, o.allowInsecure); err != nil {
+		errs = append(errs, err)
+	}
+	if err := plaintextEndpoint(o.api.Endpoint, o.allowInsecure); err != nil {
+		errs = append(errs, err)
 	}
 	if _, err := ops.NewHosts(o.allowedHosts); err != nil {
 		errs = append(errs, err)
