@@ -1,3 +1,5 @@
+//go:build !nodemo
+
 package main
 
 import (
@@ -10,7 +12,6 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -191,15 +192,6 @@ func (s demoSummary) print(w io.Writer) error {
 	fmt.Fprintf(tw, "lost\t%d\n", s.Lost)
 	fmt.Fprintf(tw, "falsely recovered\t%d\n", s.FalselyRecovered)
 	return tw.Flush()
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // demoCounter counts outcomes for progress and the summary.
