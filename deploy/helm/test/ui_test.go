@@ -96,3 +96,15 @@ func TestStatusPageActionsRefused(t *testing.T) {
 		})
 	}
 }
+
+// NATS credentials over plaintext fail the render, as they would fail the
+// worker's start; TLS or config.allowInsecure lets them through.
+func TestNATSCredentialsNeedTLS(t *testing.T) {
+	creds := []string{"--set", "nats.user=recover", "--set", "nats.existingSecret=nats-auth", "--set", "nats.passwordKey=password"}
+	_, err := render(t, creds...)
+	require.ErrorContains(t, err, "nats credentials over a plaintext nats.url")
+	mustRender(t, append(creds, "--set", "nats.url=tls://nats:4222")...)
+	mustRender(t, append(creds, "--set", "nats.tls.existingSecret=nats-tls")...)
+	cm := mustRender(t, append(creds, "--set", "config.allowInsecure=true")...).configMap(t)
+	require.Equal(t, "true", cm.Data["RECOVER_ALLOW_INSECURE"])
+}

@@ -166,6 +166,9 @@ rounded up. Numbers are taken as seconds.
 {{- fail "config.uiActions needs a NetworkPolicy naming who may reach the status page: networkPolicy.enabled=true and networkPolicy.uiFrom (e.g. [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: ops}}}])" }}
 {{- end }}
 {{- end }}
+{{- if and (or $n.passwordKey $n.tokenKey $n.credsKey $n.nkeyKey) (not $n.tls.existingSecret) (not (hasPrefix "tls://" $n.url)) (ne (toString .Values.config.allowInsecure) "true") }}
+{{- fail "nats credentials over a plaintext nats.url: the worker refuses to send them in clear; use a tls:// URL or nats.tls.existingSecret (or config.allowInsecure=true to accept it)" }}
+{{- end }}
 {{- if regexMatch "://[^/@,]+@" $n.url }}
 {{- fail "nats.url must not hold credentials (they would land in a ConfigMap): use nats.user with nats.existingSecret" }}
 {{- end }}
