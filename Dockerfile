@@ -19,12 +19,14 @@ ARG TARGETOS=linux
 ARG TARGETARCH=amd64
 ARG VERSION=dev
 ARG COMMIT=unknown
-# Static (no cgo), reproducible (-trimpath), stamped with version and commit
+# Static (no cgo), reproducible (-trimpath), without the demo pieces (-tags
+# nodemo: no embedded nats-server, no simulator, so scanners see neither),
+# stamped with version and commit
 # (.git is not in the build context, so the toolchain cannot stamp them).
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
-    go build -trimpath -buildvcs=false \
+    go build -tags nodemo -trimpath -buildvcs=false \
       -ldflags "-s -w -X main.version=${VERSION} -X github.com/codearts-recover-worker/codearts-recover-worker/internal/buildinfo.Commit=${COMMIT}" \
       -o /out/worker ./cmd/worker
 

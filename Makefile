@@ -30,6 +30,12 @@ help: ## List the targets
 build: ## Build the worker binary into ./bin/worker
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/worker ./cmd/worker
 
+.PHONY: build-prod
+build-prod: ## Build the image's binary (-tags nodemo: no embedded nats-server, no simulator) into ./bin/worker-prod and check its modules (go version -m)
+	CGO_ENABLED=0 $(GO) build -tags nodemo -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/worker-prod ./cmd/worker
+	@$(GO) version -m $(BIN)/worker-prod | grep -E 'nats-io/(nats-server|jwt)|codeartssim' && { echo "build-prod: the production binary links the demo pieces"; exit 1; } || true
+	@echo "build-prod: $(BIN)/worker-prod links neither nats-server nor the simulator ($$($(GO) version -m $(BIN)/worker-prod | grep -c '^\s*dep') modules)"
+
 .PHONY: test
 test: ## Run all tests with the race detector (real in-process NATS, real SDK, simulator)
 	$(GO) test $(TEST_FLAGS) ./...

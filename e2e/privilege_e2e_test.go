@@ -499,6 +499,7 @@ func (s *system) startWorker(name string, env []string, flags ...string) *worker
 		"--endpoint", s.sim.url,
 		"--ack-wait", ackWait.String(),
 		"--http-addr", w.httpAddr,
+		"--ui-addr", "", // the default address is one per machine
 		"--drain-timeout", "5s",
 		"--backoff-initial", "100ms",
 		"--backoff-max", "1s",

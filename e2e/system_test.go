@@ -194,6 +194,7 @@ func (s *system) spawnWorker(name, natsURL string, flags ...string) *workerProc 
 		"--endpoint", s.sim.url,
 		"--ack-wait", ackWait.String(),
 		"--http-addr", w.httpAddr,
+		"--ui-addr", "", // the default address is one per machine
 		"--drain-timeout", "5s",
 		"--backoff-initial", "100ms",
 		"--backoff-max", "1s",

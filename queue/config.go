@@ -22,6 +22,13 @@ type Config struct {
 	Password string
 	// Token authenticates with a token. Default none.
 	Token string
+	// PasswordFile and TokenFile hold the password (with User) or the
+	// token instead of Password and Token, so the secret is in neither
+	// the process's arguments nor its environment. They are read at every
+	// (re)connect: a rotated secret file is picked up without a restart.
+	// Surrounding white space is ignored. Default none.
+	PasswordFile string
+	TokenFile    string
 	// NKeySeedFile is a file holding an NKey seed. Default none.
 	NKeySeedFile string
 	// CredsFile is a NATS credentials file (JWT + seed). Default none.
@@ -215,7 +222,20 @@ func (c Config) Validate() error {
 	if c.Token != "" && c.User != "" {
 		bad("nats-token", "token and user/password are exclusive")
 	}
+	if c.TokenFile != "" && c.User != "" {
+		bad("nats-token-file", "token and user/password are exclusive")
+	}
+	if c.Password != "" && c.PasswordFile != "" {
+		bad("nats-password-file", "nats-password and nats-password-file are exclusive")
+	}
+	if c.Token != "" && c.TokenFile != "" {
+		bad("nats-token-file", "nats-token and nats-token-file are exclusive")
+	}
+	if c.PasswordFile != "" && c.User == "" {
+		bad("nats-password-file", "needs nats-user")
+	}
 	for _, f := range []struct{ field, path string }{
+		{"nats-password-file", c.PasswordFile}, {"nats-token-file", c.TokenFile},
 		{"nats-creds", c.CredsFile}, {"nats-nkey", c.NKeySeedFile}, {"nats-tls-ca", c.TLSCA},
 		{"nats-tls-cert", c.TLSCert}, {"nats-tls-key", c.TLSKey},
 	} {

@@ -103,10 +103,24 @@ func Connect(ctx context.Context, cfg Config) (*Conn, error) {
 		}
 		opts = append(opts, o)
 	}
-	if cfg.User != "" {
+	switch {
+	case cfg.User != "" && cfg.PasswordFile != "":
+		password, err := newSecretFile("nats-password-file", cfg.PasswordFile, log)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, nats.UserInfoHandler(func() (string, string) { return cfg.User, password.read() }))
+	case cfg.User != "":
 		opts = append(opts, nats.UserInfo(cfg.User, cfg.Password))
 	}
-	if cfg.Token != "" {
+	switch {
+	case cfg.TokenFile != "":
+		token, err := newSecretFile("nats-token-file", cfg.TokenFile, log)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, nats.TokenHandler(token.read))
+	case cfg.Token != "":
 		opts = append(opts, nats.Token(cfg.Token))
 	}
 	if cfg.TLSCA != "" {

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 )
@@ -376,7 +375,7 @@ func mergeSubjects(have, want []string) []string {
 }
 
 func covered(patterns []string, subject string) bool {
-	return slices.ContainsFunc(patterns, func(p string) bool { return server.SubjectMatchesFilter(subject, p) })
+	return slices.ContainsFunc(patterns, func(p string) bool { return subjectCovered(subject, p) })
 }
 
 func retentionName(r jetstream.RetentionPolicy) string {

@@ -236,6 +236,18 @@ func headerAllowed(k string) bool {
 		(len(k) > 3 && strings.EqualFold(k[:3], "ce-"))
 }
 
+// refusedHeaders counts the values of h whose names are not allow-listed:
+// what a dead letter of the message leaves out.
+func refusedHeaders(h map[string][]string) int {
+	n := 0
+	for k, vs := range h {
+		if !headerAllowed(k) {
+			n += len(vs)
+		}
+	}
+	return n
+}
+
 // Encoded sizes of a header map's punctuation: `"":[],` around a name,
 // `"",` around a value.
 const (

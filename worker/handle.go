@@ -441,11 +441,15 @@ func (p *Pool) nak(d Delivery, delay time.Duration, cause string) {
 
 func (p *Pool) report(t *task, kind, reason string) {
 	p.traceOutcome(t, kind, reason)
-	p.obs.Outcome(Outcome{
+	o := Outcome{
 		Kind: kind, Reason: reason, JobID: t.req.JobID, StreamSeq: t.seq, Delivery: t.n,
 		Status: t.status, RequestID: t.requestID, Attempts: p.attempts(t),
 		Duration: time.Since(t.start),
-	})
+	}
+	if kind == OutcomeDeadLettered {
+		o.HeadersRefused = refusedHeaders(t.d.Header())
+	}
+	p.obs.Outcome(o)
 }
 
 // sleep waits d or until ctx ends.

@@ -29,6 +29,10 @@ type Outcome struct {
 	RequestID string
 	Attempts  int
 	Duration  time.Duration
+	// HeadersRefused, for a dead letter, counts the request's header
+	// values left out of it because their names are not on the allow-list
+	// (a credential a producer sent, among others).
+	HeadersRefused int
 }
 
 // Call describes one API call.

@@ -16,10 +16,11 @@ import (
 const chartValues = "../../deploy/helm/codearts-recover-worker/values.yaml"
 
 // notInChartConfig are the run flags the chart sets elsewhere: the ops port
-// from metrics.port, NATS connection and secrets from the nats block, and
-// --config (the chart uses the environment instead).
+// from metrics.port, NATS connection and secrets from the nats block, the
+// page's token file from ui.tokenSecret, and --config (the chart uses the
+// environment instead).
 func notInChartConfig(flag string) bool {
-	return flag == "config" || flag == "help" || flag == "http-addr" || strings.HasPrefix(flag, "nats-")
+	return flag == "config" || flag == "help" || flag == "http-addr" || flag == "ui-token-file" || flag == "context" || strings.HasPrefix(flag, "nats-")
 }
 
 // valuesKey is a flag name as a chart values key: dlq-max-age → dlqMaxAge.
@@ -39,7 +40,7 @@ func TestChartConfigCoversEveryRunFlag(t *testing.T) {
 	}
 	require.NoError(t, yaml.Unmarshal(data, &values))
 
-	defaults := parseRun(t).fs
+	defaults := runDefaults()
 	seen := map[string]bool{}
 	defaults.VisitAll(func(f *pflag.Flag) {
 		if notInChartConfig(f.Name) {
@@ -57,7 +58,7 @@ func TestChartConfigCoversEveryRunFlag(t *testing.T) {
 		if env == "" {
 			return
 		}
-		fresh := parseRun(t).fs
+		fresh := runDefaults()
 		require.NoError(t, setFlag(fresh, fresh.Lookup(f.Name), env), "config.%s: %q", key, env)
 		require.Equal(t, f.Value.String(), fresh.Lookup(f.Name).Value.String(), "config.%s default differs from --%s", key, f.Name)
 	})

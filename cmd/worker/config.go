@@ -19,9 +19,18 @@ func envName(flag string) string {
 	return "RECOVER_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
-// envAliases are extra environment names some flags also read.
+// envAliases are extra environment names some flags also read: the nats
+// CLI's, so an operator's shell set up for `nats` works for the worker.
 var envAliases = map[string][]string{
-	"nats-url": {"NATS_URL"},
+	"nats-url":      {"NATS_URL"},
+	"nats-user":     {"NATS_USER"},
+	"nats-password": {"NATS_PASSWORD"},
+	"nats-creds":    {"NATS_CREDS"},
+	"nats-nkey":     {"NATS_NKEY"},
+	"nats-tls-ca":   {"NATS_CA"},
+	"nats-tls-cert": {"NATS_CERT"},
+	"nats-tls-key":  {"NATS_KEY"},
+	"context":       {"NATS_CONTEXT"},
 }
 
 // layerConfig fills every flag the command line did not set: first from the

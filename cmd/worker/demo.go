@@ -1,3 +1,5 @@
+//go:build !nodemo
+
 package main
 
 import (
@@ -10,7 +12,6 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,6 +51,8 @@ type demoOptions struct {
 	// httpAddrGiven: --http-addr was set, so a taken port is an error
 	// rather than a reason to pick another.
 	httpAddrGiven bool
+	uiAddr        string
+	uiAddrGiven   bool
 	hold          bool
 	uiActions     bool
 }
@@ -58,7 +61,7 @@ func newDemoCmd() *cobra.Command {
 	o := demoOptions{
 		requests: 1000, concurrency: 32, latency: 20 * time.Millisecond, errorRate: 0.05, throttle: 0.005,
 		gwThrottle: 0.001, notFound: 0.03, forbidden: 0.01, invalid: 0.01, timeout: 2 * time.Minute, logLevel: "error",
-		httpAddr: "127.0.0.1:8080",
+		httpAddr: "127.0.0.1:8080", uiAddr: "127.0.0.1:8081",
 	}
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -69,9 +72,10 @@ enqueues N recover requests (some invalid), drains them with the worker pool
 through the real SDK, and prints a summary. It exits 0 only when no request
 was lost (recovered + dead-lettered = N).
 
-While it runs it serves the live status page (and /metrics) on --http-addr,
-127.0.0.1:8080 or, when that is taken, a free port; the URL is printed on
-stderr. --rate-limit slows the drain enough to watch it; --hold keeps the
+While it runs it serves the live status page on --ui-addr (127.0.0.1:8081)
+and /metrics on --http-addr (127.0.0.1:8080), or free ports when those are
+taken; the page's URL is printed on stderr (with --ui-actions it carries a
+token made for this run, in its #fragment). --rate-limit slows the drain enough to watch it; --hold keeps the
 worker and the page up after the drain until Ctrl-C.`,
 		Example: `  worker demo
   worker demo --requests 5000 --concurrency 64 --json
@@ -82,6 +86,7 @@ worker and the page up after the drain until Ctrl-C.`,
 				return err
 			}
 			o.httpAddrGiven = cmd.Flags().Changed("http-addr")
+			o.uiAddrGiven = cmd.Flags().Changed("ui-addr")
 			report := func(sum demoSummary) error {
 				if o.jsonOut {
 					enc := json.NewEncoder(cmd.OutOrStdout())
@@ -115,9 +120,10 @@ worker and the page up after the drain until Ctrl-C.`,
 	fs.BoolVar(&o.jsonOut, "json", false, "print the summary as one JSON object")
 	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "worker log level (logs go to stderr)")
 	fs.Float64Var(&o.rateLimit, "rate-limit", 0, "API requests per second, 0 = no limit (e.g. 100 to watch the drain on the status page)")
-	fs.StringVar(&o.httpAddr, "http-addr", o.httpAddr, "address of the status page and /metrics, a free port when taken (empty = off)")
+	fs.StringVar(&o.httpAddr, "http-addr", o.httpAddr, "address of /metrics, /healthz and /readyz, a free port when taken (empty = off)")
+	fs.StringVar(&o.uiAddr, "ui-addr", o.uiAddr, "address of the status page, a free port when taken (empty = off)")
 	fs.BoolVar(&o.hold, "hold", false, "after the drain and the summary, keep the worker and the status page up until Ctrl-C")
-	fs.BoolVar(&o.uiActions, "ui-actions", false, "let the status page replay dead letters")
+	fs.BoolVar(&o.uiActions, "ui-actions", false, "let the status page replay dead letters (with a token made for this run, printed in the page's URL)")
 	return cmd
 }
 
@@ -131,8 +137,8 @@ func (o demoOptions) validate() error {
 		return fmt.Errorf("latency: %s is negative", o.latency)
 	case o.rateLimit < 0:
 		return fmt.Errorf("rate-limit: %g is negative", o.rateLimit)
-	case o.hold && o.httpAddr == "":
-		return errors.New("hold: needs --http-addr (there is nothing to look at otherwise)")
+	case o.hold && o.uiAddr == "":
+		return errors.New("hold: needs --ui-addr (there is nothing to look at otherwise)")
 	}
 	for name, v := range map[string]float64{"error-rate": o.errorRate, "throttle-rate": o.throttle, "gateway-throttle-rate": o.gwThrottle,
 		"not-found": o.notFound, "forbidden": o.forbidden, "invalid": o.invalid} {
@@ -186,15 +192,6 @@ func (s demoSummary) print(w io.Writer) error {
 	fmt.Fprintf(tw, "lost\t%d\n", s.Lost)
 	fmt.Fprintf(tw, "falsely recovered\t%d\n", s.FalselyRecovered)
 	return tw.Flush()
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // demoCounter counts outcomes for progress and the summary.

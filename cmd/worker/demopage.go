@@ -1,7 +1,10 @@
+//go:build !nodemo
+
 package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -18,48 +21,82 @@ import (
 	"github.com/codearts-recover-worker/codearts-recover-worker/worker"
 )
 
-// demoPage is the demo's ops server with the status page, as `worker run`
-// serves them.
+// demoPage is the demo's ops listener (/metrics, /healthz, /readyz) and
+// status page, each on its own listener as `worker run` serves them.
 type demoPage struct {
 	metrics *ops.Metrics // the pool's observer, also with the page off
 	srv     *ops.Server  // nil with --http-addr ""
-	ui      *ui.Server
+	ui      *ui.Server   // nil with --ui-addr ""
+	uiLn    *ops.Listener
 	url     string
 }
 
-// startDemoPage serves the page on o.httpAddr or, when that default is
-// taken, on a free port of the same host, and prints its URL on stderr.
-func startDemoPage(ctx context.Context, o demoOptions, log *zap.Logger, stderr io.Writer) (*demoPage, error) {
+// startDemoPage serves /metrics on o.httpAddr and the page on o.uiAddr or,
+// when a default is taken, on a free port of the same host, and prints the
+// page's URL on stderr. With --ui-actions the demo makes a token of its own
+// and prints it in the URL's fragment, which the page keeps and the
+// browser never sends to a server.
+func startDemoPage(ctx context.Context, o demoOptions, log *zap.Logger, stderr io.Writer) (_ *demoPage, err error) {
 	reg := ops.NewRegistry(buildinfo.Get(buildVersion()))
 	m, err := ops.NewMetrics(reg)
 	if err != nil {
 		return nil, err
 	}
 	p := &demoPage{metrics: m}
-	if o.httpAddr == "" {
+	defer func() {
+		if err != nil {
+			p.close()
+		}
+	}()
+	// retry listens on addr or, when the default is taken, on a free port.
+	retryFree := func(addr string, given bool, listen func(string) error) error {
+		err := listen(addr)
+		if errors.Is(err, syscall.EADDRINUSE) && !given {
+			host, _, _ := net.SplitHostPort(addr)
+			err = listen(net.JoinHostPort(host, "0"))
+		}
+		return err
+	}
+	if o.httpAddr != "" {
+		err := retryFree(o.httpAddr, o.httpAddrGiven, func(addr string) error {
+			srv := ops.New(ops.Config{Addr: addr, Gatherer: reg, Logger: log})
+			if err := srv.Start(ctx); err != nil {
+				return err
+			}
+			p.srv = srv
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if o.uiAddr == "" {
 		return p, nil
 	}
-	p.ui = ui.New(ui.Config{Actions: o.uiActions, Gatherer: reg, Logger: log})
-	start := func(addr string) (*ops.Server, error) {
-		srv := ops.New(ops.Config{Addr: addr, Gatherer: reg, Logger: log})
-		srv.Handle("/", p.ui)
-		return srv, srv.Start(ctx)
+	cfg := ui.Config{Actions: o.uiActions, Gatherer: reg, Logger: log}
+	if p.srv != nil {
+		cfg.Ready = p.srv.Ready
 	}
-	srv, err := start(o.httpAddr)
-	if errors.Is(err, syscall.EADDRINUSE) && !o.httpAddrGiven {
-		host, _, _ := net.SplitHostPort(o.httpAddr)
-		srv, err = start(net.JoinHostPort(host, "0"))
+	if o.uiActions {
+		cfg.Token = rand.Text()
 	}
+	p.ui = ui.New(cfg)
+	err = retryFree(o.uiAddr, o.uiAddrGiven, func(addr string) error {
+		ln, err := ops.Listen(ctx, ops.ListenConfig{Addr: addr, Flag: "ui-addr", Handler: p.ui, Logger: log})
+		p.uiLn = ln
+		return err
+	})
 	if err != nil {
-		p.ui.Close()
 		return nil, err
 	}
-	p.srv = srv
-	host, port, _ := net.SplitHostPort(srv.Addr())
+	host, port, _ := net.SplitHostPort(p.uiLn.Addr())
 	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
 		host = "127.0.0.1"
 	}
 	p.url = "http://" + net.JoinHostPort(host, port) + "/"
+	if cfg.Token != "" {
+		p.url += "#token=" + cfg.Token
+	}
 	fmt.Fprintf(stderr, "status page: %s\n", p.url)
 	return p, nil
 }
@@ -72,8 +109,12 @@ func (p *demoPage) attach(conn *queue.Conn, pool *worker.Pool, limiter *retry.Li
 	p.ui.Attach(uiBackend(conn, liveState(pool, limiter, o.concurrency, o.rateLimit, demoRegion), log))
 }
 
-// close stops a replay from the page, then the server.
+// close stops the page's listener and a replay from the page, then the
+// ops listener.
 func (p *demoPage) close() {
+	if p.uiLn != nil {
+		_ = p.uiLn.Close()
+	}
 	if p.ui != nil {
 		p.ui.Close()
 	}

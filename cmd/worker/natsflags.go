@@ -23,19 +23,22 @@ import (
 type natsOptions struct {
 	cfg            queue.Config
 	connectTimeout time.Duration
+	allowInsecure  bool
 }
 
 // natsEnvFlags are the flags that read the environment. Command-specific
 // flags (filters, --yes, --json…) deliberately do not: RECOVER_YES in an
 // operator's shell must never answer a purge prompt.
 var natsEnvFlags = []string{
-	"nats-url", "nats-user", "nats-password", "nats-token", "nats-nkey", "nats-creds",
+	"nats-url", "nats-user", "nats-password", "nats-password-file", "nats-token", "nats-token-file", "nats-nkey", "nats-creds", "context",
 	"nats-tls-ca", "nats-tls-cert", "nats-tls-key", "nats-inbox-prefix", "connect-timeout",
-	"stream", "subject", "consumer", "dlq-stream", "dlq-subject",
+	"stream", "subject", "consumer", "dlq-stream", "dlq-subject", "allow-insecure",
 }
 
 const natsFlagsHelp = `Connection flags are those of 'worker run' and read the same environment:
-RECOVER_<FLAG_NAME> (e.g. RECOVER_STREAM) and NATS_URL for --nats-url.`
+RECOVER_<FLAG_NAME> (e.g. RECOVER_STREAM), and the nats CLI's NATS_URL, NATS_USER,
+NATS_PASSWORD, NATS_CREDS, NATS_NKEY, NATS_CA, NATS_CERT, NATS_KEY and NATS_CONTEXT;
+--context NAME reads a context saved by 'nats context add'.`
 
 func defaultNATSOptions() natsOptions {
 	return natsOptions{
@@ -50,20 +53,24 @@ func defaultNATSOptions() natsOptions {
 func (o *natsOptions) addFlags(fs *pflag.FlagSet) {
 	addNATSFlags(fs, &o.cfg)
 	fs.DurationVar(&o.connectTimeout, "connect-timeout", o.connectTimeout, "give up when NATS is not reachable within this long")
+	fs.BoolVar(&o.allowInsecure, "allow-insecure", false, allowInsecureHelp)
 }
 
 // addNATSFlags registers the connection and stream flags every command
 // shares with `worker run`, with the same names and defaults.
 func addNATSFlags(fs *pflag.FlagSet, n *queue.Config) {
 	fs.StringVar(&n.URL, "nats-url", n.URL, "NATS server URLs, comma separated (also NATS_URL)")
-	fs.StringVar(&n.User, "nats-user", "", "NATS user")
-	fs.StringVar(&n.Password, "nats-password", "", "NATS password")
-	fs.StringVar(&n.Token, "nats-token", "", "NATS token")
-	fs.StringVar(&n.NKeySeedFile, "nats-nkey", "", "file holding an NKey seed")
-	fs.StringVar(&n.CredsFile, "nats-creds", "", "NATS credentials file")
-	fs.StringVar(&n.TLSCA, "nats-tls-ca", "", "CA bundle (PEM) that verifies the NATS server")
-	fs.StringVar(&n.TLSCert, "nats-tls-cert", "", "client certificate (PEM)")
-	fs.StringVar(&n.TLSKey, "nats-tls-key", "", "client key (PEM)")
+	fs.StringVar(&n.User, "nats-user", "", "NATS user (also NATS_USER)")
+	fs.StringVar(&n.Password, "nats-password", "", "NATS password (also NATS_PASSWORD; prefer --nats-password-file: a flag shows in ps and shell history)")
+	fs.StringVar(&n.PasswordFile, "nats-password-file", "", "file holding the NATS password, read at each (re)connect")
+	fs.StringVar(&n.Token, "nats-token", "", "NATS token (prefer --nats-token-file: a flag shows in ps and shell history)")
+	fs.StringVar(&n.TokenFile, "nats-token-file", "", "file holding the NATS token, read at each (re)connect")
+	fs.StringVar(&n.NKeySeedFile, "nats-nkey", "", "file holding an NKey seed (also NATS_NKEY)")
+	fs.StringVar(&n.CredsFile, "nats-creds", "", "NATS credentials file (also NATS_CREDS)")
+	fs.StringVar(&n.TLSCA, "nats-tls-ca", "", "CA bundle (PEM) that verifies the NATS server (also NATS_CA)")
+	fs.StringVar(&n.TLSCert, "nats-tls-cert", "", "client certificate (PEM) (also NATS_CERT)")
+	fs.StringVar(&n.TLSKey, "nats-tls-key", "", "client key (PEM) (also NATS_KEY)")
+	fs.String("context", "", "nats CLI context to connect with (~/.config/nats/context/NAME.json; also NATS_CONTEXT); flags and variables win over it")
 	fs.StringVar(&n.InboxPrefix, "nats-inbox-prefix", "", `prefix of this connection's reply subjects instead of "_INBOX" (least-privilege users: allow subscribing to PREFIX.> only)`)
 	fs.StringVar(&n.Stream, "stream", n.Stream, "request stream")
 	fs.StringVar(&n.Subject, "subject", n.Subject, "request subject")
@@ -94,6 +101,12 @@ func layerEnv(fs *pflag.FlagSet, names []string, lookupEnv func(string) (string,
 // at most --connect-timeout for an unreachable server.
 func (o *natsOptions) connect(cmd *cobra.Command, extraEnv ...string) (*queue.Conn, error) {
 	if err := layerEnv(cmd.Flags(), append(natsEnvFlags, extraEnv...), os.LookupEnv); err != nil {
+		return nil, err
+	}
+	if err := applyNATSContext(cmd.Flags(), &o.cfg, os.LookupEnv); err != nil {
+		return nil, err
+	}
+	if err := plaintextNATS(o.cfg, o.allowInsecure); err != nil {
 		return nil, err
 	}
 	if o.connectTimeout <= 0 {

@@ -22,12 +22,11 @@ request only once it is finished.`,
 	root.SetErr(stderr)
 	root.AddCommand(
 		newRunCmd(),
-		newDemoCmd(),
-		newSimulateCmd(),
 		newVersionCmd(),
 		newEnqueueCmd(),
 		newDLQCmd(),
 		newStatusCmd(),
 	)
+	root.AddCommand(demoCommands()...)
 	return root
 }

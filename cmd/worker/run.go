@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -28,21 +29,25 @@ import (
 
 // runOptions are the flags of `worker run` (and the shared part of demo).
 type runOptions struct {
-	configFile string
-	nats       queue.Config
-	pool       worker.Config
-	api        codearts.Config
-	classify   []string
-	backoff    retry.Policy
-	rateLimit  float64
-	rateBurst  int
-	rateScope  string
-	classifier *retry.Classifier // from classify, by validate
-	logFormat  string
-	logLevel   string
-	httpAddr   string
-	ui         bool // the status page at / of httpAddr
-	uiActions  bool // its replay action
+	configFile    string
+	nats          queue.Config
+	pool          worker.Config
+	api           codearts.Config
+	classify      []string
+	backoff       retry.Policy
+	rateLimit     float64
+	rateBurst     int
+	rateScope     string
+	classifier    *retry.Classifier // from classify, by validate
+	logFormat     string
+	logLevel      string
+	httpAddr      string
+	ui            bool   // the status page on uiAddr
+	uiAddr        string // the status page's own listener
+	uiActions     bool   // its replay action, with the token of uiTokenFile
+	uiTokenFile   string
+	allowedHosts  []string
+	allowInsecure bool
 
 	fs *pflag.FlagSet // the flags, for the startup log line
 }
@@ -68,6 +73,7 @@ func defaultRunOptions() runOptions {
 		logLevel:  "info",
 		httpAddr:  ":8080",
 		ui:        true,
+		uiAddr:    "127.0.0.1:8081",
 	}
 }
 
@@ -104,7 +110,8 @@ func (o *runOptions) addFlags(fs *pflag.FlagSet) {
 	a := &o.api
 	fs.StringVar(&a.Region, "region", a.Region, "default API region")
 	fs.StringSliceVar(&a.Regions, "regions", nil, "regions a request may name (default: only --region)")
-	fs.StringVar(&a.Endpoint, "endpoint", "", "API endpoint overriding the regional one (e.g. a simulator)")
+	fs.StringVar(&a.Endpoint, "endpoint", "", "API endpoint overriding the regional one (e.g. a simulator); http:// only on this machine unless --allow-insecure")
+	fs.BoolVar(&o.allowInsecure, "allow-insecure", false, allowInsecureHelp)
 	fs.StringVar(&a.ProjectID, "project-id", "", "project id (default: HUAWEICLOUD_SDK_PROJECT_ID)")
 	fs.DurationVar(&a.Timeout, "api-timeout", a.Timeout, "timeout of one API call")
 	fs.Float64Var(&o.rateLimit, "rate-limit", 0, "API requests per second, 0 = no limit")
@@ -113,9 +120,12 @@ func (o *runOptions) addFlags(fs *pflag.FlagSet) {
 
 	fs.StringVar(&o.logFormat, "log-format", o.logFormat, "json or console")
 	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "debug, info, warn or error")
-	fs.StringVar(&o.httpAddr, "http-addr", o.httpAddr, "address of /healthz, /readyz, /metrics and the status page (empty = off)")
-	fs.BoolVar(&o.ui, "ui", o.ui, "serve the live status page at / of --http-addr (read-only unless --ui-actions)")
-	fs.BoolVar(&o.uiActions, "ui-actions", o.uiActions, "let the status page replay dead letters (keep the port private: NetworkPolicy, port-forward)")
+	fs.StringVar(&o.httpAddr, "http-addr", o.httpAddr, "address of /healthz, /readyz and /metrics (empty = off)")
+	fs.BoolVar(&o.ui, "ui", o.ui, "serve the live status page on --ui-addr (read-only unless --ui-actions and --ui-token-file)")
+	fs.StringVar(&o.uiAddr, "ui-addr", o.uiAddr, "address of the status page and its JSON API (loopback by default: kubectl port-forward reaches it; empty = off)")
+	fs.BoolVar(&o.uiActions, "ui-actions", o.uiActions, "let the status page replay dead letters, for callers presenting the token of --ui-token-file")
+	fs.StringVar(&o.uiTokenFile, "ui-token-file", "", "file holding the bearer token the status page's actions require (without it the page is read-only)")
+	fs.StringSliceVar(&o.allowedHosts, "allowed-hosts", nil, "host names the HTTP listeners answer besides IP addresses and localhost (e.g. recover-worker.ops.svc; *.example.com); others get 421")
 }
 
 func newRunCmd() *cobra.Command {
@@ -137,6 +147,9 @@ the profile file, ECS metadata, CCE pod identity.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := layerConfig(cmd.Flags(), os.LookupEnv); err != nil {
+				return err
+			}
+			if err := applyNATSContext(cmd.Flags(), &o.nats, os.LookupEnv); err != nil {
 				return err
 			}
 			m, err := o.open(cmd.Context(), cmd.ErrOrStderr())
@@ -163,9 +176,10 @@ type service struct {
 	api  *codearts.Client
 	pool *wire.Pool
 
-	ops     *ops.Server // nil with --http-addr ""
-	tracing *tracing    // nil when OTEL_* asks for no tracing
-	ui      *ui.Server  // nil with --ui=false or --http-addr ""
+	ops     *ops.Server   // nil with --http-addr ""
+	tracing *tracing      // nil when OTEL_* asks for no tracing
+	ui      *ui.Server    // nil with --ui=false or --ui-addr ""
+	uiLn    *ops.Listener // the page's listener
 	metrics *ops.Metrics
 	lag     *ops.LagPoller
 	tally   ops.DrainTally
@@ -205,6 +219,20 @@ func (o *runOptions) validate() error {
 		errs = append(errs, fmt.Errorf("classify: %w", err))
 	} else if o.classifier, err = retry.NewClassifier(rules...); err != nil {
 		errs = append(errs, fmt.Errorf("classify: %w", err))
+	}
+	if err := plaintextNATS(o.nats, o.allowInsecure); err != nil {
+		errs = append(errs, err)
+	}
+	if err := plaintextEndpoint(o.api.Endpoint, o.allowInsecure); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := ops.NewHosts(o.allowedHosts); err != nil {
+		errs = append(errs, err)
+	}
+	if o.uiTokenFile != "" {
+		if _, err := readUIToken(o.uiTokenFile); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if o.rateScope != "fleet" && o.rateScope != "process" {
 		errs = append(errs, fmt.Errorf("rate-limit-scope: %q is not fleet or process", o.rateScope))
@@ -322,6 +350,9 @@ func (s *service) Run(ctx context.Context) error {
 
 // Close releases the NATS connection (flushing acks and naks).
 func (s *service) Close() {
+	if s.uiLn != nil {
+		_ = s.uiLn.Close()
+	}
 	if s.ui != nil {
 		s.ui.Close() // a replay from the page needs the connection
 	}
@@ -346,40 +377,79 @@ func (s *service) Close() {
 }
 
 // startOps builds the metrics and, unless --http-addr is "", starts the ops
-// HTTP server with a readiness check that fails until wire has run, and the
-// status page (which says "starting" until attachUI).
+// HTTP server with a readiness check that fails until wire has run; and,
+// unless --ui=false or --ui-addr is "", the status page on its own listener
+// (it says "starting" until attachUI).
 func (s *service) startOps(ctx context.Context, o *runOptions) error {
-	addr := o.httpAddr
 	reg := ops.NewRegistry(buildinfo.Get(buildVersion()))
 	m, err := ops.NewMetrics(reg)
 	if err != nil {
 		return err
 	}
 	s.metrics = m
-	if addr == "" {
-		return nil
-	}
-	srv := ops.New(ops.Config{Addr: addr, Gatherer: reg, Logger: s.log})
-	srv.AddCheck("startup", func() error {
-		if s.wired.Load() {
-			return nil
-		}
-		if c := s.starting.Load(); c != nil {
-			if err := c.Waiting(); err != nil {
-				return fmt.Errorf("waiting for JetStream: %w", err)
-			}
-		}
-		return errors.New("connecting to NATS and binding the consumer")
-	})
-	if o.ui {
-		s.ui = ui.New(ui.Config{Actions: o.uiActions, Gatherer: reg, Ready: srv.Ready, Logger: s.log})
-		srv.Handle("/", s.ui)
-	}
-	if err := srv.Start(ctx); err != nil {
+	hosts, err := ops.NewHosts(o.allowedHosts)
+	if err != nil {
 		return err
 	}
-	s.ops = srv
-	return nil
+	if o.httpAddr != "" {
+		srv := ops.New(ops.Config{Addr: o.httpAddr, Gatherer: reg, Logger: s.log, Hosts: hosts})
+		srv.AddCheck("startup", func() error {
+			if s.wired.Load() {
+				return nil
+			}
+			if c := s.starting.Load(); c != nil {
+				if err := c.Waiting(); err != nil {
+					return fmt.Errorf("waiting for JetStream: %w", err)
+				}
+			}
+			return errors.New("connecting to NATS and binding the consumer")
+		})
+		if err := srv.Start(ctx); err != nil {
+			return err
+		}
+		s.ops = srv
+	}
+	if !o.ui || o.uiAddr == "" {
+		return nil
+	}
+	cfg := ui.Config{Actions: o.uiActions, Gatherer: reg, Logger: s.log}
+	if s.ops != nil {
+		cfg.Ready = s.ops.Ready
+	}
+	if o.uiTokenFile != "" {
+		if cfg.Token, err = readUIToken(o.uiTokenFile); err != nil {
+			return err
+		}
+	}
+	if o.uiActions && cfg.Token == "" {
+		s.log.Warn("--ui-actions without --ui-token-file: the status page stays read-only")
+	}
+	s.ui = ui.New(cfg)
+	s.uiLn, err = ops.Listen(ctx, ops.ListenConfig{Addr: o.uiAddr, Flag: "ui-addr", Handler: s.ui, Hosts: hosts, Logger: s.log})
+	if errors.Is(err, syscall.EADDRINUSE) && (o.fs == nil || !o.fs.Changed("ui-addr")) {
+		// The default address, taken (a second worker on this machine):
+		// the page is a convenience, the worker's work is not.
+		s.log.Warn("status page off: its default address is taken; set --ui-addr", zap.String("ui_addr", o.uiAddr), zap.Error(err))
+		s.ui.Close()
+		s.ui = nil
+		return nil
+	}
+	return err
+}
+
+// readUIToken reads the status page's bearer token from path
+// (--ui-token-file): the file's content without surrounding white space,
+// at least 16 characters.
+func readUIToken(path string) (string, error) {
+	b, err := os.ReadFile(path) //nolint:gosec // G304: the operator names the file (--ui-token-file)
+	if err != nil {
+		return "", fmt.Errorf("ui-token-file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if len(tok) < 16 {
+		return "", fmt.Errorf("ui-token-file: %s holds %d characters; a token needs at least 16 (e.g. openssl rand -hex 32)", path, len(tok))
+	}
+	return tok, nil
 }
 
 // attachUI gives the status page the streams and this process's state.

@@ -48,12 +48,22 @@ func (s *syncBuffer) String() string {
 }
 
 // parseRun returns run options parsed from args, as `worker run` would.
+// runDefaults is the flag set of `worker run` as the binary has it.
+func runDefaults() *pflag.FlagSet {
+	o := defaultRunOptions()
+	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
+	o.addFlags(fs)
+	return fs
+}
+
 func parseRun(t *testing.T, args ...string) *runOptions {
 	t.Helper()
 	o := defaultRunOptions()
 	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
 	o.addFlags(fs)
-	require.NoError(t, fs.Parse(args))
+	// No page unless the test asks: the default address is shared by
+	// every test (and engineer) on this machine.
+	require.NoError(t, fs.Parse(append([]string{"--ui-addr="}, args...)))
 	return &o
 }
 
@@ -112,6 +122,7 @@ func TestRunOpsAndLogs(t *testing.T) {
 
 	natsURL := strings.Replace(ns.ClientURL(), "nats://", "nats://"+natsUser+":"+natsPassword+"@", 1)
 	o := parseRun(t, "--nats-url", natsURL, "--endpoint", sim.URL(), "--http-addr", "127.0.0.1:0",
+		"--ui-addr", "127.0.0.1:0", "--allowed-hosts", "recover-worker.ops.svc",
 		"--ack-wait", "5s", "--drain-timeout", "5s", "--concurrency", "4")
 	var logs syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
@@ -125,6 +136,19 @@ func TestRunOpsAndLogs(t *testing.T) {
 		}
 	}()
 	base := "http://" + s.ops.Addr()
+	page := "http://" + s.uiLn.Addr()
+
+	// Two listeners: the ops one serves health, readiness and metrics
+	// only, the page has its own; both answer 421 to a name they do not
+	// serve (a rebound DNS name), and serve an allowed one.
+	for _, u := range []string{base + "/healthz", base + "/metrics", page + "/", page + "/api/status"} {
+		require.Equal(t, http.StatusMisdirectedRequest, hostGet(t, u, "evil.example").code, u)
+		require.NotEqual(t, http.StatusMisdirectedRequest, hostGet(t, u, "recover-worker.ops.svc:8080").code, u)
+	}
+	require.Equal(t, http.StatusNotFound, scrape(t, base+"/").code, "no page on the ops listener")
+	require.Equal(t, http.StatusNotFound, scrape(t, base+"/api/status").code, "no page API on the ops listener")
+	require.Equal(t, http.StatusOK, scrape(t, page+"/api/status").code)
+	require.Equal(t, http.StatusNotFound, scrape(t, page+"/metrics").code, "no metrics on the page's listener")
 
 	publish(t, ctx, natsURL, "a0000000000000000000000000000001", "a0000000000000000000000000000002", "a0000000000000000000000000000003")
 
@@ -242,6 +266,20 @@ type httpResult struct {
 func scrape(t *testing.T, url string) httpResult {
 	t.Helper()
 	resp, err := noKeepAlive().Get(url)
+	require.NoError(t, err)
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return httpResult{resp.StatusCode, string(b)}
+}
+
+// hostGet GETs url with the Host header set to host.
+func hostGet(t *testing.T, url, host string) httpResult {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
+	require.NoError(t, err)
+	req.Host = host
+	resp, err := noKeepAlive().Do(req)
 	require.NoError(t, err)
 	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)

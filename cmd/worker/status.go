@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -140,4 +142,9 @@ func printStatus(w io.Writer, r admin.Status, drift []queue.Drift) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// sortedKeys is m's keys in order.
+func sortedKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
 }

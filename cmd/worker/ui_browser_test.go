@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -150,7 +153,7 @@ func startUIWorker(t *testing.T, sim *codeartssim.Server, args ...string) (base,
 	t.Setenv("HUAWEICLOUD_SDK_SK", testSK)
 	t.Setenv("HUAWEICLOUD_SDK_PROJECT_ID", testProjectID)
 	natsURL = strings.Replace(ns.ClientURL(), "nats://", "nats://"+natsUser+":"+natsPassword+"@", 1)
-	o := parseRun(t, append([]string{"--nats-url", natsURL, "--endpoint", sim.URL(), "--http-addr", "127.0.0.1:0",
+	o := parseRun(t, append([]string{"--nats-url", natsURL, "--endpoint", sim.URL(), "--http-addr", "127.0.0.1:0", "--ui-addr", "127.0.0.1:0",
 		"--ack-wait", "5s", "--drain-timeout", "5s", "--concurrency", "8", "--log-level", "warn"}, args...)...)
 	var logs syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
@@ -166,7 +169,35 @@ func startUIWorker(t *testing.T, sim *codeartssim.Server, args ...string) (base,
 			t.Logf("worker logs:\n%s", logs.String())
 		}
 	})
-	return "http://" + s.ops.Addr(), natsURL
+	return "http://" + s.uiLn.Addr(), natsURL
+}
+
+// uiTokenFile writes a replay token to a file for --ui-token-file.
+func uiTokenFile(t *testing.T) (path, token string) {
+	t.Helper()
+	token = "test-ui-token-0123456789abcdef"
+	path = filepath.Join(t.TempDir(), "ui-token")
+	require.NoError(t, os.WriteFile(path, []byte(token+"\n"), 0o600))
+	return path, token
+}
+
+// postAsPage POSTs a replay to base exactly as the page does (JSON, the
+// action header, a same-origin Origin), with authorization unless "".
+func postAsPage(t *testing.T, base, body, authorization string) int {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, base+"/api/replay", strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(ui.ActionHeader, "replay")
+	req.Header.Set("Origin", base)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	resp, err := noKeepAlive().Do(req)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	return resp.StatusCode
 }
 
 func ids(prefix string, n int) []string {
@@ -187,7 +218,8 @@ func TestStatusPageLiveAndReplay(t *testing.T) {
 	sim := codeartssim.New(codeartssim.WithCredentials(testAK, testSK), codeartssim.WithOutcomes(codeartssim.StandardPrefixOutcomes()))
 	require.NoError(t, sim.Start("127.0.0.1:0"))
 	t.Cleanup(func() { _ = sim.Close() })
-	base, natsURL := startUIWorker(t, sim, "--ui-actions")
+	tokenFile, token := uiTokenFile(t)
+	base, natsURL := startUIWorker(t, sim, "--ui-actions", "--ui-token-file", tokenFile)
 
 	good, notFound, badParam := ids("a", 30), ids("404", 6), ids("400", 4)
 	ctx := context.Background()
@@ -221,6 +253,26 @@ func TestStatusPageLiveAndReplay(t *testing.T) {
 	groups := pageEval[map[string]string](t, bctx, `Object.fromEntries([...document.querySelectorAll('#groups tr[data-group]')].map(e => [e.dataset.group, e.dataset.count]))`)
 	require.Equal(t, map[string]string{"client_error/CB.00060214": "6", "client_error/CB.00060200": "4", "invalid_request/": "2"}, groups)
 
+	// Without the token: no replay control, the page asks for it; asked
+	// exactly as the page asks (header, same origin), the API refuses.
+	require.Zero(t, pageEval[int](t, bctx, `document.querySelectorAll('[data-action]').length`), "no replay control before the token")
+	require.False(t, pageEval[bool](t, bctx, `document.getElementById('token-form').hidden`), "the page asks for the token")
+	group := `{"reason":"client_error","error_code":"CB.00060214","up_to_seq":12}`
+	require.Equal(t, http.StatusUnauthorized, postAsPage(t, base, group, ""))
+	require.Equal(t, http.StatusUnauthorized, postAsPage(t, base, group, "Bearer not-"+token))
+	// A filter that is not one group the page shows is refused, token or not.
+	require.Equal(t, http.StatusBadRequest, postAsPage(t, base, `{"filter":{"since":"100000d"}}`, "Bearer "+token))
+	require.Equal(t, http.StatusConflict, postAsPage(t, base, `{"reason":"client_error","error_code":"","up_to_seq":12}`, "Bearer "+token))
+
+	// With the token typed in, the buttons appear.
+	require.NoError(t, chromedp.Do(bctx,
+		chromedp.SendKeys(chromedp.CSS(`#token`), token),
+		chromedp.Click(chromedp.CSS(`#token-save`)),
+	))
+	waitPage(t, bctx, 10*time.Second, `document.querySelectorAll('button[data-action="replay"]').length === 3 && document.getElementById('token-form').hidden`,
+		"the replay controls")
+	require.Empty(t, pageEval[string](t, bctx, `document.getElementById('token').value`), "the field does not keep the token")
+
 	// The jobs exist now: replay the 404 group from the page.
 	sim.Configure(codeartssim.WithoutOutcomes())
 	row := `#groups tr[data-group="client_error/CB.00060214"] `
@@ -247,33 +299,76 @@ func TestStatusPageLiveAndReplay(t *testing.T) {
 	})
 }
 
-// TestStatusPageReadOnly: without --ui-actions the page has no replay
-// control and the API refuses a replay even when asked exactly as the page
-// would.
+// TestStatusPageReadOnly: with --ui-actions but no --ui-token-file the page
+// is read-only: no replay control, and the API refuses a replay even when
+// asked exactly as the page would (action header, same-origin Origin).
 func TestStatusPageReadOnly(t *testing.T) {
 	bctx := browser(t)
 	verifyNoLeaks(t)
 	sim := codeartssim.New(codeartssim.WithCredentials(testAK, testSK), codeartssim.WithOutcomes(codeartssim.StandardPrefixOutcomes()))
 	require.NoError(t, sim.Start("127.0.0.1:0"))
 	t.Cleanup(func() { _ = sim.Close() })
-	base, natsURL := startUIWorker(t, sim)
+	base, natsURL := startUIWorker(t, sim, "--ui-actions")
 	publish(t, context.Background(), natsURL, ids("404", 3)...)
 
 	require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/")))
 	waitPage(t, bctx, 30*time.Second, `document.querySelector('#groups tr[data-group="client_error/CB.00060214"]')?.dataset.count === "3"`, "the dead letters")
 	require.Equal(t, "read-only", pageEval[string](t, bctx, `document.getElementById('mode').textContent`))
 	require.Zero(t, pageEval[int](t, bctx, `document.querySelectorAll('[data-action]').length`), "no replay control")
+	require.True(t, pageEval[bool](t, bctx, `document.getElementById('token-form').hidden`), "no token to ask for")
 
-	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, base+"/api/replay",
-		strings.NewReader(`{"filter":{"reasons":["client_error"]}}`))
-	require.NoError(t, err)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(ui.ActionHeader, "replay")
-	resp, err := noKeepAlive().Do(req)
-	require.NoError(t, err)
-	require.NoError(t, resp.Body.Close())
-	require.Equal(t, http.StatusForbidden, resp.StatusCode)
+	group := `{"reason":"client_error","error_code":"CB.00060214","up_to_seq":3}`
+	require.Equal(t, http.StatusForbidden, postAsPage(t, base, group, ""))
+	require.Equal(t, http.StatusForbidden, postAsPage(t, base, group, "Bearer anything-at-all-0123456789"))
 	r := cli(t, "", "status", "--json", "--nats-url", natsURL)
 	require.Zero(t, r.code, r.err)
 	require.Contains(t, r.out, `"client_error": 3`, "nothing replayed")
+}
+
+// TestDemoPageURLCarriesToken: `worker demo --ui-actions` prints the page's
+// URL with a token made for the run in its fragment; opened as printed, the
+// page keeps the token for the tab, drops it from the address bar, and
+// offers the replay.
+func TestDemoPageURLCarriesToken(t *testing.T) {
+	bctx := browser(t)
+	pr, pw := io.Pipe()
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if u, ok := strings.CutPrefix(sc.Text(), "status page: "); ok {
+				urls <- u
+			}
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		root := newRoot(strings.NewReader(""), io.Discard, pw)
+		root.SetArgs([]string{"demo", "--requests", "40", "--latency", "1ms", "--not-found", "0.5", "--seed", "3",
+			"--http-addr", "", "--ui-addr", "127.0.0.1:0", "--ui-actions", "--hold"})
+		_ = root.ExecuteContext(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		_ = pw.Close()
+	})
+	var url string
+	select {
+	case url = <-urls:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the demo printed no status page URL")
+	}
+	base, token, ok := strings.Cut(url, "/#token=")
+	require.True(t, ok, "the URL carries the token: %s", url)
+	require.GreaterOrEqual(t, len(token), 16)
+	require.True(t, strings.HasPrefix(base, "http://127.0.0.1:"), url)
+
+	require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(url)))
+	waitPage(t, bctx, 60*time.Second, `document.querySelectorAll('button[data-action="replay"]').length > 0`, "the replay controls")
+	require.Empty(t, pageEval[string](t, bctx, `location.hash`), "the token leaves the address bar")
+	require.Equal(t, token, pageEval[string](t, bctx, `sessionStorage.getItem("codearts-recover-ui-token")`))
+	require.Equal(t, http.StatusUnauthorized, postAsPage(t, base, `{"reason":"client_error","error_code":"CB.00060214","up_to_seq":1}`, ""))
 }

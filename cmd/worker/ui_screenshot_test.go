@@ -38,7 +38,7 @@ func TestStatusPageScreenshot(t *testing.T) {
 	go func() {
 		defer close(done)
 		root := newRoot(strings.NewReader(""), io.Discard, pw)
-		root.SetArgs([]string{"demo", "--requests", "3000", "--rate-limit", "150", "--http-addr", "127.0.0.1:0", "--ui-actions", "--seed", "7"})
+		root.SetArgs([]string{"demo", "--requests", "3000", "--rate-limit", "150", "--http-addr", "127.0.0.1:0", "--ui-addr", "127.0.0.1:0", "--ui-actions", "--seed", "7"})
 		_ = root.ExecuteContext(ctx) // stopped mid-drain on purpose
 	}()
 	t.Cleanup(func() {

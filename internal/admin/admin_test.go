@@ -147,7 +147,7 @@ func TestStreamsReplay(t *testing.T) {
 	publishLetters(t, env, "CB.1", "CB.2", "CB.1", "CB.1")
 	s := &Streams{Conn: env.Conn}
 	var selected, done int
-	sum, err := s.Replay(ctx, Filter{Reasons: []string{"client_error"}, ErrorCodes: []string{"CB.1"}}, 3,
+	sum, err := s.Replay(ctx, Filter{Reasons: []string{"client_error"}, ErrorCodes: []string{"CB.1"}}, ReplayBounds{UpTo: 3},
 		func(n int) { selected = n }, func(n int) { done = n })
 	require.NoError(t, err)
 	require.Equal(t, ReplaySummary{Matched: 2, Replayed: 2}, sum)
@@ -158,8 +158,25 @@ func TestStreamsReplay(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []uint64{2, 4}, left, "the CB.2 letter and the CB.1 letter stored after the page's view stay")
 
-	_, err = s.Replay(ctx, Filter{}, 0, nil, nil)
+	_, err = s.Replay(ctx, Filter{}, ReplayBounds{}, nil, nil)
 	require.ErrorContains(t, err, "a filter is required")
+}
+
+// ReplayBounds.Max replays the oldest of the group; the rest wait for the
+// next replay.
+func TestStreamsReplayMax(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	ctx := context.Background()
+	publishLetters(t, env, "CB.1", "CB.1", "CB.1")
+	s := &Streams{Conn: env.Conn}
+	var selected int
+	sum, err := s.Replay(ctx, Filter{Reasons: []string{"client_error"}}, ReplayBounds{Max: 2, Rate: 1000}, func(n int) { selected = n }, nil)
+	require.NoError(t, err)
+	require.Equal(t, ReplaySummary{Matched: 2, Replayed: 2}, sum)
+	require.Equal(t, 2, selected)
+	left, err := Select(ctx, env.Conn, &Filter{}, 0)
+	require.NoError(t, err)
+	require.Equal(t, []uint64{3}, left)
 }
 
 // A replay joins the request's trace: a dead letter whose trace was derived
@@ -192,7 +209,7 @@ func TestReplayContinuesTrace(t *testing.T) {
 		require.NoError(t, err)
 	}
 	s := &Streams{Conn: env.Conn}
-	sum, err := s.Replay(ctx, Filter{Reasons: []string{"client_error"}}, 2, nil, nil)
+	sum, err := s.Replay(ctx, Filter{Reasons: []string{"client_error"}}, ReplayBounds{UpTo: 2}, nil, nil)
 	require.NoError(t, err)
 	require.Equal(t, 2, sum.Replayed)
 

@@ -27,11 +27,21 @@ func (s *Streams) Snapshot(ctx context.Context, prev *Snapshot) (*Snapshot, erro
 	return TakeSnapshot(ctx, s.Conn, s.Snapshots, prev)
 }
 
+// ReplayBounds bound a replay from the status page.
+type ReplayBounds struct {
+	// UpTo: only dead letters stored at or below this sequence (0 = any).
+	UpTo uint64
+	// Max: at most this many, the oldest first (0 = every one selected).
+	Max int
+	// Rate: at most this many replays per second (0 = no limit).
+	Rate float64
+}
+
 // Replay replays the dead letters that match f (which must select
-// something narrower than everything) stored at or below sequence upTo
-// (0 = any), as `worker dlq replay` does. selected is called once with the
-// number selected, progress with the number whose fate is known.
-func (s *Streams) Replay(ctx context.Context, f Filter, upTo uint64, selected func(int), progress func(int)) (ReplaySummary, error) {
+// something narrower than everything) within b, as `worker dlq replay`
+// does. selected is called once with the number selected, progress with
+// the number whose fate is known.
+func (s *Streams) Replay(ctx context.Context, f Filter, b ReplayBounds, selected func(int), progress func(int)) (ReplaySummary, error) {
 	if f.Empty() {
 		return ReplaySummary{}, errors.New("replay: a filter is required")
 	}
@@ -47,18 +57,21 @@ func (s *Streams) Replay(ctx context.Context, f Filter, upTo uint64, selected fu
 	if err != nil {
 		return ReplaySummary{}, fmt.Errorf("select dead letters: %w", err)
 	}
-	if upTo > 0 {
+	if b.UpTo > 0 {
 		n := 0
 		for _, seq := range seqs {
-			if seq <= upTo {
+			if seq <= b.UpTo {
 				seqs[n] = seq
 				n++
 			}
 		}
 		seqs = seqs[:n]
 	}
+	if b.Max > 0 && len(seqs) > b.Max {
+		seqs = seqs[:b.Max]
+	}
 	if selected != nil {
 		selected(len(seqs))
 	}
-	return Replay(ctx, s.Conn, dlq, seqs, ReplayConfig{Filter: &f, Progress: progress, Problems: s.Problems})
+	return Replay(ctx, s.Conn, dlq, seqs, ReplayConfig{Filter: &f, Rate: b.Rate, Progress: progress, Problems: s.Problems})
 }

@@ -54,14 +54,15 @@ func NewRegistry(build buildinfo.Info) *prometheus.Registry {
 // Metrics turns what the pool reports into Prometheus metrics. It
 // implements worker.Observer and is safe for concurrent use.
 type Metrics struct {
-	requests    *prometheus.CounterVec
-	deadLetters *prometheus.CounterVec
-	calls       *prometheus.CounterVec
-	callSeconds *prometheus.HistogramVec
-	retries     *prometheus.CounterVec
-	pending     prometheus.Gauge
-	ackPending  prometheus.Gauge
-	lagErrors   prometheus.Counter
+	requests       *prometheus.CounterVec
+	deadLetters    *prometheus.CounterVec
+	headersRefused prometheus.Counter
+	calls          *prometheus.CounterVec
+	callSeconds    *prometheus.HistogramVec
+	retries        *prometheus.CounterVec
+	pending        prometheus.Gauge
+	ackPending     prometheus.Gauge
+	lagErrors      prometheus.Counter
 
 	state  atomic.Pointer[State]
 	totals *totals // what the status page shows, typed
@@ -87,6 +88,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: Namespace, Name: "dead_letters_total",
 			Help: "Requests dead-lettered (stored on the dead-letter subject, then acked) by reason.",
 		}, []string{"reason"}),
+		headersRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "dead_letter_headers_refused_total",
+			Help: "Request header values left out of dead letters because their names are not on the allow-list (traceparent, tracestate, ce-*, content-type, Nats-Msg-Id).",
+		}),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "api_calls_total",
 			Help: `Recover API calls by HTTP status ("error" for a transport error or timeout) and class (how the worker read the answer).`,
@@ -126,7 +131,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, func() float64 { return b2f(call(f(*m.state.Load()))) })
 	}
 	cs := []prometheus.Collector{
-		m.requests, m.deadLetters, m.calls, m.callSeconds, m.retries, m.pending, m.ackPending, m.lagErrors,
+		m.requests, m.deadLetters, m.headersRefused, m.calls, m.callSeconds, m.retries, m.pending, m.ackPending, m.lagErrors,
 		gauge("in_flight", "Requests being worked on by this replica.", func(s State) float64 {
 			if s.InFlight == nil {
 				return 0
@@ -175,6 +180,7 @@ func (m *Metrics) Outcome(o worker.Outcome) {
 	m.totals.outcome(o.Kind, reason)
 	if o.Kind == worker.OutcomeDeadLettered {
 		m.deadLetters.WithLabelValues(reason).Inc()
+		m.headersRefused.Add(float64(o.HeadersRefused))
 	}
 }
 

@@ -59,7 +59,8 @@ func feed(o worker.Observer) {
 	o.Call(worker.Call{JobID: job, Status: 200, Class: "success", Duration: 50 * time.Millisecond})
 	o.Outcome(worker.Outcome{Kind: worker.OutcomeRecovered, JobID: job, StreamSeq: 1, Delivery: 1, Status: 200})
 	o.Call(worker.Call{JobID: job, Status: 404, ErrorCode: "CB.00060200", Class: "client_error", Duration: 30 * time.Millisecond})
-	o.Outcome(worker.Outcome{Kind: worker.OutcomeDeadLettered, Reason: worker.ReasonClientError, JobID: job, StreamSeq: 2, Delivery: 1, Status: 404})
+	o.Outcome(worker.Outcome{Kind: worker.OutcomeDeadLettered, Reason: worker.ReasonClientError, JobID: job, StreamSeq: 2, Delivery: 1, Status: 404,
+		HeadersRefused: 3})
 	o.Outcome(worker.Outcome{Kind: worker.OutcomeHandedBack, Reason: "shutdown", JobID: job, StreamSeq: 3})
 	// A reason that is not a constant must not become its own series.
 	o.Outcome(worker.Outcome{Kind: worker.OutcomeHandedBack, Reason: "nak failed: connection reset by peer", JobID: job, StreamSeq: 4})
@@ -88,6 +89,7 @@ func TestMetricsExposeDocumentedNames(t *testing.T) {
 		`codearts_recover_requests_total{outcome="handed_back",reason="other"} 1`,
 		`codearts_recover_dead_letters_total{reason="client_error"} 1`,
 		`codearts_recover_dead_letters_total{reason="max_deliveries"} 0`,
+		`codearts_recover_dead_letter_headers_refused_total 3`,
 		`codearts_recover_api_calls_total{class="throttled",status="429"} 1`,
 		`codearts_recover_api_calls_total{class="transient",status="error"} 1`,
 		`codearts_recover_api_calls_total{class="success",status="200"} 1`,

@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -23,11 +21,15 @@ type Config struct {
 	Gatherer prometheus.Gatherer
 	// Logger receives readiness changes and serve errors. nil = no logs.
 	Logger *zap.Logger
+	// Hosts is the Host allow-list (--allowed-hosts). nil = IP literals
+	// and localhost only.
+	Hosts *Hosts
 }
 
-// Server serves /healthz, /readyz and /metrics. Checks can be added at any
-// time, so readiness grows as the process wires itself (and as other parts
-// of the worker gain state worth gating on).
+// Server serves /healthz, /readyz and /metrics, and nothing else (the status
+// page has its own listener). Checks can be added at any time, so readiness
+// grows as the process wires itself (and as other parts of the worker gain
+// state worth gating on).
 type Server struct {
 	cfg Config
 	log *zap.Logger
@@ -37,9 +39,7 @@ type Server struct {
 	checks   []check
 	lastFail string // last /readyz failure text, "" when ready; for logging changes only
 
-	srv  *http.Server
-	ln   net.Listener
-	done chan struct{} // closed when Serve has returned
+	ln *Listener
 }
 
 type check struct {
@@ -89,11 +89,6 @@ func (s *Server) Ready() error {
 	return errors.Join(errs...)
 }
 
-// Handle serves more on the same address, e.g. the status page at "/".
-// The three endpoints keep precedence (their patterns are more specific).
-// Safe to call while serving.
-func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
-
 // Handler returns the HTTP handler of the three endpoints.
 func (s *Server) Handler() http.Handler { return s.mux }
 
@@ -135,34 +130,18 @@ func (s *Server) logChange(err error) {
 	}
 }
 
-// Start listens on Config.Addr and serves in the background until
-// Shutdown or Close. A listen error (address in use) is returned at once;
-// ctx bounds only the listen.
+// Start listens on Config.Addr, behind the Host allow-list, and serves in
+// the background until Shutdown or Close. A listen error (address in use)
+// is returned at once; ctx bounds only the listen.
 func (s *Server) Start(ctx context.Context) error {
 	if s.cfg.Addr == "" {
 		return errors.New("ops: Addr is required")
 	}
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
+	ln, err := Listen(ctx, ListenConfig{Addr: s.cfg.Addr, Flag: "http-addr", Handler: s.mux, Hosts: s.cfg.Hosts, Logger: s.log})
 	if err != nil {
-		return fmt.Errorf("http-addr: %w", err)
+		return err
 	}
 	s.ln = ln
-	s.srv = &http.Server{
-		Handler:           s.mux,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       60 * time.Second,
-		ErrorLog:          zap.NewStdLog(s.log.Named("http")),
-	}
-	s.done = make(chan struct{})
-	go func() {
-		defer close(s.done)
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("ops http server stopped", zap.Error(err))
-		}
-	}()
 	return nil
 }
 
@@ -172,31 +151,24 @@ func (s *Server) Addr() string {
 	if s.ln == nil {
 		return ""
 	}
-	return s.ln.Addr().String()
+	return s.ln.Addr()
 }
 
 // Shutdown stops the server gracefully within ctx (answers being written
 // finish) and waits for its goroutine; a no-op when Start was not called.
 func (s *Server) Shutdown(ctx context.Context) error {
-	if s.srv == nil {
+	if s.ln == nil {
 		return nil
 	}
-	err := s.srv.Shutdown(ctx)
-	if err != nil {
-		_ = s.srv.Close()
-	}
-	<-s.done
-	return err
+	return s.ln.Shutdown(ctx)
 }
 
 // Close stops the server at once (open connections are cut) and waits for
 // its goroutine; a no-op when Start was not called. For the end of the
 // process, when a cut scrape costs nothing.
 func (s *Server) Close() error {
-	if s.srv == nil {
+	if s.ln == nil {
 		return nil
 	}
-	err := s.srv.Close()
-	<-s.done
-	return err
+	return s.ln.Close()
 }

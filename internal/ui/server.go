@@ -2,12 +2,18 @@ package ui
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"embed"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
+	"math"
 	"mime"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,16 +38,28 @@ type Streams interface {
 	// Snapshot reads the figures and the dead letters grouped, reusing
 	// prev's dead letters when they did not change.
 	Snapshot(ctx context.Context, prev *admin.Snapshot) (*admin.Snapshot, error)
-	// Replay replays the dead letters that match f stored at or below
-	// sequence upTo, as `worker dlq replay` does.
-	Replay(ctx context.Context, f admin.Filter, upTo uint64, selected func(int), progress func(int)) (admin.ReplaySummary, error)
+	// Replay replays the dead letters that match f within b, as
+	// `worker dlq replay` does.
+	Replay(ctx context.Context, f admin.Filter, b admin.ReplayBounds, selected func(int), progress func(int)) (admin.ReplaySummary, error)
 }
 
 // Config configures a Server.
 type Config struct {
-	// Actions enables the replay control and POST /api/replay. Default
-	// false: the page is read-only.
+	// Actions enables the replay control and POST /api/replay, for callers
+	// that present Token. Default false: the page is read-only.
 	Actions bool
+	// Token is the bearer token POST /api/replay requires
+	// (--ui-token-file). "" = the page is read-only whatever Actions says.
+	Token string
+	// ReplayMax is the most dead letters one replay from the page moves
+	// (the oldest of the group first). Default 1000.
+	ReplayMax int
+	// ReplayEvery is the least time between the starts of two replays.
+	// Default 10s.
+	ReplayEvery time.Duration
+	// ReplayRate is the most replayed requests published per second.
+	// Default 100.
+	ReplayRate float64
 	// Gatherer is the process's metrics registry, read for its counts of
 	// recovered and dead-lettered requests, API calls and retries. nil = the
 	// page shows none.
@@ -69,8 +87,9 @@ type Backend struct {
 	Live func() Live
 }
 
-// Server serves the page and its API. Mount it at "/" of the ops server.
-// It answers 503 on the API until Attach.
+// Server serves the page and its API, on a listener of its own (the ops
+// listener serves only health, readiness and metrics). It answers 503 on
+// the API until Attach.
 type Server struct {
 	cfg     Config
 	log     *zap.Logger
@@ -84,11 +103,12 @@ type Server struct {
 	counts  counters
 	win     window
 
-	rmu    sync.Mutex
-	replay *replayState
-	ctx    context.Context // replays run under it; Close cancels it
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	rmu       sync.Mutex
+	replay    *replayState
+	lastStart time.Time       // of the last replay started
+	ctx       context.Context // replays run under it; Close cancels it
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 }
 
 // New returns a Server; Attach gives it the streams.
@@ -104,6 +124,18 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.ReplayMax <= 0 {
+		cfg.ReplayMax = 1000
+	}
+	if cfg.ReplayEvery <= 0 {
+		cfg.ReplayEvery = 10 * time.Second
+	}
+	if cfg.ReplayRate <= 0 {
+		cfg.ReplayRate = 100
+	}
+	if cfg.Token == "" {
+		cfg.Actions = false
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), win: window{span: cfg.Window}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -288,6 +320,8 @@ type deadLettersResponse struct {
 	Stale   bool          `json:"stale,omitempty"`
 	Groups  []admin.Group `json:"groups"`
 	Actions bool          `json:"actions"`
+	// ReplayMax is the most dead letters one replay from the page moves.
+	ReplayMax int `json:"replay_max"`
 }
 
 func (s *Server) deadLetters(w http.ResponseWriter, r *http.Request) {
@@ -310,14 +344,18 @@ func (s *Server) deadLetters(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, deadLettersResponse{
 		Total: snap.Status.DLQ.Messages, LastSeq: snap.DLQLastSeq, Stale: snap.Stale, Groups: groups, Actions: s.cfg.Actions,
+		ReplayMax: s.cfg.ReplayMax,
 	})
 }
 
-// replayRequest is the body of POST /api/replay.
+// replayRequest is the body of POST /api/replay: one group the page
+// showed, by its reason and error code ("" for a group without one), and
+// the dead-letter stream's last sequence the page saw.
 type replayRequest struct {
-	Filter admin.Filter `json:"filter"`
+	Reason    string `json:"reason"`
+	ErrorCode string `json:"error_code"`
 	// UpToSeq bounds the replay to the dead letters the page showed: those
-	// stored at or below it (0 = any).
+	// stored at or below it. Required.
 	UpToSeq uint64 `json:"up_to_seq"`
 }
 
@@ -325,6 +363,7 @@ type replayRequest struct {
 type replayState struct {
 	Filter     admin.Filter         `json:"filter"`
 	UpToSeq    uint64               `json:"up_to_seq"`
+	Max        int                  `json:"max"`
 	Running    bool                 `json:"running"`
 	Selected   int                  `json:"selected"`
 	Done       int                  `json:"done"`
@@ -346,7 +385,13 @@ func (s *Server) replayState() *replayState {
 
 func (s *Server) startReplay(w http.ResponseWriter, r *http.Request) {
 	if !s.cfg.Actions {
-		writeError(w, http.StatusForbidden, "read-only: start the worker with --ui-actions to replay from this page (or use 'worker dlq replay')")
+		writeError(w, http.StatusForbidden, "read-only: replaying from this page needs --ui-actions and a token (--ui-token-file); or use 'worker dlq replay'")
+		return
+	}
+	if !s.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="codearts-recover-worker"`)
+		writeError(w, http.StatusUnauthorized, "a valid bearer token is required (the content of the worker's --ui-token-file)")
+		s.log.Warn("status page: replay refused: no valid token", zap.String("remote", r.RemoteAddr))
 		return
 	}
 	if r.Header.Get(ActionHeader) == "" {
@@ -363,21 +408,20 @@ func (s *Server) startReplay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req replayRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		writeError(w, http.StatusBadRequest, "bad request: "+err.Error())
 		return
 	}
-	if req.Filter.Empty() {
-		writeError(w, http.StatusBadRequest, "say which dead letters to replay: a filter (reasons, error_codes, statuses…); replaying all of them is for 'worker dlq replay --all'")
+	s.refresh(r.Context(), b)
+	g, code, msg := s.shownGroup(req)
+	if code != 0 {
+		writeError(w, code, msg)
 		return
 	}
-	check := req.Filter
-	if err := check.Parse(s.cfg.Now()); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
+	f := admin.Filter{Reasons: []string{g.Reason}, ErrorCodes: []string{g.ErrorCode}}
+	bounds := admin.ReplayBounds{UpTo: req.UpToSeq, Max: min(g.Count, s.cfg.ReplayMax), Rate: s.cfg.ReplayRate}
 	s.rmu.Lock()
 	if s.ctx.Err() != nil {
 		s.rmu.Unlock()
@@ -389,21 +433,67 @@ func (s *Server) startReplay(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "a replay is running; wait for it to finish")
 		return
 	}
-	st := &replayState{Filter: req.Filter, UpToSeq: req.UpToSeq, Running: true, Selected: -1, StartedAt: s.cfg.Now().UTC()}
+	now := s.cfg.Now()
+	if wait := s.lastStart.Add(s.cfg.ReplayEvery).Sub(now); !s.lastStart.IsZero() && wait > 0 {
+		s.rmu.Unlock()
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("one replay every %s from this page; try again in %s", s.cfg.ReplayEvery, wait.Round(time.Second)))
+		return
+	}
+	s.lastStart = now
+	st := &replayState{Filter: f, UpToSeq: bounds.UpTo, Max: bounds.Max, Running: true, Selected: -1, StartedAt: now.UTC()}
 	s.replay = st
 	snapshot := *st
 	s.wg.Add(1)
 	s.rmu.Unlock()
 
-	s.log.Info("status page: replay started", zap.Any("filter", req.Filter), zap.Uint64("up_to_seq", req.UpToSeq),
-		zap.String("remote", r.RemoteAddr))
-	go s.runReplay(b, st)
+	s.log.Info("status page: replay started", zap.String("reason", g.Reason), zap.String("error_code", g.ErrorCode),
+		zap.Uint64("up_to_seq", bounds.UpTo), zap.Int("max", bounds.Max), zap.String("remote", r.RemoteAddr))
+	go s.runReplay(b, st, bounds)
 	writeJSON(w, http.StatusAccepted, map[string]any{"replay": snapshot})
 }
 
-func (s *Server) runReplay(b *Backend, st *replayState) {
+// authorized reports whether r carries the bearer token. The comparison
+// takes the same time whatever the token: both sides are hashed first.
+func (s *Server) authorized(r *http.Request) bool {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	got, want := sha256.Sum256([]byte(strings.TrimSpace(tok))), sha256.Sum256([]byte(s.cfg.Token))
+	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
+}
+
+// shownGroup finds the group a replay request names in the snapshot the
+// page reads: exactly one reason and error code it showed, up to a
+// sequence it saw. A code other than 0 refuses the request.
+func (s *Server) shownGroup(req replayRequest) (admin.Group, int, string) {
+	if req.Reason == "" {
+		return admin.Group{}, http.StatusBadRequest, "say which group to replay: reason and error_code of a group the page shows; other selections are for 'worker dlq replay'"
+	}
+	if req.UpToSeq == 0 {
+		return admin.Group{}, http.StatusBadRequest, "up_to_seq is required: the dead-letter stream's last sequence the page showed"
+	}
+	s.mu.Lock()
+	snap := s.snap
+	s.mu.Unlock()
+	if snap == nil {
+		return admin.Group{}, http.StatusServiceUnavailable, "the dead letters were not read yet"
+	}
+	if req.UpToSeq > snap.DLQLastSeq {
+		return admin.Group{}, http.StatusBadRequest, fmt.Sprintf("up_to_seq %d is beyond the last dead letter the page can have shown (%d)", req.UpToSeq, snap.DLQLastSeq)
+	}
+	for _, g := range snap.Groups {
+		if g.Reason == req.Reason && g.ErrorCode == req.ErrorCode && g.Reason != "unreadable" && g.Count > 0 {
+			return g, 0, ""
+		}
+	}
+	return admin.Group{}, http.StatusConflict, fmt.Sprintf("no group %s/%s on the page (replayed or expired meanwhile?); reload and choose again", req.Reason, req.ErrorCode)
+}
+
+func (s *Server) runReplay(b *Backend, st *replayState, bounds admin.ReplayBounds) {
 	defer s.wg.Done()
-	sum, err := b.Streams.Replay(s.ctx, st.Filter, st.UpToSeq,
+	sum, err := b.Streams.Replay(s.ctx, st.Filter, bounds,
 		func(n int) {
 			s.rmu.Lock()
 			st.Selected = n

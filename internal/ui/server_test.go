@@ -27,7 +27,7 @@ type fakeStreams struct {
 	backlog uint64
 	reads   int
 	groups  []admin.Group
-	replays []replayRequest
+	replays []replayCall
 	release chan struct{} // when set, a replay waits for it
 }
 
@@ -44,9 +44,15 @@ func (f *fakeStreams) Snapshot(_ context.Context, _ *admin.Snapshot) (*admin.Sna
 	}, nil
 }
 
-func (f *fakeStreams) Replay(_ context.Context, flt admin.Filter, upTo uint64, selected, progress func(int)) (admin.ReplaySummary, error) {
+// replayCall is one call of Streams.Replay.
+type replayCall struct {
+	Filter admin.Filter
+	Bounds admin.ReplayBounds
+}
+
+func (f *fakeStreams) Replay(_ context.Context, flt admin.Filter, b admin.ReplayBounds, selected, progress func(int)) (admin.ReplaySummary, error) {
 	f.mu.Lock()
-	f.replays = append(f.replays, replayRequest{Filter: flt, UpToSeq: upTo})
+	f.replays = append(f.replays, replayCall{Filter: flt, Bounds: b})
 	release := f.release
 	f.mu.Unlock()
 	if release != nil {
@@ -89,7 +95,10 @@ type bundle struct {
 	url     string
 }
 
-func setup(t *testing.T, actions bool) *bundle {
+// testToken is the replay token of setup's servers with actions.
+const testToken = "0123456789abcdef-test-token"
+
+func setup(t *testing.T, actions bool, opts ...func(*Config)) *bundle {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	m, err := ops.NewMetrics(reg)
@@ -99,7 +108,11 @@ func setup(t *testing.T, actions bool) *bundle {
 		clock:   &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
 		metrics: m,
 	}
-	b.srv = New(Config{Actions: actions, Gatherer: reg, Now: b.clock.Now, Window: 30 * time.Second})
+	cfg := Config{Actions: actions, Token: testToken, Gatherer: reg, Now: b.clock.Now, Window: 30 * time.Second}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	b.srv = New(cfg)
 	hs := httptest.NewServer(b.srv)
 	t.Cleanup(func() {
 		hs.Close()
@@ -203,7 +216,7 @@ func TestDeadLetterGroups(t *testing.T) {
 	var got deadLettersResponse
 	code, _ := get(t, b.url+"/api/deadletters", &got)
 	require.Equal(t, http.StatusOK, code)
-	require.Equal(t, deadLettersResponse{Total: 12, LastSeq: 40, Actions: true, Groups: b.streams.groups}, got)
+	require.Equal(t, deadLettersResponse{Total: 12, LastSeq: 40, Actions: true, ReplayMax: 1000, Groups: b.streams.groups}, got)
 }
 
 func TestPageIsServedWithItsAssets(t *testing.T) {
@@ -247,10 +260,12 @@ func postReplay(t *testing.T, url string, body string, h map[string]string) (int
 	return resp.StatusCode, string(out)
 }
 
-var pageHeaders = map[string]string{"Content-Type": "application/json", ActionHeader: "replay"}
+var pageHeaders = map[string]string{"Content-Type": "application/json", ActionHeader: "replay", "Authorization": "Bearer " + testToken}
+
+// goodReplay is the page's request for the group setup shows.
+const goodReplay = `{"reason":"client_error","error_code":"CB.00060214","up_to_seq":40}`
 
 func TestReplayRefused(t *testing.T) {
-	good := `{"filter":{"reasons":["client_error"],"error_codes":["CB.00060214"]},"up_to_seq":40}`
 	with := func(k, v string) map[string]string {
 		h := map[string]string{}
 		for k, v := range pageHeaders {
@@ -263,31 +278,48 @@ func TestReplayRefused(t *testing.T) {
 		}
 		return h
 	}
+	noToken := func(c *Config) { c.Token = "" }
 	tests := []struct {
 		name        string
 		giveActions bool
+		giveConfig  func(*Config)
 		giveBody    string
 		giveHeader  map[string]string
 		wantCode    int
 		wantErr     string
 	}{
-		{"read-only", false, good, pageHeaders, http.StatusForbidden, "read-only"},
-		{"no action header (a plain form post)", true, good, with(ActionHeader, ""), http.StatusForbidden, "X-Recover-Action"},
-		{"not JSON", true, good, with("Content-Type", "text/plain"), http.StatusUnsupportedMediaType, "application/json"},
-		{"cross-site", true, good, with("Sec-Fetch-Site", "cross-site"), http.StatusForbidden, ""},
-		{"other origin", true, good, with("Origin", "https://evil.example"), http.StatusForbidden, ""},
-		{"everything", true, `{"filter":{}}`, pageHeaders, http.StatusBadRequest, "say which dead letters"},
-		{"bad reason", true, `{"filter":{"reasons":["nope"]}}`, pageHeaders, http.StatusBadRequest, "is not one of client_error"},
-		{"unknown field", true, `{"filter":{"reasons":["client_error"]},"all":true}`, pageHeaders, http.StatusBadRequest, "unknown field"},
+		{"read-only", false, nil, goodReplay, pageHeaders, http.StatusForbidden, "read-only"},
+		{"actions without a token file stay read-only", true, noToken, goodReplay, with("Authorization", ""), http.StatusForbidden, "read-only"},
+		{"no token", true, nil, goodReplay, with("Authorization", ""), http.StatusUnauthorized, "bearer token"},
+		{"wrong token", true, nil, goodReplay, with("Authorization", "Bearer "+testToken+"x"), http.StatusUnauthorized, "bearer token"},
+		{"token as basic auth", true, nil, goodReplay, with("Authorization", "Basic "+testToken), http.StatusUnauthorized, "bearer token"},
+		{"no action header (a plain form post)", true, nil, goodReplay, with(ActionHeader, ""), http.StatusForbidden, "X-Recover-Action"},
+		{"not JSON", true, nil, goodReplay, with("Content-Type", "text/plain"), http.StatusUnsupportedMediaType, "application/json"},
+		{"cross-site", true, nil, goodReplay, with("Sec-Fetch-Site", "cross-site"), http.StatusForbidden, ""},
+		{"other origin", true, nil, goodReplay, with("Origin", "https://evil.example"), http.StatusForbidden, ""},
+		{"a filter of everything", true, nil, `{"filter":{"since":"100000d"}}`, pageHeaders, http.StatusBadRequest, "unknown field"},
+		{"no group", true, nil, `{"up_to_seq":40}`, pageHeaders, http.StatusBadRequest, "say which group"},
+		{"a reason alone (two groups' worth)", true, nil, `{"reason":"client_error","up_to_seq":40}`, pageHeaders, http.StatusConflict, "no group client_error/"},
+		{"a group the page did not show", true, nil, `{"reason":"client_error","error_code":"CB.00060200","up_to_seq":40}`, pageHeaders, http.StatusConflict, "no group"},
+		{"no sequence", true, nil, `{"reason":"client_error","error_code":"CB.00060214"}`, pageHeaders, http.StatusBadRequest, "up_to_seq is required"},
+		{"a sequence the page never saw", true, nil, `{"reason":"client_error","error_code":"CB.00060214","up_to_seq":41}`, pageHeaders, http.StatusBadRequest, "beyond the last dead letter"},
+		{"unknown field", true, nil, `{"reason":"client_error","error_code":"CB.00060214","up_to_seq":40,"all":true}`, pageHeaders, http.StatusBadRequest, "unknown field"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := setup(t, tt.giveActions)
+			var opts []func(*Config)
+			if tt.giveConfig != nil {
+				opts = append(opts, tt.giveConfig)
+			}
+			b := setup(t, tt.giveActions, opts...)
 			b.attach()
 			code, body := postReplay(t, b.url, tt.giveBody, tt.giveHeader)
 			require.Equal(t, tt.wantCode, code, body)
 			require.Contains(t, body, tt.wantErr)
 			require.Empty(t, b.streams.replays, "nothing replayed")
+			var st statusResponse
+			get(t, b.url+"/api/status", &st)
+			require.Equal(t, tt.giveActions && tt.giveConfig == nil, st.Actions, "the page offers actions only with a token")
 		})
 	}
 }
@@ -297,10 +329,10 @@ func TestReplayRunsOnce(t *testing.T) {
 	b := setup(t, true)
 	b.attach()
 	b.streams.release = make(chan struct{})
-	body := `{"filter":{"reasons":["client_error"],"error_codes":["CB.00060214"]},"up_to_seq":40}`
-	code, out := postReplay(t, b.url, body, pageHeaders)
+	code, out := postReplay(t, b.url, goodReplay, pageHeaders)
 	require.Equal(t, http.StatusAccepted, code, out)
-	code, out = postReplay(t, b.url, body, pageHeaders)
+	b.clock.advance(time.Minute) // the rate bound is not what refuses the second
+	code, out = postReplay(t, b.url, goodReplay, pageHeaders)
 	require.Equal(t, http.StatusConflict, code, out)
 	var got statusResponse
 	get(t, b.url+"/api/status", &got)
@@ -313,8 +345,49 @@ func TestReplayRunsOnce(t *testing.T) {
 	}, 10*time.Second, 5*time.Millisecond, "the replay finishes")
 	require.Equal(t, &admin.ReplaySummary{Matched: 12, Replayed: 12}, got.Replay.Summary)
 	require.Equal(t, 12, got.Replay.Done)
-	require.Equal(t, []replayRequest{{Filter: admin.Filter{Reasons: []string{"client_error"}, ErrorCodes: []string{"CB.00060214"}}, UpToSeq: 40}},
-		b.streams.replays)
+	require.Equal(t, []replayCall{{
+		Filter: admin.Filter{Reasons: []string{"client_error"}, ErrorCodes: []string{"CB.00060214"}},
+		Bounds: admin.ReplayBounds{UpTo: 40, Max: 12, Rate: 100},
+	}}, b.streams.replays)
+}
+
+// Replays from the page are bounded in count (ReplayMax, and never more
+// than the group the page showed) and in rate (one start per ReplayEvery).
+func TestReplayBounds(t *testing.T) {
+	b := setup(t, true, func(c *Config) { c.ReplayMax = 5; c.ReplayEvery = 30 * time.Second; c.ReplayRate = 20 })
+	b.attach()
+	finished := func() bool {
+		var got statusResponse
+		get(t, b.url+"/api/status", &got)
+		return got.Replay != nil && !got.Replay.Running
+	}
+	code, out := postReplay(t, b.url, goodReplay, pageHeaders)
+	require.Equal(t, http.StatusAccepted, code, out)
+	require.Eventually(t, finished, 10*time.Second, 5*time.Millisecond, "the replay finishes")
+
+	b.clock.advance(29 * time.Second)
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, b.url+"/api/replay", strings.NewReader(goodReplay))
+	require.NoError(t, err)
+	for k, v := range pageHeaders {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode, "a second replay within ReplayEvery")
+	require.Equal(t, "1", resp.Header.Get("Retry-After"))
+
+	b.clock.advance(time.Second)
+	code, out = postReplay(t, b.url, goodReplay, pageHeaders)
+	require.Equal(t, http.StatusAccepted, code, out)
+	require.Eventually(t, finished, 10*time.Second, 5*time.Millisecond, "the second replay finishes")
+
+	b.streams.mu.Lock()
+	defer b.streams.mu.Unlock()
+	require.Len(t, b.streams.replays, 2)
+	for _, r := range b.streams.replays {
+		require.Equal(t, admin.ReplayBounds{UpTo: 40, Max: 5, Rate: 20}, r.Bounds, "at most ReplayMax of the group of 12")
+	}
 }
 
 func TestReadCountersWithoutRegistry(t *testing.T) {

@@ -246,8 +246,10 @@ func TestCredentials(t *testing.T) {
 				"--set", "nats.tokenKey=token", "--set", "nats.credsKey=recover.creds", "--set", "nats.nkeyKey=seed",
 				"--set", "nats.tls.existingSecret=nats-client-tls", "--set", "nats.tls.certKey=tls.crt", "--set", "nats.tls.keyKey=tls.key",
 			},
-			wantEnv: map[string]secretRef{"RECOVER_NATS_PASSWORD": {"nats-auth", "password"}, "RECOVER_NATS_TOKEN": {"nats-auth", "token"}},
+			// Secrets as read-only files, never in the environment.
+			wantNone: []string{"RECOVER_NATS_PASSWORD", "RECOVER_NATS_TOKEN"},
 			wantFiles: map[string]string{
+				"/etc/nats/auth/password": "nats-auth", "/etc/nats/auth/token": "nats-auth",
 				"/etc/nats/auth/user.creds": "nats-auth", "/etc/nats/auth/user.nk": "nats-auth",
 				"/etc/nats/tls/ca.crt": "nats-client-tls", "/etc/nats/tls/tls.crt": "nats-client-tls", "/etc/nats/tls/tls.key": "nats-client-tls",
 			},

@@ -10,6 +10,18 @@ let actions = false;
 let pendingGroup = null; // key of the group whose replay awaits confirmation
 let lastDeadLetters = null;
 
+// The replay token (the worker's --ui-token-file): from the URL's fragment
+// (#token=…, which browsers never send to a server; `worker demo` prints
+// such a URL) or typed in; kept for this tab only.
+const TOKEN_KEY = "codearts-recover-ui-token";
+(function takeTokenFromFragment() {
+  const m = /^#token=([^&]+)/.exec(location.hash);
+  if (!m) return;
+  sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
+  window.history.replaceState(null, "", location.pathname + location.search); // "history" below is the backlog's
+})();
+const token = () => sessionStorage.getItem(TOKEN_KEY) || "";
+
 const $ = (id) => document.getElementById(id);
 const fmt = (n) => (n === null || n === undefined ? "–" : Math.round(n).toLocaleString("en-US"));
 const fmt1 = (n) => (n >= 100 ? fmt(n) : (Math.round(n * 10) / 10).toLocaleString("en-US"));
@@ -237,6 +249,7 @@ const groupKey = (g) => g.reason + "\u0000" + g.error_code;
 function renderDeadLetters(dl) {
   lastDeadLetters = dl;
   actions = dl.actions;
+  $("token-form").hidden = !actions || token() !== "";
   $("dl-hint").textContent = fmt(dl.total) + " dead letters, grouped by reason and error code" + (dl.stale ? " (refreshing)" : "");
   const body = $("groups");
   if (!dl.groups.length) {
@@ -257,7 +270,7 @@ function groupRow(g, dl) {
     el("td", { text: ago(g.last_failed_at), title: g.last_failed_at || "" }),
     el("td", { class: "msg", text: g.error_msg || "" }),
     el("td", { class: "jobs", text: jobs }),
-    el("td", { class: "act" }, actions && g.reason !== "unreadable" ? replayControl(g, dl) : null));
+    el("td", { class: "act" }, actions && token() && g.reason !== "unreadable" ? replayControl(g, dl) : null));
   return tr;
 }
 
@@ -265,7 +278,8 @@ function replayControl(g, dl) {
   const key = groupKey(g);
   if (pendingGroup === key) {
     return el("span", {},
-      el("button", { class: "confirm", "data-action": "confirm-replay", text: "Replay " + fmt(g.count) + "?", onclick: () => replay(g, dl) }),
+      el("button", { class: "confirm", "data-action": "confirm-replay", onclick: () => replay(g, dl),
+        text: "Replay " + (g.count > dl.replay_max ? "the oldest " + fmt(dl.replay_max) + " of " + fmt(g.count) : fmt(g.count)) + "?" }),
       " ",
       el("button", { class: "cancel", text: "Cancel", onclick: () => { pendingGroup = null; renderDeadLetters(lastDeadLetters); } }));
   }
@@ -282,10 +296,11 @@ async function replay(g, dl) {
   try {
     const r = await fetch("api/replay", {
       method: "POST",
-      headers: { "Content-Type": "application/json", "X-Recover-Action": "replay" },
-      body: JSON.stringify({ filter: { reasons: [g.reason], error_codes: [g.error_code] }, up_to_seq: dl.last_seq }),
+      headers: { "Content-Type": "application/json", "X-Recover-Action": "replay", Authorization: "Bearer " + token() },
+      body: JSON.stringify({ reason: g.reason, error_code: g.error_code, up_to_seq: dl.last_seq }),
     });
     const body = await r.json().catch(() => ({}));
+    if (r.status === 401) sessionStorage.removeItem(TOKEN_KEY); // ask for it again
     if (!r.ok) throw new Error(body.error || r.status + " " + r.statusText);
     renderReplay(body.replay);
   } catch (e) {
@@ -321,6 +336,16 @@ function renderReplay(r) {
     (r.error ? ": " + r.error : "") + " · " + ago(r.finished_at);
   box.dataset.replayed = String((s.replayed || 0) + (s.already_replayed || 0));
 }
+
+function saveToken() {
+  const v = $("token").value.trim();
+  $("token").value = "";
+  if (!v) return;
+  sessionStorage.setItem(TOKEN_KEY, v);
+  if (lastDeadLetters) renderDeadLetters(lastDeadLetters);
+}
+$("token-save").addEventListener("click", saveToken);
+$("token").addEventListener("keydown", (e) => { if (e.key === "Enter") saveToken(); });
 
 // ---- poll ----
 

@@ -117,6 +117,14 @@ rounded up. Numbers are taken as seconds.
 {{- end -}}
 {{- end }}
 
+{{/* The status page's port when it listens beyond loopback, else "". */}}
+{{- define "crw.uiPort" -}}
+{{- $a := toString .Values.config.uiAddr -}}
+{{- if and (ne (toString .Values.config.ui) "false") $a (not (regexMatch "^(127\\.[0-9.]+|localhost|\\[::1\\]):" $a)) -}}
+{{- regexReplaceAll "^.*:" $a "" -}}
+{{- end -}}
+{{- end }}
+
 {{/* Checks across values that the schema cannot express. */}}
 {{- define "crw.validate" -}}
 {{- if and .Values.autoscaling.enabled .Values.keda.enabled }}
@@ -149,6 +157,17 @@ rounded up. Numbers are taken as seconds.
 {{- end }}
 {{- if ne (not $n.tls.certKey) (not $n.tls.keyKey) }}
 {{- fail "nats.tls.certKey and nats.tls.keyKey are set together" }}
+{{- end }}
+{{- if .Values.config.uiActions }}
+{{- if not .Values.ui.tokenSecret }}
+{{- fail "config.uiActions needs ui.tokenSecret: a Secret holding the bearer token the page's actions require (without one the page stays read-only)" }}
+{{- end }}
+{{- if or (not .Values.networkPolicy.enabled) (not .Values.networkPolicy.uiFrom) }}
+{{- fail "config.uiActions needs a NetworkPolicy naming who may reach the status page: networkPolicy.enabled=true and networkPolicy.uiFrom (e.g. [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: ops}}}])" }}
+{{- end }}
+{{- end }}
+{{- if and (or $n.passwordKey $n.tokenKey $n.credsKey $n.nkeyKey) (not $n.tls.existingSecret) (not (hasPrefix "tls://" $n.url)) (ne (toString .Values.config.allowInsecure) "true") }}
+{{- fail "nats credentials over a plaintext nats.url: the worker refuses to send them in clear; use a tls:// URL or nats.tls.existingSecret (or config.allowInsecure=true to accept it)" }}
 {{- end }}
 {{- if regexMatch "://[^/@,]+@" $n.url }}
 {{- fail "nats.url must not hold credentials (they would land in a ConfigMap): use nats.user with nats.existingSecret" }}
