@@ -73,7 +73,7 @@ func startDemoPage(ctx context.Context, o demoOptions, log *zap.Logger, stderr i
 	if o.uiAddr == "" {
 		return p, nil
 	}
-	cfg := ui.Config{Actions: o.uiActions, Gatherer: reg, Logger: log}
+	cfg := ui.Config{Actions: o.uiActions, Totals: m.Totals, Logger: log}
 	if p.srv != nil {
 		cfg.Ready = p.srv.Ready
 	}

@@ -412,7 +412,7 @@ func (s *service) startOps(ctx context.Context, o *runOptions) error {
 	if !o.ui || o.uiAddr == "" {
 		return nil
 	}
-	cfg := ui.Config{Actions: o.uiActions, Gatherer: reg, Logger: s.log}
+	cfg := ui.Config{Actions: o.uiActions, Totals: s.metrics.Totals, Logger: s.log}
 	if s.ops != nil {
 		cfg.Ready = s.ops.Ready
 	}

@@ -1,12 +1,7 @@
 package ui
 
 import (
-	"math"
-	"strings"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 )
 
 // Live is this process's state that no stream holds. The zero value is a
@@ -32,77 +27,6 @@ type Live struct {
 	Breakers map[string]string `json:"breakers"`
 	// Draining reports that shutdown has begun.
 	Draining bool `json:"draining"`
-}
-
-// counters are this process's totals, read from its metrics registry.
-type counters struct {
-	Recovered    int64            `json:"recovered"`
-	DeadLettered map[string]int64 `json:"dead_lettered"`
-	APICalls     map[string]int64 `json:"api_calls"`
-	Retries      map[string]int64 `json:"retries"`
-}
-
-func (c counters) finished() int64 {
-	n := c.Recovered
-	for _, v := range c.DeadLettered {
-		n += v
-	}
-	return n
-}
-
-func (c counters) calls() int64 {
-	var n int64
-	for _, v := range c.APICalls {
-		n += v
-	}
-	return n
-}
-
-// Metric names read from the registry (ops registers them).
-const (
-	metricRequests    = "codearts_recover_requests_total"
-	metricDeadLetters = "codearts_recover_dead_letters_total"
-	metricAPICalls    = "codearts_recover_api_calls_total"
-	metricRetries     = "codearts_recover_retries_total"
-)
-
-// readCounters sums the worker's counters by the label the page shows. A
-// nil gatherer or a missing metric reads as zero.
-func readCounters(g prometheus.Gatherer) (counters, error) {
-	c := counters{DeadLettered: map[string]int64{}, APICalls: map[string]int64{}, Retries: map[string]int64{}}
-	if g == nil {
-		return c, nil
-	}
-	families, err := g.Gather()
-	for _, f := range families {
-		for _, m := range f.GetMetric() {
-			v := int64(math.Round(m.GetCounter().GetValue()))
-			switch f.GetName() {
-			case metricRequests:
-				if labelValue(m, "outcome") == "recovered" {
-					c.Recovered += v
-				}
-			case metricDeadLetters:
-				c.DeadLettered[labelValue(m, "reason")] += v
-			case metricAPICalls:
-				if v > 0 {
-					c.APICalls[labelValue(m, "status")] += v
-				}
-			case metricRetries:
-				c.Retries[labelValue(m, "cause")] += v
-			}
-		}
-	}
-	return c, err
-}
-
-func labelValue(m *dto.Metric, name string) string {
-	for _, l := range m.GetLabel() {
-		if strings.EqualFold(l.GetName(), name) {
-			return l.GetValue()
-		}
-	}
-	return ""
 }
 
 // sample is one reading of the backlog and this process's totals.

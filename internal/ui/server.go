@@ -18,10 +18,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/admin"
+	"github.com/codearts-recover-worker/codearts-recover-worker/internal/ops"
 )
 
 //go:embed assets
@@ -60,10 +60,10 @@ type Config struct {
 	// ReplayRate is the most replayed requests published per second.
 	// Default 100.
 	ReplayRate float64
-	// Gatherer is the process's metrics registry, read for its counts of
-	// recovered and dead-lettered requests, API calls and retries. nil = the
-	// page shows none.
-	Gatherer prometheus.Gatherer
+	// Totals reads this process's counts of recovered and dead-lettered
+	// requests, API calls and retries (ops.Metrics.Totals: typed, never
+	// read back from the metrics by name). nil = the page shows none.
+	Totals func() ops.Totals
 	// Ready reports the process's readiness (ops.Server.Ready). nil =
 	// always ready.
 	Ready func() error
@@ -100,7 +100,7 @@ type Server struct {
 	snap    *admin.Snapshot
 	snapErr error
 	snapAt  time.Time
-	counts  counters
+	counts  ops.Totals
 	win     window
 
 	rmu       sync.Mutex
@@ -206,12 +206,12 @@ func (s *Server) refresh(ctx context.Context, b *Backend) {
 		return
 	}
 	s.snap, s.snapErr = snap, nil
-	c, err := readCounters(s.cfg.Gatherer)
-	if err != nil {
-		s.log.Debug("status page: gathering metrics", zap.Error(err))
+	var c ops.Totals
+	if s.cfg.Totals != nil {
+		c = s.cfg.Totals()
 	}
 	s.counts = c
-	s.win.add(sample{at: s.snapAt, backlog: float64(snap.Status.Stream.Messages), finished: float64(c.finished()), calls: float64(c.calls())})
+	s.win.add(sample{at: s.snapAt, backlog: float64(snap.Status.Stream.Messages), finished: float64(c.Finished()), calls: float64(c.Calls())})
 }
 
 // statusResponse is GET /api/status.
@@ -249,7 +249,7 @@ type drain struct {
 }
 
 type process struct {
-	counters
+	ops.Totals
 	Live
 	// FinishedPerSecond: requests recovered or dead-lettered by this
 	// process per second, over the last 5s.
@@ -300,7 +300,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		}
 		resp.Drain = d
 	}
-	p := &process{counters: c, FinishedPerSecond: finishedRate, APICallsPerSecond: callRate}
+	p := &process{Totals: c, FinishedPerSecond: finishedRate, APICallsPerSecond: callRate}
 	if b.Live != nil {
 		p.Live = b.Live()
 	}

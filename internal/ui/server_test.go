@@ -3,7 +3,6 @@ package ui
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/admin"
@@ -108,7 +106,7 @@ func setup(t *testing.T, actions bool, opts ...func(*Config)) *bundle {
 		clock:   &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
 		metrics: m,
 	}
-	cfg := Config{Actions: actions, Token: testToken, Gatherer: reg, Now: b.clock.Now, Window: 30 * time.Second}
+	cfg := Config{Actions: actions, Token: testToken, Totals: m.Totals, Now: b.clock.Now, Window: 30 * time.Second}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -388,12 +386,4 @@ func TestReplayBounds(t *testing.T) {
 	for _, r := range b.streams.replays {
 		require.Equal(t, admin.ReplayBounds{UpTo: 40, Max: 5, Rate: 20}, r.Bounds, "at most ReplayMax of the group of 12")
 	}
-}
-
-func TestReadCountersWithoutRegistry(t *testing.T) {
-	c, err := readCounters(nil)
-	require.NoError(t, err)
-	require.Zero(t, c.finished())
-	_, err = readCounters(prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) { return nil, errors.New("boom") }))
-	require.Error(t, err)
 }
