@@ -479,7 +479,7 @@ func liveState(pool *worker.Pool, limiter *retry.Limiter, concurrency int, rateL
 		st := pool.State()
 		l := ui.Live{
 			InFlight: pool.InFlight(), Concurrency: concurrency, RateLimit: limiter.Rate(), RateLimitMax: rateLimit,
-			Paused: st.Paused, PauseReason: st.PauseReason, Breakers: map[string]string{}, Draining: pool.Draining(),
+			Paused: st.Paused, PauseReason: st.PauseReason, Breakers: map[string]retry.BreakerState{}, Draining: pool.Draining(),
 		}
 		if until := limiter.PausedUntil(); time.Now().Before(until) {
 			l.ThrottledUntil = until
@@ -488,7 +488,7 @@ func liveState(pool *worker.Pool, limiter *retry.Limiter, concurrency int, rateL
 			if r == "" {
 				r = region
 			}
-			l.Breakers[r] = rs.Breaker.String()
+			l.Breakers[r] = rs.Breaker
 		}
 		return l
 	}

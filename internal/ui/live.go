@@ -2,6 +2,8 @@ package ui
 
 import (
 	"time"
+
+	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
 )
 
 // Live is this process's state that no stream holds. The zero value is a
@@ -22,9 +24,9 @@ type Live struct {
 	// 403s), with the reason.
 	Paused      bool   `json:"paused"`
 	PauseReason string `json:"pause_reason,omitempty"`
-	// Breakers maps a region to its circuit breaker's state (closed,
+	// Breakers maps a region to its circuit breaker's state (JSON: closed,
 	// half_open, open).
-	Breakers map[string]string `json:"breakers"`
+	Breakers map[string]retry.BreakerState `json:"breakers"`
 	// Draining reports that shutdown has begun.
 	Draining bool `json:"draining"`
 }

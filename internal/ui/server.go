@@ -22,6 +22,7 @@ import (
 
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/admin"
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/ops"
+	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
 )
 
 //go:embed assets
@@ -305,7 +306,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		p.Live = b.Live()
 	}
 	if p.Breakers == nil {
-		p.Breakers = map[string]string{}
+		p.Breakers = map[string]retry.BreakerState{}
 	}
 	resp.Process = p
 	writeJSON(w, http.StatusOK, resp)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/admin"
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/ops"
+	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
 	"github.com/codearts-recover-worker/codearts-recover-worker/worker"
 )
 
@@ -123,7 +124,7 @@ func setup(t *testing.T, actions bool, opts ...func(*Config)) *bundle {
 func (b *bundle) attach() {
 	b.srv.Attach(Backend{Streams: b.streams, Live: func() Live {
 		return Live{InFlight: 3, Concurrency: 32, RateLimit: 40, RateLimitMax: 50, Paused: true, PauseReason: "401 from the API",
-			Breakers: map[string]string{"cn-north-4": "open"}}
+			Breakers: map[string]retry.BreakerState{"cn-north-4": retry.BreakerOpen}}
 	}})
 }
 
@@ -185,7 +186,7 @@ func TestStatusFigures(t *testing.T) {
 	require.EqualValues(t, map[string]int64{"client_error": 1, "invalid_request": 0, "retries_exhausted": 0, "max_deliveries": 0}, p.DeadLettered)
 	require.EqualValues(t, map[string]int64{"200": 2, "404": 1, "error": 1}, p.APICalls)
 	require.Equal(t, Live{InFlight: 3, Concurrency: 32, RateLimit: 40, RateLimitMax: 50, Paused: true, PauseReason: "401 from the API",
-		Breakers: map[string]string{"cn-north-4": "open"}}, p.Live)
+		Breakers: map[string]retry.BreakerState{"cn-north-4": retry.BreakerOpen}}, p.Live)
 
 	// Reads are shared: a second poll within Refresh reads nothing new.
 	reads := b.streams.reads
