@@ -26,6 +26,11 @@ const maxReadCapture = 4 << 20
 // ErrAnswerTooLarge is wrapped by a read whose answer exceeded 4 MiB.
 var ErrAnswerTooLarge = errors.New("answer larger than 4 MiB")
 
+// ErrUnreadable is wrapped by a read whose 2xx JSON answer does not say
+// what the read asks (no job list, a job without an id): retrying may help
+// once (a proxy), but not for ever.
+var ErrUnreadable = errors.New("unreadable answer")
+
 // JobSummary is one job of a list read.
 type JobSummary struct {
 	ID        string `json:"job_id"`
@@ -86,7 +91,7 @@ func (c *Client) ListProjectJobs(ctx context.Context, projectID string, pageInde
 	}
 	p, err := ParsePage(body)
 	if err != nil {
-		return Page{}, fmt.Errorf("%s: %w", what, err)
+		return Page{}, fmt.Errorf("%s: %w: %w", what, ErrUnreadable, err)
 	}
 	return p, nil
 }
@@ -111,7 +116,7 @@ func (c *Client) ListJobs(ctx context.Context, pageIndex, pageSize int) (Page, e
 	}
 	p, err := ParsePage(body)
 	if err != nil {
-		return Page{}, fmt.Errorf("%s: %w", what, err)
+		return Page{}, fmt.Errorf("%s: %w: %w", what, ErrUnreadable, err)
 	}
 	return p, nil
 }
@@ -135,7 +140,7 @@ func (c *Client) JobState(ctx context.Context, jobID, region string) (JobState, 
 	}
 	st, err := ParseJobState(body)
 	if err != nil {
-		return JobState{}, fmt.Errorf("%s: %w", what, err)
+		return JobState{}, fmt.Errorf("%s: %w: %w", what, ErrUnreadable, err)
 	}
 	return st, nil
 }
@@ -193,7 +198,7 @@ func (c *Client) read(ctx context.Context, region string, invoke func(*v3.CodeAr
 		return nil, err
 	}
 	if len(cl.body.buf) > maxReadCapture {
-		return nil, ErrAnswerTooLarge
+		return nil, fmt.Errorf("%w: %w", ErrUnreadable, ErrAnswerTooLarge)
 	}
 	ans := parseAnswer(cl.body.buf)
 	if status >= 200 && status < 300 && ans.JSON && ans.ErrorCode == "" && ans.Status != "fail" {
