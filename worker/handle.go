@@ -338,6 +338,7 @@ func (p *Pool) deadLetterRecord(t *task, reason string) DeadLetter {
 	now := time.Now()
 	rec := DeadLetter{
 		JobID:          t.req.JobID,
+		Campaign:       t.req.Campaign,
 		Reason:         reason,
 		StatusCode:     t.status,
 		ErrorCode:      t.errorCode,
@@ -411,7 +412,7 @@ func (p *Pool) publishResult(ctx context.Context, t *task, kind, reason string) 
 		JobID: t.req.JobID, Outcome: kind, Reason: reason, Status: t.status, ErrorCode: t.errorCode,
 		RequestID: t.requestID, Attempts: p.attempts(t), Deliveries: t.lin.deliveries + t.n,
 		DurationMS: time.Since(t.start).Milliseconds(), StreamSeq: t.seq, At: time.Now().UTC(), Worker: p.cfg.Name,
-		TraceID: t.traceID(), SpanID: t.spanID(),
+		TraceID: t.traceID(), SpanID: t.spanID(), Campaign: t.req.Campaign,
 	}
 	data, err := r.Marshal()
 	if err != nil {

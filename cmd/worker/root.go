@@ -26,6 +26,7 @@ request only once it is finished.`,
 		newSimulateCmd(),
 		newVersionCmd(),
 		newEnqueueCmd(),
+		newDiscoverCmd(),
 		newDLQCmd(),
 		newStatusCmd(),
 	)
