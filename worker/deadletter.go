@@ -443,6 +443,8 @@ type Result struct {
 	SpanID  string `json:"span_id,omitempty"`
 	// Campaign is the request's campaign; absent when it has none.
 	Campaign string `json:"campaign,omitempty"`
+	// Verified reports a recovered job read back enabled (Config.Verify).
+	Verified bool `json:"verified,omitempty"`
 }
 
 // ResultID is the Nats-Msg-Id of the result event for the request stored at

@@ -27,6 +27,7 @@ request only once it is finished.`,
 		newVersionCmd(),
 		newEnqueueCmd(),
 		newDiscoverCmd(),
+		newReportCmd(),
 		newDLQCmd(),
 		newStatusCmd(),
 	)
