@@ -22,6 +22,12 @@
 //     request's attempt budget and never dead-letter it. A request held
 //     through a 403-run pause is dead-lettered only if it answers 403
 //     again after an answer proved the credentials (the resume).
+//   - With Config.Verify a request is recovered only once its job was read
+//     back enabled (verified in the result event); with
+//     Config.SkipEnabled a job read enabled first ends already_enabled
+//     without a recover. Their reads wait for the limiter as calls do.
+//   - The request's campaign, when it has one, is repeated in its result
+//     event and dead letter.
 //   - Shutdown stops fetching, lets in-flight requests finish within the
 //     drain timeout and naks the rest.
 //   - Every delivery of a request is traced in one trace (RequestTrace):
@@ -50,6 +56,8 @@
 //	crash without ack → redelivered elsewhere      TestWorkerDiesWithoutAck
 //	dead letter stored, crash before ack → one     TestDeadLetterThenCrashMakesOne
 //	lease lost → dropped, not acked                TestLeaseLostIsDropped
+//	--skip-enabled, job not disabled → already_enabled, no recover  TestSkipEnabledMakesNoRecoverForEnabledJobs
+//	--verify, still disabled → retried, then not_recovered          TestRefusingJobEndsNotRecoveredWithVerify
 //	one result event per request                   TestMixedWorkload
 //	one trace per request, calls as child spans   TestTracing, TestRequestTrace
 //	trace id in dead letters, results, logs        TestTracing, TestTraceIDWithTracingOff

@@ -122,6 +122,18 @@ type Config struct {
 	// Results receives one result event per request that reached a
 	// terminal state, before its ack. nil = no result events.
 	Results Resulter
+	// Verify reads the job's state after a recover answered success: a
+	// job still disabled is retried like a transient failure and, once
+	// the budget is spent, dead-lettered not_recovered; a job read enabled
+	// is recovered with verified set in its result event. One more API
+	// call per request. Needs States.
+	Verify bool
+	// SkipEnabled reads the job's state before recovering it: a job not
+	// disabled ends with outcome already_enabled and no recover call.
+	// Needs States.
+	SkipEnabled bool
+	// States reads jobs' states for Verify and SkipEnabled.
+	States StateReader
 	// Name is this worker's host/pod name in dead letters. Default: the
 	// POD_NAME environment variable, else the host name.
 	Name string
@@ -202,6 +214,9 @@ func (c Config) Validate() error {
 	if err := c.Backoff.Validate(); err != nil {
 		return fmt.Errorf("backoff: %w", err)
 	}
+	if (c.Verify || c.SkipEnabled) && c.States == nil {
+		return errors.New("verify, skip-enabled: no state reader (States)")
+	}
 	return nil
 }
 
@@ -238,6 +253,9 @@ func New(cfg Config, src Source, rec Recoverer, dlq DeadLetterer) (*Pool, error)
 		return nil, errors.New("worker: source, recoverer and dead-letterer are required")
 	}
 	cfg = cfg.withDefaults()
+	if cfg.Verify || cfg.SkipEnabled {
+		rec = &verifier{rec: rec, states: cfg.States, lim: cfg.Limiter, verify: cfg.Verify, skip: cfg.SkipEnabled}
+	}
 	var tr trace.Tracer
 	if cfg.Tracer != nil {
 		tr = cfg.Tracer.Tracer(tracerName)

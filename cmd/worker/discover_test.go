@@ -11,8 +11,11 @@ import (
 
 	"github.com/codearts-recover-worker/codearts-recover-worker/codearts/codeartssim"
 	"github.com/codearts-recover-worker/codearts-recover-worker/discover"
+	"github.com/codearts-recover-worker/codearts-recover-worker/internal/admin"
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/testenv"
 	"github.com/codearts-recover-worker/codearts-recover-worker/producer"
+	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
+	"github.com/codearts-recover-worker/codearts-recover-worker/worker"
 )
 
 // discoverEnv is NATS and a simulator holding jobs, with the credentials
@@ -131,4 +134,71 @@ func TestEnqueueCampaign(t *testing.T) {
 	for _, m := range stored {
 		require.Equal(t, "spring", m.req.Campaign)
 	}
+}
+
+// The round trip the issue asks for: discover → enqueue → run with
+// --verify → report. 3,000 disabled jobs of 10,000 in 7 projects are
+// recovered and verified, the simulator's truth agrees job by job, and the
+// report's totals equal the streams' records.
+func TestCampaignRoundTrip(t *testing.T) {
+	env, nats := discoverEnv(t, codeartssim.JobSeed{Projects: 7, Jobs: 10_000, Disabled: 0.3, Seed: 21},
+		codeartssim.WithListShape(codeartssim.ShapeResult))
+	disabled := env.Sim.DisabledJobs()
+	require.Len(t, disabled, 3000)
+	// One job refuses: it must end not_recovered, and the report say so.
+	refusing := disabled[1234]
+	env.Sim.Refuse(refusing, true)
+
+	r := cli(t, "", withFlags([]string{"discover"}, nats, "--endpoint", env.Sim.URL(), "--all-projects", "--page-size", "97",
+		"--enqueue", "--campaign", "round-trip", "--json", "-q")...)
+	require.Zero(t, r.code, r.err)
+	require.EqualValues(t, 3000, parseEnqueueSummary(t, r).Published)
+
+	rec := testenv.NewRecorder()
+	cfg := worker.Config{Concurrency: 32, Verify: true, TriesPerDelivery: 2, Observer: rec, DrainTimeout: 10 * time.Second,
+		Backoff: retry.Policy{Initial: time.Millisecond, Max: 10 * time.Millisecond, NakInitial: 50 * time.Millisecond, NakMax: 100 * time.Millisecond}}
+	run := env.Start(env.Pool(nil, cfg))
+	testenv.Eventually(t, 120*time.Second, func() bool { return rec.Terminal() >= 3000 }, "terminal %d of 3000", rec.Terminal())
+	run.Stop(t)
+
+	r = cli(t, "", withFlags([]string{"report"}, nats, "--campaign", "round-trip", "--json", "--jobs")...)
+	require.Zero(t, r.code, r.err)
+	var rep admin.CampaignReport
+	require.NoError(t, json.Unmarshal([]byte(r.out), &rep))
+	require.Equal(t, int64(3000), rep.Enqueued)
+	require.Equal(t, int64(2999), rep.Recovered)
+	require.Equal(t, int64(2999), rep.Verified)
+	require.Equal(t, int64(1), rep.DeadLettered)
+	require.Equal(t, []admin.ReasonCount{{Reason: worker.ReasonNotRecovered, Count: 1}}, rep.ByReason)
+	require.Zero(t, rep.InFlight)
+	require.Len(t, rep.Jobs, 3000)
+
+	// The simulator's truth, job by job.
+	for _, j := range rep.Jobs {
+		got, ok := env.Sim.Job(j.JobID)
+		require.True(t, ok)
+		if j.JobID == refusing {
+			require.Equal(t, worker.OutcomeDeadLettered, j.Outcome)
+			require.True(t, got.Disabled)
+			continue
+		}
+		require.Equal(t, worker.OutcomeRecovered, j.Outcome, j.JobID)
+		require.True(t, j.Verified)
+		require.False(t, got.Disabled, "job %s enabled", j.JobID)
+	}
+	require.Equal(t, []string{refusing}, env.Sim.DisabledJobs())
+
+	// The report's totals equal the streams' records.
+	results := env.Results()
+	require.Len(t, results, 3000)
+	dls := env.DeadLetters()
+	require.Len(t, dls, 1)
+	require.Equal(t, "round-trip", dls[0].Campaign)
+
+	r = cli(t, "", withFlags([]string{"report"}, nats, "--campaign", "round-trip", "--csv")...)
+	require.Zero(t, r.code, r.err)
+	require.Equal(t, 3001, strings.Count(r.out, "\n"), "a header and one row per job")
+	r = cli(t, "", withFlags([]string{"report"}, nats, "--campaign", "round-trip", "--strict")...)
+	require.Equal(t, 3, r.code)
+	require.Contains(t, r.out, "not_recovered")
 }
