@@ -40,12 +40,15 @@ type CampaignReport struct {
 	AlreadyEnabled int64 `json:"already_enabled"`
 	// DeadLettered counts requests dead-lettered; ByReason splits them by
 	// reason and error code.
-	DeadLettered int64          `json:"dead_lettered"`
-	ByReason     []ReasonCount  `json:"dead_lettered_by,omitempty"`
-	InFlight     int64          `json:"in_flight"`
-	LastResultAt time.Time      `json:"last_result_at,omitzero"`
-	Jobs         []JobOutcome   `json:"jobs,omitempty"`
-	other        map[string]int // outcomes this version does not know
+	DeadLettered int64         `json:"dead_lettered"`
+	ByReason     []ReasonCount `json:"dead_lettered_by,omitempty"`
+	InFlight     int64         `json:"in_flight"`
+	LastResultAt time.Time     `json:"last_result_at,omitzero"`
+	// Unreadable counts records of the result stream that are not result
+	// events (whatever their campaign).
+	Unreadable int64          `json:"unreadable,omitempty"`
+	Jobs       []JobOutcome   `json:"jobs,omitempty"`
+	other      map[string]int // outcomes this version does not know
 }
 
 // ReasonCount is a count of dead letters with one reason and error code.
@@ -104,8 +107,12 @@ func CollectCampaign(ctx context.Context, conn *queue.Conn, name string, cfg Cam
 	reasons := make(map[ReasonCount]int64) // Count zero: the key
 	err = conn.Scan(ctx, cfg.Results, func(m queue.StoredMsg) error {
 		var res worker.Result
-		if json.Unmarshal(m.Data, &res) != nil || res.Campaign != name {
-			return nil // not this campaign's (or not a result this version reads)
+		if err := json.Unmarshal(m.Data, &res); err != nil {
+			rep.Unreadable++ // not a result this version reads: counted, not fatal
+			return nil       //nolint:nilerr // see above
+		}
+		if res.Campaign != name {
+			return nil
 		}
 		switch res.Outcome {
 		case worker.OutcomeRecovered:
