@@ -214,9 +214,6 @@ func (c Config) Validate() error {
 	if err := c.Backoff.Validate(); err != nil {
 		return fmt.Errorf("backoff: %w", err)
 	}
-	if (c.Verify || c.SkipEnabled) && c.States == nil {
-		return errors.New("verify, skip-enabled: no state reader (States)")
-	}
 	return nil
 }
 
@@ -251,6 +248,9 @@ func New(cfg Config, src Source, rec Recoverer, dlq DeadLetterer) (*Pool, error)
 	}
 	if src == nil || rec == nil || dlq == nil {
 		return nil, errors.New("worker: source, recoverer and dead-letterer are required")
+	}
+	if (cfg.Verify || cfg.SkipEnabled) && cfg.States == nil {
+		return nil, errors.New("worker: verify and skip-enabled need a state reader (Config.States)")
 	}
 	cfg = cfg.withDefaults()
 	if cfg.Verify || cfg.SkipEnabled {
