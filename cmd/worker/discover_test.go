@@ -41,7 +41,7 @@ func TestDiscoverPrintsTheDisabledIDs(t *testing.T) {
 	require.Zero(t, r.code, r.err)
 	require.Equal(t, strings.Join(env.Sim.DisabledJobs(), "\n")+"\n", r.out)
 	require.Contains(t, r.err, "discover: 150 disabled of 500 jobs (3 lists, ")
-	require.Contains(t, r.err, ", 1 retries, 0 throttled)")
+	require.Regexp(t, `, [1-9]\d* retries, 0 throttled\) in `, r.err, "the 503 was retried")
 	require.NotContains(t, r.err, testenv.SK)
 
 	// --json records, with the state read (--details).
