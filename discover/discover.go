@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/codearts-recover-worker/codearts-recover-worker/codearts"
@@ -85,6 +86,9 @@ type Config struct {
 	// Details reads each disabled job's state (who disabled it, why,
 	// when) even when the filter does not need it: one more read per job.
 	Details bool
+	// StateReads is how many state reads of one page are in flight at
+	// once (each still waits for the Limiter). Default 8.
+	StateReads int
 	// Limiter paces every read; nil means none.
 	Limiter Limiter
 	// Policy is the backoff between tries of one read (its MaxElapsed
@@ -95,8 +99,8 @@ type Config struct {
 	// MaxUnreadable is how many times an unreadable answer is tried before
 	// the run ends with it. Default 3.
 	MaxUnreadable int
-	// Progress, when set, is called after each page and each state read,
-	// from Run's goroutine.
+	// Progress, when set, is called after each page (its state reads
+	// done), from Run's goroutine.
 	Progress func(Progress)
 }
 
@@ -111,6 +115,8 @@ func (c Config) Validate() error {
 		return errors.New("discover: no project: give at least one project id, or all projects")
 	case c.PageSize < 0 || c.PageSize > codearts.MaxPageSize:
 		return fmt.Errorf("discover: page size %d is not 1 to %d", c.PageSize, codearts.MaxPageSize)
+	case c.StateReads < 0:
+		return fmt.Errorf("discover: state reads %d is negative", c.StateReads)
 	case c.MaxUnreadable < 0:
 		return fmt.Errorf("discover: max unreadable %d is negative", c.MaxUnreadable)
 	}
@@ -176,6 +182,9 @@ func Run(ctx context.Context, cfg Config, emit func(Job) error) (Progress, error
 	if cfg.MaxUnreadable == 0 {
 		cfg.MaxUnreadable = 3
 	}
+	if cfg.StateReads == 0 {
+		cfg.StateReads = 8
+	}
 	d := &run{cfg: cfg, emit: emit, start: time.Now(), seen: make(map[string]struct{})}
 	d.p.Total = -1
 	if cfg.AllProjects {
@@ -194,8 +203,11 @@ type run struct {
 	cfg   Config
 	emit  func(Job) error
 	start time.Time
-	p     Progress
-	seen  map[string]struct{} // across lists: a job is reported once
+	// mu guards p while a page's state reads run (state, call); between
+	// pages only Run's goroutine touches it.
+	mu   sync.Mutex
+	p    Progress
+	seen map[string]struct{} // across lists: a job is reported once
 }
 
 func (d *run) progress() Progress {
@@ -239,6 +251,7 @@ func (d *run) list(ctx context.Context, project string) error {
 		}
 		d.p.Pages++
 		added := 0
+		var disabled []codearts.JobSummary
 		for _, j := range page.Jobs {
 			if _, dup := seen[j.ID]; dup {
 				continue
@@ -257,9 +270,10 @@ func (d *run) list(ctx context.Context, project string) error {
 			if j.ProjectID == "" {
 				j.ProjectID = project
 			}
-			if err := d.consider(ctx, j); err != nil {
-				return err
-			}
+			disabled = append(disabled, j)
+		}
+		if err := d.considerPage(ctx, disabled); err != nil {
+			return err
 		}
 		if page.Total >= 0 {
 			if d.p.Total < 0 {
@@ -286,47 +300,101 @@ func (d *run) list(ctx context.Context, project string) error {
 	}
 }
 
-// consider reports j if the filter keeps it, reading its state when asked.
-func (d *run) consider(ctx context.Context, j codearts.JobSummary) error {
+// considerPage reports the page's disabled jobs the filter keeps, in list
+// order, reading their states (StateReads at a time) when asked.
+func (d *run) considerPage(ctx context.Context, disabled []codearts.JobSummary) error {
 	f := d.cfg.Filter
-	if f.Name != "" {
-		if ok, _ := path.Match(f.Name, j.Name); !ok { // the pattern was validated
-			return nil
-		}
-	}
-	job := Job{ID: j.ID, ProjectID: j.ProjectID, Name: j.Name, Creator: j.Creator}
-	if f.needsState() || d.cfg.Details {
-		var st codearts.JobState
-		err := d.call(ctx, func(ctx context.Context) (err error) {
-			st, err = d.cfg.API.JobState(ctx, j.ID, "")
-			return err
-		})
-		if err != nil {
-			if d.classify(err) == retry.ClientError {
-				d.p.Gone++ // deleted since the list
-				return nil
+	var kept []codearts.JobSummary
+	for _, j := range disabled {
+		if f.Name != "" {
+			if ok, _ := path.Match(f.Name, j.Name); !ok { // the pattern was validated
+				continue
 			}
-			return fmt.Errorf("job %s: %w", j.ID, err)
 		}
-		d.p.StateReads++
-		if !st.Disabled {
-			d.p.Enabled++
-			d.report()
-			return nil
+		kept = append(kept, j)
+	}
+	jobs := make([]*Job, len(kept))
+	if f.needsState() || d.cfg.Details {
+		errs := make([]error, len(kept))
+		sem := make(chan struct{}, d.cfg.StateReads)
+		var wg sync.WaitGroup
+		for i, j := range kept {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				jobs[i], errs[i] = d.state(ctx, j)
+			})
 		}
-		job.DisabledBy, job.DisabledReason, job.DisabledAt = st.DisabledBy, st.Reason, st.DisabledAt
-		if st.Name != "" && job.Name == "" {
-			job.Name = st.Name
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			for _, e := range errs {
+				if e != nil {
+					return e // the first in list order
+				}
+			}
 		}
-		if !f.DisabledAfter.IsZero() && (st.DisabledAt.IsZero() || st.DisabledAt.Before(f.DisabledAfter)) {
-			return nil
-		}
-		if len(f.DisabledBy) > 0 && !slices.Contains(f.DisabledBy, st.DisabledBy) {
-			return nil
+	} else {
+		for i, j := range kept {
+			jobs[i] = &Job{ID: j.ID, ProjectID: j.ProjectID, Name: j.Name, Creator: j.Creator}
 		}
 	}
-	d.p.Matched++
-	return d.emit(job)
+	for _, j := range jobs {
+		if j == nil {
+			continue
+		}
+		d.p.Matched++
+		if err := d.emit(*j); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// state reads j's state and returns the job to report, or nil when it is
+// enabled or deleted since the list, or the filter drops it.
+func (d *run) state(ctx context.Context, j codearts.JobSummary) (*Job, error) {
+	var st codearts.JobState
+	err := d.call(ctx, func(ctx context.Context) (err error) {
+		st, err = d.cfg.API.JobState(ctx, j.ID, "")
+		return err
+	})
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err != nil {
+		if d.classify(err) == retry.ClientError {
+			d.p.Gone++ // deleted since the list
+			return nil, nil
+		}
+		return nil, fmt.Errorf("job %s: %w", j.ID, err)
+	}
+	d.p.StateReads++
+	if !st.Disabled {
+		d.p.Enabled++
+		return nil, nil
+	}
+	job := &Job{ID: j.ID, ProjectID: j.ProjectID, Name: j.Name, Creator: j.Creator,
+		DisabledBy: st.DisabledBy, DisabledReason: st.Reason, DisabledAt: st.DisabledAt}
+	if job.Name == "" {
+		job.Name = st.Name
+	}
+	f := d.cfg.Filter
+	if !f.DisabledAfter.IsZero() && (st.DisabledAt.IsZero() || st.DisabledAt.Before(f.DisabledAfter)) {
+		return nil, nil
+	}
+	if len(f.DisabledBy) > 0 && !slices.Contains(f.DisabledBy, st.DisabledBy) {
+		return nil, nil
+	}
+	return job, nil
+}
+
+// count adds one to a counter of p, from any goroutine.
+func (d *run) count(n *int) {
+	d.mu.Lock()
+	*n++
+	d.mu.Unlock()
 }
 
 func (d *run) classify(err error) retry.Class {
@@ -363,7 +431,7 @@ func (d *run) call(ctx context.Context, read func(context.Context) error) error 
 				return err
 			}
 		case class == retry.Throttled:
-			d.p.Throttles++
+			d.count(&d.p.Throttles)
 			if d.cfg.Limiter != nil {
 				d.cfg.Limiter.Throttled(retry.RetryAfter(err))
 			}
@@ -371,7 +439,7 @@ func (d *run) call(ctx context.Context, read func(context.Context) error) error 
 		default:
 			return err
 		}
-		d.p.Retries++
+		d.count(&d.p.Retries)
 		wait, ok := d.cfg.Policy.Next(bo, err)
 		if !ok {
 			// The backoff's budget is spent; a read is never given up for

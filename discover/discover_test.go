@@ -199,3 +199,32 @@ func TestDiscoverPagesFromOneWhenZeroIsRefused(t *testing.T) {
 	require.Equal(t, want, ids)
 	require.Equal(t, 3, p.Pages, "pages 1, 2 and the short page 3")
 }
+
+// State reads run several at a time; the jobs still come out in list
+// order, and a 503 among them is retried, not skipped.
+func TestDiscoverReadsStatesConcurrentlyInOrder(t *testing.T) {
+	sim, c := setup(t, codeartssim.WithJobs(codeartssim.JobSeed{Projects: 3, Jobs: 600, Disabled: 0.5, Seed: 17}),
+		codeartssim.WithLatency(time.Millisecond, time.Millisecond))
+	sim.ScriptReads(10, codeartssim.StandardOutcome(http.StatusServiceUnavailable), codeartssim.BackendThrottle)
+	var got []discover.Job
+	p, err := discover.Run(t.Context(), discover.Config{API: c, AllProjects: true, Details: true, StateReads: 16, Policy: fastPolicy},
+		func(j discover.Job) error {
+			got = append(got, j)
+			return nil
+		})
+	require.NoError(t, err)
+	var want []string
+	for _, j := range sim.Jobs() {
+		if j.Disabled {
+			want = append(want, j.ID)
+		}
+	}
+	require.Len(t, got, 300)
+	for i, j := range got {
+		require.Equal(t, want[i], j.ID, "list order")
+		require.NotEmpty(t, j.DisabledBy)
+		require.False(t, j.DisabledAt.IsZero())
+	}
+	require.Equal(t, 300, p.StateReads)
+	require.GreaterOrEqual(t, p.Retries, 2)
+}

@@ -25,6 +25,7 @@ type discoverOptions struct {
 	disabledBy    []string
 	name          string
 	details       bool
+	stateReads    int
 	jsonOut       bool
 	rateLimit     float64
 	rateBurst     int
@@ -38,11 +39,12 @@ type discoverOptions struct {
 
 func newDiscoverCmd() *cobra.Command {
 	o := discoverOptions{
-		api:      codearts.Config{Region: "cn-north-4", Timeout: 10 * time.Second},
-		pageSize: codearts.MaxPageSize,
-		backoff:  retry.Policy{Initial: retry.DefaultInitial, Max: retry.DefaultMax},
-		every:    5 * time.Second,
-		eq:       defaultEnqueueOptions(),
+		api:        codearts.Config{Region: "cn-north-4", Timeout: 10 * time.Second},
+		pageSize:   codearts.MaxPageSize,
+		stateReads: 8,
+		backoff:    retry.Policy{Initial: retry.DefaultInitial, Max: retry.DefaultMax},
+		every:      5 * time.Second,
+		eq:         defaultEnqueueOptions(),
 	}
 	o.eq.requestedBy = "worker discover"
 	cmd := &cobra.Command{
@@ -94,6 +96,7 @@ that leaves them room.
 	fs.StringArrayVar(&o.disabledBy, "disabled-by", nil, "keep jobs disabled by this user (repeatable); reads each job's state")
 	fs.StringVar(&o.name, "name", "", "keep jobs whose name matches this pattern (* ? [a-z])")
 	fs.BoolVar(&o.details, "details", false, "read each disabled job's state (who, why, when) for --json, one more call per job")
+	fs.IntVar(&o.stateReads, "state-reads", 8, "state reads (ShowDisable) in flight at once, within --rate-limit")
 	fs.BoolVar(&o.jsonOut, "json", false, "print one JSON record per job (with --enqueue: the summary as JSON)")
 	fs.StringVar(&o.api.Region, "region", o.api.Region, "API region (with --enqueue also the requests' worker default region)")
 	fs.StringVar(&o.api.Endpoint, "endpoint", "", "API endpoint overriding the regional one (e.g. a simulator)")
@@ -116,7 +119,7 @@ that leaves them room.
 
 // config turns the flags into discover's configuration, naming a bad flag.
 func (o *discoverOptions) config(now time.Time) (discover.Config, error) {
-	cfg := discover.Config{Projects: o.projects, AllProjects: o.all, PageSize: o.pageSize, Details: o.details,
+	cfg := discover.Config{Projects: o.projects, AllProjects: o.all, PageSize: o.pageSize, Details: o.details, StateReads: o.stateReads,
 		Policy: o.backoff, Filter: discover.Filter{DisabledBy: o.disabledBy, Name: o.name}}
 	switch {
 	case o.all && len(o.projects) > 0:
@@ -127,6 +130,8 @@ func (o *discoverOptions) config(now time.Time) (discover.Config, error) {
 		return cfg, fmt.Errorf("page-size: %d is not 1 to %d", o.pageSize, codearts.MaxPageSize)
 	case o.rateLimit < 0:
 		return cfg, fmt.Errorf("rate-limit: %g is negative", o.rateLimit)
+	case o.stateReads < 1:
+		return cfg, fmt.Errorf("state-reads: %d is below 1", o.stateReads)
 	case o.every <= 0:
 		return cfg, fmt.Errorf("progress-interval: %s is not positive", o.every)
 	}
