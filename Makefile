@@ -65,6 +65,10 @@ fuzz: ## Fuzz the request decoder for 30s
 demo: ## Run the whole system on this machine (embedded NATS, simulated API, 1000 requests); watch it on the printed status page URL
 	$(GO) run ./cmd/worker demo $(DEMO_ARGS)
 
+.PHONY: demo-campaign
+demo-campaign: build $(BIN)/nats-server ## A campaign through the CLI: discover -> enqueue -> run --verify -> report (JOBS, PROJECTS, DISABLED, QUOTA, RUN_FLAGS)
+	BIN=$(BIN) ./scripts/demo-campaign.sh
+
 .PHONY: run
 run: build ## Run the worker against NATS_URL (default nats://127.0.0.1:4222); see README
 	$(BIN)/worker run --log-format console $(RUN_ARGS)

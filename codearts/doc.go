@@ -1,6 +1,8 @@
 // Package codearts wraps the Huawei Cloud CodeArts Build SDK
-// (huaweicloud-sdk-go-v3, services/codeartsbuild/v3) for the one call the
-// worker makes: EnableBuildJob, POST /v3/jobs/{job_id}/recover.
+// (huaweicloud-sdk-go-v3, services/codeartsbuild/v3) for the call the
+// worker makes, EnableBuildJob (POST /v3/jobs/{job_id}/recover), and the
+// reads a campaign makes (jobs.go): ShowJobListByProjectId, ListJob and
+// ShowDisable, through the same transport and the same answer judging.
 //
 // It owns these invariants:
 //
@@ -13,6 +15,10 @@
 //     error_code and error_msg, and the X-Request-Id and Retry-After headers
 //     of that exact response (the SDK's error type carries no headers).
 //   - The SDK's own retries stay off: the caller decides what an error means.
+//   - A read's answer is read from its raw body, not the SDK's model:
+//     both list shapes ({"jobs":…} and {"result":{"job_list":…}}) are
+//     understood, and an answer that says nothing readable wraps
+//     ErrUnreadable rather than passing for an empty page.
 //   - Credentials never appear in an error, a log line or a formatted value.
 //   - One SDK client per region, created on first use and reused; replacing
 //     the credentials (ReloadCredentials) drops them so the next call builds

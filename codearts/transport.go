@@ -24,6 +24,7 @@ type call struct {
 	requestID  string
 	retryAfter string
 	at         time.Time // when the response headers arrived
+	status     int       // the response's HTTP status
 	// body is the first maxCapture bytes of the response body, as the SDK
 	// read it: the answer is judged from it (the SDK's own parsing drops
 	// 2xx error codes and stringified error bodies).
@@ -34,16 +35,21 @@ type call struct {
 // answer. Real answers are a few hundred bytes; a proxy's HTML page is cut.
 const maxCapture = 16 << 10
 
-// capture wraps a response body and keeps a copy of its first maxCapture
-// bytes while the SDK reads it.
+// capture wraps a response body and keeps a copy of its first limit bytes
+// (0: maxCapture) while the SDK reads it.
 type capture struct {
 	io.ReadCloser
-	buf []byte
+	buf   []byte
+	limit int
 }
 
 func (c *capture) Read(p []byte) (int, error) {
 	n, err := c.ReadCloser.Read(p)
-	if room := maxCapture - len(c.buf); room > 0 && n > 0 {
+	limit := c.limit
+	if limit == 0 {
+		limit = maxCapture
+	}
+	if room := limit - len(c.buf); room > 0 && n > 0 {
 		c.buf = append(c.buf, p[:min(n, room)]...)
 	}
 	return n, err
@@ -101,6 +107,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		c.requestID = resp.Header.Get("X-Request-Id")
 		c.retryAfter = resp.Header.Get("Retry-After")
 		c.at = time.Now()
+		c.status = resp.StatusCode
 		c.body.ReadCloser = resp.Body
 		resp.Body = &c.body
 	}

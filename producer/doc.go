@@ -23,6 +23,9 @@
 //     goroutine, and frees the message's window slot only when OnResult
 //     returns: work that must follow the ack (removing a replayed dead
 //     letter) is done before the window moves on.
+//   - A campaign's record (StartCampaign, AddToCampaign; NATS KV bucket
+//     CampaignBucket) keeps its first start and adds every run's stored
+//     requests with a compare-and-set, so concurrent runs add up.
 //
 // It imports nats.go, the OpenTelemetry API and internal/jobid: not the
 // worker's pool, queue or codearts, so a Go producer links none of them.

@@ -178,6 +178,7 @@ func FuzzEncodeAgreesWithWorker(f *testing.F) {
 // The defaults are the worker's.
 func TestDefaultsAreTheWorkers(t *testing.T) {
 	require.Equal(t, queue.DefaultSubject, producer.DefaultSubject)
+	require.Equal(t, queue.DefaultStream, producer.DefaultStream)
 	id := `{"job_id":"` + goodID + `","padding":"`
 	fits := id + strings.Repeat("x", producer.DefaultMaxBytes-len(id)-2) + `"}`
 	_, err := worker.Decode([]byte(fits), nil, worker.DecodeOptions{})

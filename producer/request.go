@@ -19,6 +19,8 @@ import (
 const (
 	// DefaultSubject is the worker's request subject.
 	DefaultSubject = "codearts.build.recover"
+	// DefaultStream is the worker's request stream.
+	DefaultStream = "CODEARTS_RECOVER"
 	// DefaultMaxBytes is the largest body the worker accepts by default
 	// (worker run --max-body-bytes).
 	DefaultMaxBytes = 64 << 10

@@ -53,7 +53,10 @@ type DeadLetter struct {
 	TraceID string `json:"trace_id,omitempty"`
 	// SpanID is the span of the delivery (or max-deliveries sweep) that
 	// dead-lettered the request; absent with tracing off.
-	SpanID   string   `json:"span_id,omitempty"`
+	SpanID string `json:"span_id,omitempty"`
+	// Campaign is the request's campaign; absent when it has none (or the
+	// message was not a request).
+	Campaign string   `json:"campaign,omitempty"`
 	Original Original `json:"original"`
 }
 
@@ -221,7 +224,7 @@ func (d *DeadLetter) Minimal() DeadLetter {
 // string is cut to its bound first.
 func (d *DeadLetter) Marshal() ([]byte, error) {
 	b := *d
-	clipIDs(&b.JobID, &b.Reason, &b.ErrorCode, &b.RequestID, &b.Worker, &b.TraceID, &b.SpanID)
+	clipIDs(&b.JobID, &b.Reason, &b.ErrorCode, &b.RequestID, &b.Worker, &b.TraceID, &b.SpanID, &b.Campaign)
 	b.ErrorMsg = clipJSON(b.ErrorMsg, maxTextLen, "…")
 	b.Original = b.Original.bounded()
 	return json.Marshal(&b)
@@ -450,6 +453,10 @@ type Result struct {
 	// span of the delivery that finished it.
 	TraceID string `json:"trace_id,omitempty"`
 	SpanID  string `json:"span_id,omitempty"`
+	// Campaign is the request's campaign; absent when it has none.
+	Campaign string `json:"campaign,omitempty"`
+	// Verified reports a recovered job read back enabled (Config.Verify).
+	Verified bool `json:"verified,omitempty"`
 }
 
 // ResultID is the Nats-Msg-Id of the result event for the request stored at
@@ -480,7 +487,7 @@ func DeadLetterID(seq uint64, stored time.Time) string {
 // cut to its bound first.
 func (r *Result) Marshal() ([]byte, error) {
 	b := *r
-	clipIDs(&b.JobID, &b.Outcome, &b.Reason, &b.ErrorCode, &b.RequestID, &b.Worker, &b.TraceID, &b.SpanID)
+	clipIDs(&b.JobID, &b.Outcome, &b.Reason, &b.ErrorCode, &b.RequestID, &b.Worker, &b.TraceID, &b.SpanID, &b.Campaign)
 	return json.Marshal(&b)
 }
 

@@ -30,6 +30,13 @@
 //     up their fetch slots while they wait (up to holdMax of them), so the
 //     pool goes on fetching for the other regions; the consumer is paused
 //     for the fleet only when every region in use is paused.
+
+//   - With Config.Verify a request is recovered only once its job was read
+//     back enabled (verified in the result event); with
+//     Config.SkipEnabled a job read enabled first ends already_enabled
+//     without a recover. Their reads wait for the limiter as calls do.
+//   - The request's campaign, when it has one, is repeated in its result
+//     event and dead letter.
 //   - Shutdown stops fetching, lets in-flight requests finish within the
 //     drain timeout and hands the rest back (requeued with the tries they
 //     spent, so a hand-back costs no delivery).
@@ -60,6 +67,8 @@
 //	crash without ack → redelivered elsewhere      TestWorkerDiesWithoutAck
 //	dead letter stored, crash before ack → one     TestDeadLetterThenCrashMakesOne
 //	lease lost → dropped, not acked                TestLeaseLostIsDropped
+//	--skip-enabled, job not disabled → already_enabled, no recover  TestSkipEnabledMakesNoRecoverForEnabledJobs
+//	--verify, still disabled → retried, then not_recovered          TestRefusingJobEndsNotRecoveredWithVerify
 //	one result event per request                   TestMixedWorkload
 //	one trace per request, calls as child spans   TestTracing, TestRequestTrace
 //	trace id in dead letters, results, logs        TestTracing, TestTraceIDWithTracingOff

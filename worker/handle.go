@@ -40,6 +40,7 @@ type task struct {
 	errorCode string
 	errorMsg  string
 	requestID string
+	verified  bool // the job was read back enabled (Config.Verify)
 	// trace is the request's trace and spans (trace.go); nil when tracing
 	// is off and the producer sent no traceparent.
 	trace *taskTrace
@@ -138,9 +139,9 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery, s *slots) {
 		rid, err := p.recoverCall(callCtx, workCtx, req, probe)
 		took := time.Since(started)
 		t.calls++
-		class := p.cfg.Classifier.Classify(err)
+		class, gateClass, outcome := verdict(p.cfg.Classifier.Classify(err), err)
 		t.record(rid, err)
-		breakerOpen, jobLevel403 := p.gate.record(workCtx, region, req.JobID, class, t.errorCode, probe)
+		breakerOpen, jobLevel403 := p.gate.record(workCtx, region, req.JobID, gateClass, t.errorCode, probe)
 		t.traceCall(class.String(), err)
 		p.obs.Call(Call{JobID: req.JobID, Status: t.status, ErrorCode: t.errorCode, Class: class.String(), Duration: took})
 		if ce := p.log.Check(zap.DebugLevel, "api call"); ce != nil {
@@ -155,7 +156,9 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery, s *slots) {
 			if p.cfg.Limiter != nil {
 				p.cfg.Limiter.Succeeded(region)
 			}
-			p.ack(workCtx, t, OutcomeRecovered, "")
+			t.status, t.errorMsg = 200, ""
+			t.verified = outcome == OutcomeRecovered && p.cfg.Verify
+			p.ack(workCtx, t, outcome, "")
 			return
 		case retry.ClientError:
 			p.deadLetter(workCtx, t, ReasonClientError)
@@ -206,7 +209,7 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery, s *slots) {
 			w, ok := p.cfg.Backoff.Next(b, err)
 			used := t.tries >= p.cfg.TriesPerDelivery || !ok // this delivery's tries
 			if p.triesBefore(t)+t.tries >= p.budget() || used && t.n >= p.maxDeliver {
-				p.deadLetter(workCtx, t, ReasonRetriesExhausted)
+				p.deadLetter(workCtx, t, exhaustedReason(err))
 				return
 			}
 			if used {
@@ -340,6 +343,7 @@ func (p *Pool) deadLetterRecord(t *task, reason string) DeadLetter {
 	now := time.Now()
 	rec := DeadLetter{
 		JobID:          t.req.JobID,
+		Campaign:       t.req.Campaign,
 		Reason:         reason,
 		StatusCode:     t.status,
 		ErrorCode:      t.errorCode,
@@ -413,7 +417,7 @@ func (p *Pool) publishResult(ctx context.Context, t *task, kind, reason string) 
 		JobID: t.req.JobID, Outcome: kind, Reason: reason, Status: t.status, ErrorCode: t.errorCode,
 		RequestID: t.requestID, Attempts: p.attempts(t), Deliveries: t.lin.deliveries + t.n,
 		DurationMS: time.Since(t.start).Milliseconds(), StreamSeq: t.seq, At: time.Now().UTC(), Worker: p.cfg.Name,
-		TraceID: t.traceID(), SpanID: t.spanID(),
+		TraceID: t.traceID(), SpanID: t.spanID(), Campaign: t.req.Campaign, Verified: t.verified,
 	}
 	data, err := r.Marshal()
 	if err != nil {

@@ -6,6 +6,9 @@ import "time"
 const (
 	OutcomeRecovered    = "recovered"
 	OutcomeDeadLettered = "dead_lettered"
+	// OutcomeAlreadyEnabled: the job was read enabled before any recover
+	// (Config.SkipEnabled) and the request ended without one.
+	OutcomeAlreadyEnabled = "already_enabled"
 	// OutcomeHandedBack: nak'd for a later delivery (retries of this
 	// delivery used up, shutdown, or a failed dead-letter publish).
 	OutcomeHandedBack = "handed_back"

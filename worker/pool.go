@@ -128,6 +128,18 @@ type Config struct {
 	// Results receives one result event per request that reached a
 	// terminal state, before its ack. nil = no result events.
 	Results Resulter
+	// Verify reads the job's state after a recover answered success: a
+	// job still disabled is retried like a transient failure and, once
+	// the budget is spent, dead-lettered not_recovered; a job read enabled
+	// is recovered with verified set in its result event. One more API
+	// call per request. Needs States.
+	Verify bool
+	// SkipEnabled reads the job's state before recovering it: a job not
+	// disabled ends with outcome already_enabled and no recover call.
+	// Needs States.
+	SkipEnabled bool
+	// States reads jobs' states for Verify and SkipEnabled.
+	States StateReader
 	// Name is this worker's host/pod name in dead letters. Default: the
 	// POD_NAME environment variable, else the host name.
 	Name string
@@ -244,7 +256,13 @@ func New(cfg Config, src Source, rec Recoverer, dlq DeadLetterer) (*Pool, error)
 	if src == nil || rec == nil || dlq == nil {
 		return nil, errors.New("worker: source, recoverer and dead-letterer are required")
 	}
+	if (cfg.Verify || cfg.SkipEnabled) && cfg.States == nil {
+		return nil, errors.New("worker: verify and skip-enabled need a state reader (Config.States)")
+	}
 	cfg = cfg.withDefaults()
+	if cfg.Verify || cfg.SkipEnabled {
+		rec = &verifier{rec: rec, states: cfg.States, lim: cfg.Limiter, verify: cfg.Verify, skip: cfg.SkipEnabled}
+	}
 	var tr trace.Tracer
 	if cfg.Tracer != nil {
 		tr = cfg.Tracer.Tracer(tracerName)

@@ -25,6 +25,9 @@ type Request struct {
 	RequestedBy string `json:"requested_by,omitempty"`
 	// RequestedAt is when the producer asked; zero when not given.
 	RequestedAt time.Time `json:"requested_at,omitzero"`
+	// Campaign names the bulk run the request belongs to, at most 256
+	// bytes; "" belongs to none. Results and dead letters repeat it.
+	Campaign string `json:"campaign,omitempty"`
 }
 
 // InvalidError says why a message is not a recover request. Such a message
@@ -153,6 +156,7 @@ type wireRequest struct {
 	Reason      string  `json:"reason"`
 	RequestedBy string  `json:"requested_by"`
 	RequestedAt string  `json:"requested_at"`
+	Campaign    string  `json:"campaign"`
 }
 
 func decodeJSON(obj []byte) (Request, error) {
@@ -167,7 +171,7 @@ func (w wireRequest) request() (Request, error) {
 	if w.JobID == nil {
 		return Request{}, invalid("job_id is missing")
 	}
-	req := Request{JobID: *w.JobID, Region: w.Region, Reason: w.Reason, RequestedBy: w.RequestedBy}
+	req := Request{JobID: *w.JobID, Region: w.Region, Reason: w.Reason, RequestedBy: w.RequestedBy, Campaign: w.Campaign}
 	if w.RequestedAt != "" {
 		t, err := time.Parse(time.RFC3339Nano, w.RequestedAt)
 		if err != nil {
@@ -190,6 +194,9 @@ func (r Request) validate(validRegion func(string) bool) error {
 	}
 	if len(r.RequestedBy) > maxFieldLen {
 		return invalid("requested_by is over %d bytes", maxFieldLen)
+	}
+	if len(r.Campaign) > maxFieldLen {
+		return invalid("campaign is over %d bytes", maxFieldLen)
 	}
 	return nil
 }

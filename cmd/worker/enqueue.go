@@ -35,6 +35,7 @@ type enqueueOptions struct {
 	window      int
 	reason      string
 	requestedBy string
+	campaign    string
 	region      string
 	regions     []string
 	maxBytes    int
@@ -57,11 +58,15 @@ const (
 // are counted.
 const maxReported = 1000
 
-func newEnqueueCmd() *cobra.Command {
-	o := enqueueOptions{
+func defaultEnqueueOptions() enqueueOptions {
+	return enqueueOptions{
 		nats: defaultNATSOptions(), format: "auto", dedupKey: "job_id", window: 512,
 		requestedBy: "worker enqueue", region: "cn-north-4", maxBytes: 64 << 10, every: 5 * time.Second,
 	}
+}
+
+func newEnqueueCmd() *cobra.Command {
+	o := defaultEnqueueOptions()
 	cmd := &cobra.Command{
 		Use:   "enqueue [JOB_ID…] [--file PATH|-]",
 		Short: "Publish recover requests in bulk, from arguments or a file",
@@ -127,6 +132,7 @@ and RECOVER_MAX_BODY_BYTES too, so validation matches the worker's settings.`,
 	fs.IntVar(&o.window, "window", o.window, "requests published but not yet acknowledged, at most")
 	fs.StringVar(&o.reason, "reason", "", "reason of requests that give none (max 256 characters)")
 	fs.StringVar(&o.requestedBy, "requested-by", o.requestedBy, "requested_by of requests that give none")
+	fs.StringVar(&o.campaign, "campaign", "", "stamp every request with this campaign (letters, digits, - _ =, dots) and record its start and size in NATS KV, for worker report --campaign")
 	fs.StringVar(&o.region, "region", o.region, "the worker's default region (a request naming it is valid)")
 	fs.StringSliceVar(&o.regions, "regions", nil, "other regions the worker accepts (as worker run --regions)")
 	fs.IntVar(&o.maxBytes, "max-body-bytes", o.maxBytes, "largest request body the worker accepts (as worker run)")
@@ -155,6 +161,8 @@ type enqueueSummary struct {
 	ResumeLine   int         `json:"resume_line,omitempty"`
 	InvalidLines []lineError `json:"invalid_lines,omitempty"`
 	FailedLines  []lineError `json:"failed_lines,omitempty"`
+	// Campaign is the campaign's record after this run (--campaign).
+	Campaign *producer.Campaign `json:"campaign,omitempty"`
 }
 
 // lineError locates a problem: a line of the file or an argument.
@@ -187,6 +195,16 @@ func (l srcLoc) ref() uint64 { return uint64(int64(l)) } //nolint:gosec // a rou
 
 func locOf(ref uint64) srcLoc { return srcLoc(int64(ref)) } //nolint:gosec // see ref
 
+// encodeOptions says how the requests are encoded: body limit, regions,
+// Nats-Msg-Id (--dedup-key).
+func (o *enqueueOptions) encodeOptions() (producer.EncodeOptions, error) {
+	key, err := dedupKeyFunc(o.dedupKey)
+	if err != nil {
+		return producer.EncodeOptions{}, err
+	}
+	return producer.EncodeOptions{MaxBytes: o.maxBytes, Regions: o.regionSet(), MsgID: key}, nil
+}
+
 // regionSet is every region the worker accepts: --region and --regions.
 func (o *enqueueOptions) regionSet() []string { return append([]string{o.region}, o.regions...) }
 
@@ -211,6 +229,11 @@ func (o *enqueueOptions) validateFlags(args []string) error {
 	case o.every <= 0:
 		return fmt.Errorf("progress-interval: %s is not positive", o.every)
 	}
+	if o.campaign != "" {
+		if err := producer.ValidCampaign(o.campaign); err != nil {
+			return fmt.Errorf("campaign: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -223,7 +246,7 @@ func (o *enqueueOptions) run(cmd *cobra.Command, args []string) error {
 	if err := o.validateFlags(args); err != nil {
 		return err
 	}
-	key, err := dedupKeyFunc(o.dedupKey)
+	enc, err := o.encodeOptions()
 	if err != nil {
 		return err
 	}
@@ -236,7 +259,6 @@ func (o *enqueueOptions) run(cmd *cobra.Command, args []string) error {
 			fmt.Fprintf(stderr, "enqueue: tracing: %v\n", err)
 		}
 	}()
-	enc := producer.EncodeOptions{MaxBytes: o.maxBytes, Regions: o.regionSet(), MsgID: key}
 	// A missing file or a CSV header without job_id costs no NATS round
 	// trip.
 	in, err := o.openInput(ctx, cmd.InOrStdin(), args)
@@ -324,6 +346,11 @@ func (o *enqueueOptions) publish(cmd *cobra.Command, in *input, enc producer.Enc
 		fmt.Fprintf(stderr, "enqueue: tracing: %s\n", tr)
 	}
 
+	if o.campaign != "" {
+		if _, err := client.StartCampaign(ctx, o.campaign); err != nil {
+			return sum, nil, err
+		}
+	}
 	start := time.Now()
 	rep := newProgressReporter(stderr, "enqueue", total, o.quiet, o.every)
 	// The batch's goroutine owns these until Close returns.
@@ -357,6 +384,17 @@ func (o *enqueueOptions) publish(cmd *cobra.Command, in *input, enc producer.Enc
 		Read: e.read, Invalid: e.nInvalid, InvalidLines: e.invalid, NotSent: e.notSent,
 		Published: st.Stored, Duplicates: st.Duplicates, Failed: st.Failed, FailedLines: failed,
 	}
+	if o.campaign != "" {
+		// Recorded whatever stopped the run: what was stored belongs to
+		// the campaign. A context detached from Ctrl-C, bounded.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		c, err := client.AddToCampaign(rctx, o.campaign, st.Stored)
+		cancel()
+		if err != nil {
+			return sum, nil, fmt.Errorf("%d requests stored, but the campaign's size was not recorded: %w", st.Stored, err)
+		}
+		sum.Campaign = &c
+	}
 	if readErr != nil {
 		if ctx.Err() != nil {
 			sum.Interrupted = true
@@ -389,6 +427,7 @@ type enqueuer struct {
 	enc         producer.EncodeOptions
 	reason      string
 	requestedBy string
+	campaign    string
 	print       func(line string) // an invalid entry, as it is found
 	batch       *producer.Batch
 	limiter     *rate.Limiter
@@ -403,7 +442,7 @@ type enqueuer struct {
 func (o *enqueueOptions) newEnqueuer(enc producer.EncodeOptions, print func(string)) *enqueuer {
 	return &enqueuer{
 		decode: worker.DecodeOptions{MaxBytes: o.maxBytes, ValidRegion: func(r string) bool { return slices.Contains(enc.Regions, r) }},
-		enc:    enc, reason: o.reason, requestedBy: o.requestedBy, print: print,
+		enc:    enc, reason: o.reason, requestedBy: o.requestedBy, campaign: o.campaign, print: print,
 	}
 }
 
@@ -439,7 +478,14 @@ func (e *enqueuer) add(ctx context.Context, l srcLoc, raw []byte) error {
 		e.invalidAt(l, err.Error())
 		return nil
 	}
-	r := producer.Request{JobID: req.JobID, Region: req.Region, Reason: req.Reason, RequestedBy: req.RequestedBy, RequestedAt: req.RequestedAt}
+	r := producer.Request{JobID: req.JobID, Region: req.Region, Reason: req.Reason, RequestedBy: req.RequestedBy, RequestedAt: req.RequestedAt, Campaign: req.Campaign}
+	switch {
+	case r.Campaign == "":
+		r.Campaign = e.campaign
+	case e.campaign != "" && r.Campaign != e.campaign:
+		e.invalidAt(l, fmt.Sprintf("campaign %q is not --campaign %q", clipRunes(r.Campaign, 64), e.campaign))
+		return nil
+	}
 	if r.Reason == "" {
 		r.Reason = e.reason
 	}
@@ -524,6 +570,9 @@ func (o *enqueueOptions) printSummary(w io.Writer, s enqueueSummary) error {
 	fmt.Fprintf(tw, "failed\t%d\n", s.Failed)
 	if s.NotSent > 0 {
 		fmt.Fprintf(tw, "not sent\t%d\n", s.NotSent)
+	}
+	if c := s.Campaign; c != nil {
+		fmt.Fprintf(tw, "campaign\t%s: %d requests since %s (%d runs)\n", c.Name, c.Size, c.StartedAt.Format(time.RFC3339), c.Runs)
 	}
 	return tw.Flush()
 }

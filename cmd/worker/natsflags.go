@@ -24,6 +24,7 @@ type natsOptions struct {
 	cfg            queue.Config
 	connectTimeout time.Duration
 	allowInsecure  bool
+	resolved       bool // resolve ran
 }
 
 // natsEnvFlags are the flags that read the environment. Command-specific
@@ -97,16 +98,30 @@ func layerEnv(fs *pflag.FlagSet, names []string, lookupEnv func(string) (string,
 	})
 }
 
+// resolve layers the environment and the nats context into the flags and
+// refuses credentials over plaintext, once: a command that connects late
+// (discover --enqueue) calls it first, so a refusal comes before any work.
+func (o *natsOptions) resolve(cmd *cobra.Command, extraEnv ...string) error {
+	if o.resolved {
+		return nil
+	}
+	if err := layerEnv(cmd.Flags(), append(natsEnvFlags, extraEnv...), os.LookupEnv); err != nil {
+		return err
+	}
+	if err := applyNATSContext(cmd.Flags(), &o.cfg, os.LookupEnv); err != nil {
+		return err
+	}
+	if err := plaintextNATS(o.cfg, o.allowInsecure); err != nil {
+		return err
+	}
+	o.resolved = true
+	return nil
+}
+
 // connect layers the environment into the flags, then dials NATS, waiting
 // at most --connect-timeout for an unreachable server.
 func (o *natsOptions) connect(cmd *cobra.Command, extraEnv ...string) (*queue.Conn, error) {
-	if err := layerEnv(cmd.Flags(), append(natsEnvFlags, extraEnv...), os.LookupEnv); err != nil {
-		return nil, err
-	}
-	if err := applyNATSContext(cmd.Flags(), &o.cfg, os.LookupEnv); err != nil {
-		return nil, err
-	}
-	if err := plaintextNATS(o.cfg, o.allowInsecure); err != nil {
+	if err := o.resolve(cmd, extraEnv...); err != nil {
 		return nil, err
 	}
 	if o.connectTimeout <= 0 {

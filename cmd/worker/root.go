@@ -24,6 +24,8 @@ request only once it is finished.`,
 		newRunCmd(),
 		newVersionCmd(),
 		newEnqueueCmd(),
+		newDiscoverCmd(),
+		newReportCmd(),
 		newDLQCmd(),
 		newStatusCmd(),
 	)

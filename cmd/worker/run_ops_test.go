@@ -301,3 +301,48 @@ func tryGet(url string) int {
 func noKeepAlive() *http.Client {
 	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 }
+
+// worker run --verify --skip-enabled wires the state reads: of four jobs,
+// the two disabled are recovered and verified, the two enabled end
+// already_enabled without a recover.
+func TestRunVerifyAndSkipEnabled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts NATS and the simulator")
+	}
+	verifyNoLeaks(t)
+	ns := startNATS(t)
+	sim := codeartssim.New(codeartssim.WithCredentials(testAK, testSK),
+		codeartssim.WithJobs(codeartssim.JobSeed{Projects: 1, Jobs: 4, Disabled: 0.5, Seed: 8}))
+	require.NoError(t, sim.Start("127.0.0.1:0"))
+	t.Cleanup(func() { _ = sim.Close() })
+	t.Setenv("HUAWEICLOUD_SDK_AK", testAK)
+	t.Setenv("HUAWEICLOUD_SDK_SK", testSK)
+	t.Setenv("HUAWEICLOUD_SDK_PROJECT_ID", testProjectID)
+
+	natsURL := strings.Replace(ns.ClientURL(), "nats://", "nats://"+natsUser+":"+natsPassword+"@", 1)
+	o := parseRun(t, "--nats-url", natsURL, "--endpoint", sim.URL(), "--http-addr", "127.0.0.1:0",
+		"--verify", "--skip-enabled", "--drain-timeout", "5s", "--concurrency", "4")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, err := o.open(ctx, io.Discard)
+	require.NoError(t, err)
+	defer s.Close()
+	var ids []string
+	for _, j := range sim.Jobs() {
+		ids = append(ids, j.ID)
+	}
+	publish(t, ctx, natsURL, ids...)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	base := "http://" + s.ops.Addr()
+	require.Eventually(t, func() bool {
+		m := scrape(t, base+"/metrics").body
+		return strings.Contains(m, `codearts_recover_requests_total{outcome="recovered",reason=""} 2`) &&
+			strings.Contains(m, `codearts_recover_requests_total{outcome="already_enabled",reason=""} 2`)
+	}, 20*time.Second, 20*time.Millisecond)
+	cancel()
+	require.NoError(t, <-done)
+	require.Empty(t, sim.DisabledJobs())
+	require.Equal(t, int64(2), sim.Stats().Recovered, "no recover for the enabled jobs")
+	require.Equal(t, int64(6), sim.Stats().Reads[codeartssim.ReadDisable], "a read before each job, and one after each recover")
+}

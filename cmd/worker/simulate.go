@@ -30,6 +30,11 @@ type simulateOptions struct {
 
 	// Windows of 404 APIG.0101 and 401 APIG.0301 answers, relative to start.
 	route404, unauthorized windowsFlag
+
+	// The job catalog the reads list and recovers enable.
+	jobs, projects int
+	disabledShare  float64
+	listShape      string
 }
 
 // validate names the first flag with a bad value, and any others.
@@ -49,6 +54,18 @@ func (o *simulateOptions) validate() error {
 	}
 	if o.rateLimit < 0 {
 		errs = append(errs, fmt.Errorf("rate-limit: %g is negative", o.rateLimit))
+	}
+	if !(o.disabledShare >= 0 && o.disabledShare <= 1) {
+		errs = append(errs, fmt.Errorf("disabled-share: %g is not a share between 0 and 1", o.disabledShare))
+	}
+	if o.jobs < 0 {
+		errs = append(errs, fmt.Errorf("jobs: %d is negative", o.jobs))
+	}
+	if o.projects < 1 {
+		errs = append(errs, fmt.Errorf("projects: %d is not 1 or more", o.projects))
+	}
+	if o.listShape != "sdk" && o.listShape != "result" {
+		errs = append(errs, fmt.Errorf("list-shape: %q is not sdk or result", o.listShape))
 	}
 	return errors.Join(errs...)
 }
@@ -83,6 +100,14 @@ func (o *simulateOptions) simOptions(start time.Time) []codeartssim.Option {
 	if o.seed != 0 {
 		opts = append(opts, codeartssim.WithSeed(o.seed))
 	}
+	if o.jobs > 0 {
+		opts = append(opts, codeartssim.WithJobs(codeartssim.JobSeed{
+			Projects: o.projects, Jobs: o.jobs, Disabled: o.disabledShare, Seed: o.seed, DisabledAt: start,
+		}))
+	}
+	if o.listShape == "result" {
+		opts = append(opts, codeartssim.WithListShape(codeartssim.ShapeResult))
+	}
 	return opts
 }
 
@@ -98,9 +123,17 @@ gives (200 "fail", 200 with an error code, HTML pages from a proxy, error
 bodies sent as a JSON string, 404 APIG.0101 while the API is "not published",
 401 APIG.0301 windows). GET /stats returns the calls it saw as JSON, with the
 faults it gave and the jobs it really recovered. Point the worker at it with
---endpoint http://ADDR.`,
+--endpoint http://ADDR.
+
+With --jobs N it also holds a catalog of N build jobs in --projects projects,
+a --disabled-share of them disabled, and serves the reads discover and
+--verify use: GET /v3/{project_id}/jobs, GET /v1/job/list and
+GET /v1/job/{job_id}/check/disable, with real paging (page_size at most 100).
+A successful recover enables the job. --list-shape result answers the v3
+list as {"result":{"job_list":…}} with zero-based pages, as live answers do.`,
 		Example: `  HUAWEICLOUD_SDK_AK=AK HUAWEICLOUD_SDK_SK=SK worker simulate --addr 127.0.0.1:8090 --latency 50ms --error-rate 0.05
   worker simulate --fail-status-rate 0.01 --string-body-rate 0.01 --route-404 10s,4s --route-404 1m,30s
+  worker simulate --jobs 20000 --projects 10 --disabled-share 1 --seed 1
   worker run --endpoint http://127.0.0.1:8090 --project-id demo`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -141,7 +174,11 @@ faults it gave and the jobs it really recovered. Point the worker at it with
 	fs.DurationVar(&o.retryAfter, "retry-after", time.Second, "Retry-After sent with throttles")
 	fs.Float64Var(&o.rateLimit, "rate-limit", 0, "admitted calls per second; above it 429 APIG.0308 (0 = none)")
 	fs.BoolVar(&o.prefixes, "prefix-outcomes", true, "job ids starting 400/403/404/422 answer that status")
-	fs.Uint64Var(&o.seed, "seed", 0, "random seed (0 = random)")
+	fs.Uint64Var(&o.seed, "seed", 0, "random seed (0 = random; the job catalog takes 1)")
+	fs.IntVar(&o.jobs, "jobs", 0, "build jobs in the simulated catalog (0 = none)")
+	fs.IntVar(&o.projects, "projects", 1, "projects the catalog's jobs are spread over")
+	fs.Float64Var(&o.disabledShare, "disabled-share", 0.3, "share of the catalog's jobs disabled")
+	fs.StringVar(&o.listShape, "list-shape", "sdk", `shape of GET /v3/{project_id}/jobs: sdk ({"jobs":…}, pages from 1) or result ({"result":{"job_list":…}}, pages from 0)`)
 	return cmd
 }
 

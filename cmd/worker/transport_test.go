@@ -65,6 +65,8 @@ func TestCommandsRefusePlaintextCredentials(t *testing.T) {
 		{"enqueue", "--nats-url", off, "--connect-timeout", "1s", "cb5fa20de5fd4cf8be681d4bd6fdd2f6"},
 		{"run", "--nats-url", off, "--http-addr", "", "--ui-addr", ""},
 		{"run", "--endpoint", "http://api.example", "--http-addr", "", "--ui-addr", ""},
+		{"discover", "--endpoint", "http://api.example", "--project-id", "0123456789abcdef0123456789abcdef"},
+		{"discover", "--enqueue", "--nats-url", off, "--connect-timeout", "1s", "--project-id", "0123456789abcdef0123456789abcdef"},
 	} {
 		r := cli(t, "", args...)
 		require.NotZero(t, r.code, "%v", args)

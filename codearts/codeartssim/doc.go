@@ -62,6 +62,28 @@
 // per-job records live in a sync.Map; the hot path takes no server-wide lock
 // unless a random fault is configured (the seeded generator is shared).
 //
+// # Jobs and reads
+//
+// The server can hold a catalog of build jobs (WithJobs, SeedJobs, AddJobs):
+// projects holding jobs, each enabled or disabled, with who disabled it,
+// why and when. A recover answered 200 success enables a catalog job,
+// unless Refuse made it one that answers success and stays disabled.
+// Disable disables one. Three reads serve the catalog, signed like
+// recovers and given the same gateway checks and answer faults (throttles,
+// 5xx, HTML 502, string bodies, 200 with an error code, ScriptReads for a
+// given read call):
+//
+//	GET /v3/{project_id}/jobs        ShowJobListByProjectId: {"jobs":[…],"total":N}, pages from 1
+//	                                 (WithListShape(ShapeResult): {"result":{"job_list":…,"total":N}},
+//	                                 pages from 0, as live answers are known to differ from the model)
+//	GET /v1/job/list                 ListJob: {"result":{"job_list":[…],"total":N}}, every project, pages from 0
+//	GET /v1/job/{job_id}/check/disable  ShowDisable: result.disabled 1 or 0, forbiddener, reson,
+//	                                 forbidden_time (ms since the epoch); 422 DEVCB.00031006 off the catalog
+//
+// page_size is 1 to MaxPageSize (100), else 400 CB.00060200. A job outside
+// the catalog is recovered as before: success, no state. Stats.Reads counts
+// the reads by route.
+//
 // GET /stats answers the Stats snapshot as JSON (?jobs=0 leaves out the
 // per-job map).
 package codeartssim

@@ -145,6 +145,9 @@ type settings struct {
 	hangFor    time.Duration
 
 	seed *uint64
+
+	jobSeed   *JobSeed  // applied once, at New or Configure
+	listShape ListShape // GET /v3/{project_id}/jobs
 }
 
 type window struct{ from, to time.Time }
@@ -347,9 +350,22 @@ func WithSeed(seed uint64) Option {
 	return func(s *settings) { s.seed = &seed }
 }
 
+// WithJobs seeds the catalog with the jobs seed describes (see JobSeed),
+// once, when the option is applied.
+func WithJobs(seed JobSeed) Option {
+	return func(s *settings) { s.jobSeed = &seed }
+}
+
+// WithListShape sets how GET /v3/{project_id}/jobs answers (default
+// ShapeSDK).
+func WithListShape(shape ListShape) Option {
+	return func(s *settings) { s.listShape = shape }
+}
+
 func (s *settings) clone() *settings {
 	c := *s
 	c.seed = nil
+	c.jobSeed = nil
 	return &c
 }
 

@@ -61,6 +61,10 @@ type Server struct {
 	jobs      sync.Map // job id → *jobRecord
 	scripts   sync.Map // job id → *script
 
+	cat     catalog                  // the jobs' state (jobs.go)
+	reads   readScripts              // scripted read answers (reads.go)
+	readsBy map[string]*atomic.Int64 // read calls by route; keys fixed at New
+
 	done      chan struct{} // closed by Close: ends latency and hangs
 	closeOnce sync.Once
 
@@ -71,6 +75,7 @@ type Server struct {
 }
 
 type jobRecord struct {
+	id        string
 	calls     atomic.Int64
 	recovered atomic.Int64
 }
@@ -90,6 +95,9 @@ func New(opts ...Option) *Server {
 		rng: rand.New(rand.NewPCG( //nolint:gosec // fault injection, not security
 			binary.LittleEndian.Uint64(b[:]), 0x9e3779b97f4a7c15)),
 		done: make(chan struct{}),
+		readsBy: map[string]*atomic.Int64{
+			ReadProjectJobs: new(atomic.Int64), ReadJobList: new(atomic.Int64), ReadDisable: new(atomic.Int64),
+		},
 	}
 	cfg := defaultSettings()
 	for _, o := range opts {
@@ -117,6 +125,10 @@ func (s *Server) store(cfg *settings) {
 		s.rng = rand.New(rand.NewPCG(*cfg.seed, 0x9e3779b97f4a7c15)) //nolint:gosec // seeded fault injection, not security
 		s.rngMu.Unlock()
 		cfg.seed = nil
+	}
+	if cfg.jobSeed != nil {
+		s.SeedJobs(*cfg.jobSeed)
+		cfg.jobSeed = nil
 	}
 	s.cfg.Store(cfg)
 }
@@ -248,6 +260,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !ok {
+		if rt, isRead := parseReadPath(r.URL.Path); isRead && r.Method == http.MethodGet {
+			s.serveRead(w, r, cfg, rt)
+			return
+		}
 		s.fail(w, NoSuchAPI, 0)
 		return
 	}
@@ -324,6 +340,7 @@ func (s *Server) serveRecover(w http.ResponseWriter, r *http.Request, cfg *setti
 	if cfg.hangFor > 0 && (cfg.hangPrefix != "" && strings.HasPrefix(jobID, cfg.hangPrefix) || s.chance(cfg.hangProb)) {
 		job.recovered.Add(1)
 		s.recovered.Add(1)
+		s.enable(jobID)
 		if s.wait(r.Context(), cfg.hangFor) {
 			s.answer(w, http.StatusOK, contentJSON, successBody)
 		}
@@ -345,6 +362,7 @@ func (s *Server) give(w http.ResponseWriter, cfg *settings, job *jobRecord, o Ou
 func (s *Server) succeed(w http.ResponseWriter, job *jobRecord) {
 	job.recovered.Add(1)
 	s.recovered.Add(1)
+	s.enable(job.id)
 	s.answer(w, http.StatusOK, contentJSON, successBody)
 }
 
@@ -458,7 +476,7 @@ func (s *Server) job(id string) *jobRecord {
 	if v, ok := s.jobs.Load(id); ok {
 		return v.(*jobRecord)
 	}
-	v, _ := s.jobs.LoadOrStore(id, &jobRecord{})
+	v, _ := s.jobs.LoadOrStore(id, &jobRecord{id: id})
 	return v.(*jobRecord)
 }
 

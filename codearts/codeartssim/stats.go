@@ -24,6 +24,9 @@ type Stats struct {
 	// Faults counts the answer faults given, by kind; kinds never given are
 	// left out (nil when none was).
 	Faults map[Fault]int64 `json:"faults,omitempty"`
+	// Reads counts read calls by route (ReadProjectJobs, ReadJobList,
+	// ReadDisable), whatever their answer; routes never read are left out.
+	Reads map[string]int64 `json:"reads,omitempty"`
 	// Jobs holds per-job records, for well-formed job ids.
 	Jobs map[string]JobStats `json:"jobs,omitempty"`
 }
@@ -90,6 +93,14 @@ func (s *Server) stats(withJobs bool) Stats {
 			st.Faults[faultNames[i]] = n
 		}
 	}
+	for k, n := range s.readsBy {
+		if v := n.Load(); v > 0 {
+			if st.Reads == nil {
+				st.Reads = make(map[string]int64)
+			}
+			st.Reads[k] = v
+		}
+	}
 	if withJobs {
 		st.Jobs = make(map[string]JobStats)
 		s.jobs.Range(func(k, v any) bool {
@@ -134,6 +145,9 @@ func (s *Server) Reset() {
 		s.faults[i].Store(0)
 	}
 	s.jobs.Clear()
+	for _, n := range s.readsBy {
+		n.Store(0)
+	}
 }
 
 func (s *Server) serveStats(w http.ResponseWriter, r *http.Request) {

@@ -16,7 +16,7 @@ import (
 
 // Reasons are the dead-letter reasons, in the order they are listed.
 var Reasons = []string{
-	worker.ReasonClientError, worker.ReasonInvalidRequest, worker.ReasonRetriesExhausted, worker.ReasonMaxDeliveries,
+	worker.ReasonClientError, worker.ReasonInvalidRequest, worker.ReasonRetriesExhausted, worker.ReasonMaxDeliveries, worker.ReasonNotRecovered,
 }
 
 // Record is a dead letter with its place in the dead-letter stream.

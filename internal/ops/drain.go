@@ -27,7 +27,7 @@ func (d *DrainTally) Outcome(o worker.Outcome) {
 		return
 	}
 	switch o.Kind {
-	case worker.OutcomeRecovered, worker.OutcomeDeadLettered:
+	case worker.OutcomeRecovered, worker.OutcomeDeadLettered, worker.OutcomeAlreadyEnabled:
 		d.finished.Add(1)
 	default:
 		// Handed back, ack not confirmed, lease lost: the request comes

@@ -73,7 +73,7 @@ var _ worker.Observer = (*Metrics)(nil)
 // The label values known in advance: their series exist (at 0) from the
 // start, so rate() and increase() see the first event.
 var (
-	deadLetterReasons = []string{worker.ReasonClientError, worker.ReasonInvalidRequest, worker.ReasonRetriesExhausted, worker.ReasonMaxDeliveries}
+	deadLetterReasons = []string{worker.ReasonClientError, worker.ReasonInvalidRequest, worker.ReasonRetriesExhausted, worker.ReasonMaxDeliveries, worker.ReasonNotRecovered}
 	retryCauses       = []string{"throttled", "transient", "unauthorized", "configuration", "forbidden_run", "breaker_open", "redelivery"}
 )
 

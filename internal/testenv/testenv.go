@@ -308,7 +308,7 @@ func (r *Recorder) Count(kind string) int {
 
 // Terminal counts recovered + dead-lettered outcomes.
 func (r *Recorder) Terminal() int {
-	return r.Count(worker.OutcomeRecovered) + r.Count(worker.OutcomeDeadLettered)
+	return r.Count(worker.OutcomeRecovered) + r.Count(worker.OutcomeDeadLettered) + r.Count(worker.OutcomeAlreadyEnabled)
 }
 
 // Outcomes returns a copy of the recorded outcomes.

@@ -93,6 +93,9 @@ func NewPool(ctx context.Context, conn *queue.Conn, api *codearts.Client, cfg wo
 	if cfg.Decode.ValidRegion == nil {
 		cfg.Decode.ValidRegion = api.AllowedRegion
 	}
+	if cfg.States == nil {
+		cfg.States = States{C: api}
+	}
 	rec := o.Recoverer
 	if rec == nil {
 		rec = Recoverer(api)

@@ -57,6 +57,15 @@ func (r Requeuer) Requeue(ctx context.Context, subject, msgID string, header map
 	return err
 }
 
+// States makes a codearts.Client a worker.StateReader (ShowDisable).
+type States struct{ C *codearts.Client }
+
+// Disabled reads whether the request's job is disabled, in its region.
+func (s States) Disabled(ctx context.Context, r worker.Request) (bool, string, error) {
+	st, err := s.C.JobState(ctx, r.JobID, r.Region)
+	return st.Disabled, "", err
+}
+
 // Recoverer makes a codearts.Client a worker.Recoverer.
 func Recoverer(c *codearts.Client) worker.Recoverer {
 	return worker.RecoverFunc(func(ctx context.Context, r worker.Request) (string, error) {
