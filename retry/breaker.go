@@ -1,6 +1,9 @@
 package retry
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // BreakerState is a circuit breaker's state. It is the one breaker state
 // type: the pool, readiness, the gauges and the status page all read it.
@@ -28,6 +31,17 @@ func (s BreakerState) String() string {
 
 // MarshalText spells the state in JSON as String does.
 func (s BreakerState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText reads what MarshalText wrote.
+func (s *BreakerState) UnmarshalText(b []byte) error {
+	for _, st := range []BreakerState{BreakerClosed, BreakerHalfOpen, BreakerOpen} {
+		if string(b) == st.String() {
+			*s = st
+			return nil
+		}
+	}
+	return fmt.Errorf("breaker state %q is not closed, half_open or open", b)
+}
 
 // BreakerConfig tunes a Breaker. Zero values mean the documented defaults.
 type BreakerConfig struct {

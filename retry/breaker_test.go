@@ -123,5 +123,10 @@ func TestBreakerStateNames(t *testing.T) {
 		got, err := s.MarshalText()
 		require.NoError(t, err)
 		require.Equal(t, want, string(got))
+		var back retry.BreakerState
+		require.NoError(t, back.UnmarshalText(got))
+		require.Equal(t, s, back)
 	}
+	var bad retry.BreakerState
+	require.ErrorContains(t, bad.UnmarshalText([]byte("ajar")), `"ajar" is not closed, half_open or open`)
 }

@@ -183,7 +183,7 @@ func TestStatusFigures(t *testing.T) {
 	require.InDelta(t, 6, got.Drain.WindowSeconds, 1e-9)
 	p := got.Process
 	require.EqualValues(t, 2, p.Recovered)
-	require.EqualValues(t, map[string]int64{"client_error": 1, "invalid_request": 0, "retries_exhausted": 0, "max_deliveries": 0}, p.DeadLettered)
+	require.EqualValues(t, map[string]int64{"client_error": 1, "invalid_request": 0, "retries_exhausted": 0, "max_deliveries": 0, "not_recovered": 0}, p.DeadLettered)
 	require.EqualValues(t, map[string]int64{"200": 2, "404": 1, "error": 1}, p.APICalls)
 	require.Equal(t, Live{InFlight: 3, Concurrency: 32, RateLimit: 40, RateLimitMax: 50, Paused: true, PauseReason: "401 from the API",
 		Breakers: map[string]retry.BreakerState{"cn-north-4": retry.BreakerOpen}}, p.Live)
@@ -327,7 +327,11 @@ func TestReplayRefused(t *testing.T) {
 func TestReplayRunsOnce(t *testing.T) {
 	b := setup(t, true)
 	b.attach()
-	b.streams.release = make(chan struct{})
+	release := make(chan struct{})
+	b.streams.release = release
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(free) // a failed assertion must not leave the replay (and the server's Close) waiting forever
 	code, out := postReplay(t, b.url, goodReplay, pageHeaders)
 	require.Equal(t, http.StatusAccepted, code, out)
 	b.clock.advance(time.Minute) // the rate bound is not what refuses the second
@@ -336,7 +340,7 @@ func TestReplayRunsOnce(t *testing.T) {
 	var got statusResponse
 	get(t, b.url+"/api/status", &got)
 	require.True(t, got.Replay.Running)
-	close(b.streams.release)
+	free()
 
 	require.Eventually(t, func() bool {
 		get(t, b.url+"/api/status", &got)
