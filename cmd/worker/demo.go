@@ -95,7 +95,7 @@ worker and the page up after the drain until Ctrl-C.`,
 				return err
 			}
 			if sum.Lost != 0 || sum.FalselyRecovered != 0 {
-				return &exitError{code: 2, err: fmt.Errorf("%d requests lost, %d falsely recovered", sum.Lost, sum.FalselyRecovered)}
+				return &exitError{code: exitFailure, err: fmt.Errorf("%d requests lost, %d falsely recovered", sum.Lost, sum.FalselyRecovered)}
 			}
 			return nil
 		},

@@ -28,6 +28,8 @@ request only once it is finished.`,
 		newEnqueueCmd(),
 		newDLQCmd(),
 		newStatusCmd(),
+		newDoctorCmd(),
 	)
+	markUsageErrors(root)
 	return root
 }

@@ -247,6 +247,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, NoSuchAPI, 0)
 		return
 	}
+	if !ok && s.serveJobList(w, r, cfg) {
+		return
+	}
 	if !ok {
 		s.fail(w, NoSuchAPI, 0)
 		return
