@@ -502,15 +502,24 @@ func (o *doctorOptions) checkSync(ctx context.Context, add func(doctorCheck)) {
 	}
 }
 
-// printDoctor writes one line per check, the fix under it.
+// statusColors are the ANSI colours of the statuses on a terminal.
+var statusColors = map[string]string{checkOK: "\x1b[32m", checkWarn: "\x1b[33m", checkFail: "\x1b[31m"}
+
+// printDoctor writes one line per check, the fix under it; the status is
+// coloured on a terminal (useColor).
 func printDoctor(w io.Writer, rep doctorReport) error {
 	var b strings.Builder
 	width := 0
 	for _, c := range rep.Checks {
 		width = max(width, len(c.Name))
 	}
+	color := useColor(w)
 	for _, c := range rep.Checks {
-		fmt.Fprintf(&b, "%-4s  %-*s  %s\n", strings.ToUpper(c.Status), width, c.Name, c.Detail)
+		status := fmt.Sprintf("%-4s", strings.ToUpper(c.Status))
+		if code, ok := statusColors[c.Status]; ok && color {
+			status = code + status + "\x1b[0m"
+		}
+		fmt.Fprintf(&b, "%s  %-*s  %s\n", status, width, c.Name, c.Detail)
 		if c.Fix != "" {
 			fmt.Fprintf(&b, "      %-*s  fix: %s\n", width, "", c.Fix)
 		}

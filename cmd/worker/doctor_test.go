@@ -217,3 +217,51 @@ func TestDoctorUsageErrors(t *testing.T) {
 		require.True(t, strings.HasPrefix(r.err, "worker: "), r.err)
 	}
 }
+
+// version prints one line, or one object with -o json|yaml (the version
+// as the build stamped it: `make build` and goreleaser set main.version).
+func TestVersionOutput(t *testing.T) {
+	old := version
+	version = "v1.2.3"
+	t.Cleanup(func() { version = old })
+	r := cli(t, "", "version")
+	require.Zero(t, r.code, r.err)
+	require.Regexp(t, `^worker v1\.2\.3 \(commit \S+\) go\S+ \S+/\S+\n$`, r.out)
+
+	for _, args := range [][]string{{"version", "-o", "json"}, {"version", "--json"}} {
+		r = cli(t, "", args...)
+		require.Zero(t, r.code, r.err)
+		var v versionInfo
+		require.NoError(t, json.Unmarshal([]byte(r.out), &v), r.out)
+		require.Equal(t, "v1.2.3", v.Version)
+		require.NotEmpty(t, v.GoVersion)
+		require.NotEmpty(t, v.OS)
+	}
+	r = cli(t, "", "version", "-o", "yaml")
+	require.Zero(t, r.code, r.err)
+	require.Contains(t, r.out, "version: v1.2.3\n")
+	require.Contains(t, r.out, "go_version: go")
+}
+
+// Colours only on a terminal, and never with NO_COLOR: the console log's
+// levels and doctor's statuses.
+func TestNoColor(t *testing.T) {
+	rep := doctorReport{Checks: []doctorCheck{{Name: "x", Status: checkFail, Detail: "d", Fix: "f"}}}
+	render := func() string {
+		var b strings.Builder
+		require.NoError(t, printDoctor(&b, rep))
+		log, err := newLogger(&b, "console", "info")
+		require.NoError(t, err)
+		log.Warn("hello")
+		return b.String()
+	}
+	require.NotContains(t, render(), "\x1b[", "not a terminal: no colour")
+
+	old := isTerminal
+	isTerminal = func(any) bool { return true }
+	t.Cleanup(func() { isTerminal = old })
+	t.Setenv("NO_COLOR", "")
+	require.Contains(t, render(), "\x1b[31mFAIL\x1b[0m", "a terminal: colour")
+	t.Setenv("NO_COLOR", "1")
+	require.NotContains(t, render(), "\x1b[", "NO_COLOR: no colour")
+}

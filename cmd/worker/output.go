@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -89,3 +90,26 @@ func blockStyle(n *yaml.Node) {
 
 // usageErr is a command line that could not be understood: exit code 2.
 func usageError(err error) error { return &exitError{code: exitUsage, err: err} }
+
+// useColor reports whether w may get ANSI colours: a terminal, and NO_COLOR
+// (https://no-color.org) unset or empty. Pipes, files and CI logs get none.
+func useColor(w io.Writer) bool {
+	return os.Getenv("NO_COLOR") == "" && isTerminal(w)
+}
+
+// recordWriter writes a stream of records: JSON one per line (jq reads it
+// as it comes), or YAML one document per record.
+type recordWriter struct {
+	w      io.Writer
+	format string
+}
+
+func (r recordWriter) encode(v any) error {
+	if r.format == outputYAML {
+		if _, err := io.WriteString(r.w, "---\n"); err != nil {
+			return err
+		}
+		return writeStructured(r.w, outputYAML, v)
+	}
+	return json.NewEncoder(r.w).Encode(v)
+}
