@@ -33,7 +33,6 @@ func addOutputFlags(cmd *cobra.Command, o *outputFlags) {
 	fs := cmd.Flags()
 	fs.StringVarP(&o.format, "output", "o", outputTable, "output format: "+strings.Join(outputFormats, ", "))
 	fs.BoolVar(&o.json, "json", false, "the same as -o json")
-	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(outputFormats, cobra.ShellCompDirectiveNoFileComp))
 }
 
 // resolve returns the chosen format, or a usage error naming the flag.

@@ -31,5 +31,6 @@ request only once it is finished.`,
 		newDoctorCmd(),
 	)
 	markUsageErrors(root)
+	registerCompletions(root)
 	return root
 }
