@@ -20,6 +20,7 @@ func TestDoctorTestHook(t *testing.T) {
 		{name: "defaults"},
 		{name: "full values", give: []string{"-f", fullValues, "--set", "doctorTest.args={--nats-monitor-url,http://nats:8222}"}},
 		{name: "dev secret", give: []string{"--set", "credentials.mode=devSecret", "--set", "credentials.devSecret.ak=AK", "--set", "credentials.devSecret.sk=SK"}},
+		{name: "production example", give: []string{"-f", "../codearts-recover-worker/examples/production-values.yaml"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			m := mustRender(t, tt.give...)
@@ -35,6 +36,10 @@ func TestDoctorTestHook(t *testing.T) {
 			require.Len(t, pod.Spec.Containers, 1)
 			c := pod.Spec.Containers[0]
 			require.Equal(t, "doctor", c.Args[0])
+			if tt.name == "production example" {
+				require.Empty(t, restricted(t, m), "the example passes the restricted Pod Security Standard")
+				require.Equal(t, []string{"doctor", "--nats-monitor-url", "http://nats:8222"}, c.Args)
+			}
 			if tt.name == "full values" {
 				require.Equal(t, []string{"doctor", "--nats-monitor-url", "http://nats:8222"}, c.Args)
 			}
