@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/huaweicloud/huaweicloud-sdk-go-v3/core/sdkerr"
@@ -15,9 +16,11 @@ import (
 // Check is what one cheap authenticated read of the API said, for
 // `worker doctor`.
 type Check struct {
-	// Region and Endpoint are where the read went.
+	// Region and Endpoint are where the read went, Project the project
+	// whose jobs it listed.
 	Region   string
 	Endpoint string
+	Project  string
 	// StatusCode is the HTTP status (0: no answer).
 	StatusCode int
 	// RequestID is the API's request id.
@@ -31,7 +34,9 @@ type Check struct {
 }
 
 // Check lists at most one build job of project (the CodeArts project id;
-// "" = the client's project id) in region ("" = the default region)
+// "" = the client's project id, else a project id of 32 zeros, whose
+// "no such project" answer proves authentication as well) in region ("" =
+// the default region)
 // through the SDK (ShowJobListByProjectId, GET /v3/{project_id}/jobs,
 // page size 1): a read that proves the credentials, the region and the
 // endpoint without changing anything.
@@ -60,8 +65,9 @@ func (c *Client) Check(ctx context.Context, region, project string) (Check, erro
 		c.mu.RUnlock()
 	}
 	if project == "" {
-		return chk, errors.New("no project id to list the jobs of (--project-id or HUAWEICLOUD_SDK_PROJECT_ID)")
+		project = strings.Repeat("0", 32)
 	}
+	chk.Project = project
 	sdk, err := c.sdkClient(region)
 	if err != nil {
 		return chk, err

@@ -222,6 +222,13 @@ func apiCheck(chk codearts.Check, err error, skew, maxSkew time.Duration) doctor
 			c.Fix = fmt.Sprintf("this clock is %s off the API's, and the API refuses signatures made with a clock that far off: "+
 				"fix the clock first (NTP/chrony on the node)", skew.Round(time.Second))
 		}
+	case code != "" && !gateway(code) && apiErr.StatusCode != http.StatusTooManyRequests && apiErr.StatusCode < 500:
+		// CodeArts itself answered (CB.…, DEV.…): the gateway authenticated
+		// the read and routed it; only the project it names is not one this
+		// user may list.
+		c.Status, c.Detail = checkOK, fmt.Sprintf("%s: credentials accepted (CodeArts answered HTTP %d %s about project %s; "+
+			"--codearts-project names a project to list)", where, apiErr.StatusCode, code, chk.Project)
+		c.Fix = ""
 	case apiErr.StatusCode == http.StatusNotFound && (code == "APIG.0101" || code == ""):
 		c.Fix = "the API is not published at this endpoint: the region is wrong (--region) or --endpoint points elsewhere; " +
 			"CodeArts Build's endpoint is codearts-build.<region>.myhuaweicloud.com"
@@ -231,16 +238,16 @@ func apiCheck(chk codearts.Check, err error, skew, maxSkew time.Duration) doctor
 	case apiErr.StatusCode == http.StatusTooManyRequests || apiErr.StatusCode >= 500:
 		c.Status = checkWarn
 		c.Fix = "the API is throttling or unavailable right now; the credentials could not be confirmed: run doctor again later"
-	case strings.HasPrefix(code, "CB.") || strings.HasPrefix(code, "DEVCB.") || strings.HasPrefix(code, "DEV.CB."):
-		// CodeArts itself answered: the gateway authenticated the read and
-		// routed it; only the project it names is not one CodeArts knows.
-		c.Status, c.Detail = checkOK, fmt.Sprintf("%s: credentials accepted (CodeArts answered %s about the project: pass "+
-			"--codearts-project to read a project's jobs)", where, code)
-		c.Fix = ""
 	default:
 		c.Fix = "see the error code in the CodeArts Build API reference; the worker would pause on it"
 	}
 	return c
+}
+
+// gateway reports whether an error code is the API Gateway's (it answers
+// before, or instead of, CodeArts: authentication, routing, throttling).
+func gateway(code string) bool {
+	return strings.HasPrefix(code, "APIG.") || strings.HasPrefix(code, "APIGW.")
 }
 
 // skewCheck judges a clock skew (positive: the other clock is ahead).

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
+	"github.com/codearts-recover-worker/codearts-recover-worker/codearts"
 	"github.com/codearts-recover-worker/codearts-recover-worker/codearts/codeartssim"
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/testenv"
 	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
@@ -264,4 +267,34 @@ func TestNoColor(t *testing.T) {
 	require.Contains(t, render(), "\x1b[31mFAIL\x1b[0m", "a terminal: colour")
 	t.Setenv("NO_COLOR", "1")
 	require.NotContains(t, render(), "\x1b[", "NO_COLOR: no colour")
+}
+
+// What each answer of the API's read means, and its fix.
+func TestDoctorAPIAnswers(t *testing.T) {
+	chk := codearts.Check{Region: "cn-north-4", Endpoint: "https://codearts-build.cn-north-4.myhuaweicloud.com", Project: "p"}
+	apiErr := func(status int, code string) error {
+		return fmt.Errorf("list jobs: %w", &codearts.APIError{StatusCode: status, ErrorCode: code, ErrorMsg: "m", RequestID: "r"})
+	}
+	tests := []struct {
+		give       error
+		giveSkew   time.Duration
+		wantStatus string
+		wantIn     string
+	}{
+		{give: nil, wantStatus: checkOK, wantIn: "credentials accepted"},
+		{give: apiErr(401, "APIG.0301"), wantStatus: checkFail, wantIn: "AK/SK pair is wrong"},
+		{give: apiErr(401, "APIG.0301"), giveSkew: -20 * time.Minute, wantStatus: checkFail, wantIn: "fix the clock first"},
+		{give: apiErr(404, "APIG.0101"), wantStatus: checkFail, wantIn: "--region"},
+		{give: apiErr(403, "APIG.0302"), wantStatus: checkFail, wantIn: "IAM user lacks"},
+		{give: apiErr(403, "DEV.00000003"), wantStatus: checkOK, wantIn: "CodeArts answered HTTP 403 DEV.00000003 about project p"},
+		{give: apiErr(400, "CB.00060200"), wantStatus: checkOK, wantIn: "credentials accepted"},
+		{give: apiErr(429, "APIG.0308"), wantStatus: checkWarn, wantIn: "throttling"},
+		{give: apiErr(500, "CB.00060211"), wantStatus: checkWarn, wantIn: "could not be confirmed"},
+		{give: errors.New("dial tcp: no such host"), wantStatus: checkFail, wantIn: "HTTPS_PROXY"},
+	}
+	for _, tt := range tests {
+		c := apiCheck(chk, tt.give, tt.giveSkew, 5*time.Minute)
+		require.Equal(t, tt.wantStatus, c.Status, "%v: %+v", tt.give, c)
+		require.Contains(t, c.Detail+" "+c.Fix, tt.wantIn, "%v", tt.give)
+	}
 }
