@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"go.uber.org/zap"
 
 	"github.com/codearts-recover-worker/codearts-recover-worker/codearts"
@@ -95,7 +96,9 @@ failed (or warned, with --strict), 2 for a command line it cannot parse.`,
 			if err != nil {
 				return err
 			}
-			if err := layerConfig(cmd.Flags(), os.LookupEnv); err != nil {
+			// run's flags read RECOVER_* as run does; doctor's own do not
+			// (RECOVER_STRICT in a shell must not change a check).
+			if err := layerEnv(cmd.Flags(), runFlagNames(), os.LookupEnv); err != nil {
 				return usageError(err)
 			}
 			rep := o.check(cmd.Context())
@@ -122,6 +125,16 @@ failed (or warned, with --strict), 2 for a command line it cannot parse.`,
 	fs.DurationVar(&o.maxSkew, "max-clock-skew", o.maxSkew, "clock skew that fails the clock checks (above 30s they warn)")
 	fs.BoolVar(&o.strict, "strict", false, "exit 1 on warnings too")
 	return cmd
+}
+
+// runFlagNames are the names of `worker run`'s flags.
+func runFlagNames() []string {
+	o := defaultRunOptions()
+	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
+	o.addFlags(fs)
+	var names []string
+	fs.VisitAll(func(f *pflag.Flag) { names = append(names, f.Name) })
+	return names
 }
 
 // skewWarn is the clock skew doctor warns about: result and dead-letter

@@ -83,6 +83,15 @@ func TestDoctorCorrectSetup(t *testing.T) {
 	require.NoError(t, json.Unmarshal(b, &fromYAML))
 	require.Len(t, fromYAML.Checks, len(rep.Checks))
 	require.True(t, fromYAML.OK)
+
+	// run's settings come from RECOVER_*/NATS_URL as run reads them;
+	// doctor's own flags read no environment.
+	t.Setenv("NATS_URL", env.Queue.URL)
+	t.Setenv("RECOVER_ENDPOINT", env.Sim.URL())
+	t.Setenv("RECOVER_OUTPUT", "xml")
+	r = cli(t, "", "doctor")
+	require.Zero(t, r.code, "stdout:\n%s\nstderr:\n%s", r.out, r.err)
+	require.Contains(t, r.out, env.Sim.URL())
 }
 
 func TestDoctorFindsWhatIsWrong(t *testing.T) {
