@@ -5,6 +5,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
 )
@@ -56,6 +57,14 @@ func TestDoctorTestHook(t *testing.T) {
 			sel, err := labels.ValidatedSelectorFromSet(d.Spec.Selector.MatchLabels)
 			require.NoError(t, err)
 			require.False(t, sel.Matches(labels.Set(pod.Labels)), "the workers' selector does not pick the doctor pod")
+			if m.has("NetworkPolicy") {
+				// The doctor reaches NATS and the API as the workers do.
+				np := m.networkPolicy(t)
+				npSel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+				require.NoError(t, err)
+				require.True(t, npSel.Matches(labels.Set(pod.Labels)), "the NetworkPolicy covers the doctor pod")
+				require.True(t, npSel.Matches(labels.Set(d.Spec.Template.Labels)), "and the workers")
+			}
 		})
 	}
 	m := mustRender(t, "--set", "doctorTest.enabled=false")
