@@ -320,29 +320,33 @@ func (o *doctorOptions) checkNATS(ctx context.Context, add func(doctorCheck)) {
 	cancel()
 	if err != nil {
 		add(doctorCheck{Name: "JetStream", Status: checkFail, Detail: err.Error(),
-			Fix: "enable JetStream on the server (jetstream block) and for this user's account"})
+			Fix: "enable JetStream on the server (jetstream block) and for this user's account, and allow this user to publish to $JS.API.INFO"})
 		return
 	}
 	add(limitsCheck(acct))
 
 	perms := conn.CheckPermissions(ctx, o.timeout)
 	add(permissionsCheck(perms))
-
-	jctx, cancel = context.WithTimeout(ctx, o.timeout)
-	defer cancel()
-	start := doctorClock()
-	ts, err := conn.ServerTime(jctx)
-	if err == nil {
-		end := doctorClock()
-		add(skewCheck("clock vs NATS", ts.Sub(start.Add(end.Sub(start)/2)), o.maxSkew, "the NATS server's clock"))
-	}
-
-	sctx, cancel := context.WithTimeout(ctx, 4*o.timeout)
-	defer cancel()
 	denied := map[string]bool{}
 	for _, p := range perms {
 		denied[p.Subject] = !p.Allowed && p.Err == ""
 	}
+
+	// The server's clock is the time stamp of the request stream's info.
+	jctx, cancel = context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	if cfg := conn.Config(); !denied["$JS.API.STREAM.INFO."+cfg.Stream] {
+		start := doctorClock()
+		if ts, err := conn.ServerTime(jctx); err == nil {
+			end := doctorClock()
+			add(skewCheck("clock vs NATS", ts.Sub(start.Add(end.Sub(start)/2)), o.maxSkew, "the NATS server's clock"))
+		} else {
+			add(doctorCheck{Name: "clock vs NATS", Status: checkSkip, Detail: "the server's time is read from the request stream's info: " + err.Error()})
+		}
+	}
+
+	sctx, cancel := context.WithTimeout(ctx, 4*o.timeout)
+	defer cancel()
 	o.checkStreams(sctx, conn, denied, add)
 	o.checkSync(ctx, add)
 }
