@@ -341,7 +341,11 @@ func (o *doctorOptions) checkNATS(ctx context.Context, add func(doctorCheck)) {
 			end := doctorClock()
 			add(skewCheck("clock vs NATS", ts.Sub(start.Add(end.Sub(start)/2)), o.maxSkew, "the NATS server's clock"))
 		} else {
-			add(doctorCheck{Name: "clock vs NATS", Status: checkSkip, Detail: "the server's time is read from the request stream's info: " + err.Error()})
+			d := "the server's time is read from the request stream's info: " + err.Error()
+			if errors.Is(err, jetstream.ErrStreamNotFound) {
+				d = "the server's time is read from the request stream's info, and there is no request stream yet"
+			}
+			add(doctorCheck{Name: "clock vs NATS", Status: checkSkip, Detail: d})
 		}
 	}
 
@@ -453,7 +457,7 @@ func (o *doctorOptions) checkStreams(ctx context.Context, conn *queue.Conn, deni
 		add(doctorCheck{Name: "stream settings", Status: checkFail, Detail: err.Error()})
 		return
 	}
-	if len(drift) == 0 {
+	if len(drift) == 0 && len(missing) < len(names) {
 		add(doctorCheck{Name: "stream settings", Status: checkOK, Detail: "the existing streams are as 'worker run' would create them"})
 	}
 	for _, d := range drift {
