@@ -20,10 +20,11 @@ func main() {
 	os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-// Exit codes, the same for every command (README "Exit codes"): 0 success
+// Exit codes, the same for every command (README "Command-line conventions"): 0 success
 // (and a graceful stop on SIGTERM/SIGINT), 1 an error or a check that
 // failed (doctor, demo with lost requests), 2 a command line that could not
-// be understood (unknown command or flag, bad flag value, wrong arguments).
+// be understood (unknown command or flag, a flag value that does not parse,
+// wrong arguments).
 const (
 	exitOK      = 0
 	exitFailure = 1
