@@ -149,11 +149,11 @@ func clipRunes(s string, n int) string {
 
 func newDLQListCmd() *cobra.Command {
 	var (
-		nats  = defaultNATSOptions()
-		f     admin.Filter
-		limit int
-		width int
-		out   outputFlags
+		nats   = defaultNATSOptions()
+		f      admin.Filter
+		limit  int
+		width  int
+		output outputFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "list [filters]",
@@ -171,7 +171,7 @@ dead letters is listed without being held in memory. The count goes to stderr.
   worker dlq list --json | jq -r .job_id | sort -u > failed-jobs.txt`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			format, err := out.resolve()
+			format, err := output.resolve()
 			if err != nil {
 				return err
 			}
@@ -225,7 +225,7 @@ dead letters is listed without being held in memory. The count goes to stderr.
 	addFilterFlags(fs, &f)
 	fs.IntVar(&limit, "limit", 0, "list at most this many (0 = all)")
 	fs.IntVar(&width, "width", 0, "cut rows to this many columns (default: the terminal's width; not cut when not a terminal)")
-	addOutputFlags(cmd, &out)
+	addOutputFlags(cmd, &output)
 	fs.Lookup("output").Usage = "output format: table, json (one record per line) or yaml (one document per record)"
 	return cmd
 }
