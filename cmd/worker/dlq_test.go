@@ -9,11 +9,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
 
 	"github.com/codearts-recover-worker/codearts-recover-worker/codearts/codeartssim"
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/admin"
@@ -80,6 +82,25 @@ func TestDLQTablesGolden(t *testing.T) {
 	r := cli(t, "", withFlags([]string{"dlq", "list"}, nats)...)
 	require.Zero(t, r.code, r.err)
 	checkGolden(t, "dlq_list.golden", r.out)
+
+	// -o yaml: one document per dead letter, the same records as -o json.
+	r = cli(t, "", withFlags([]string{"dlq", "list", "-o", "yaml", "--reason", "client_error"}, nats)...)
+	require.Zero(t, r.code, r.err)
+	checkGolden(t, "dlq_list.yaml.golden", r.out)
+	ydec := yaml.NewDecoder(strings.NewReader(r.out))
+	var seqs []uint64
+	for {
+		var doc struct {
+			Seq uint64 `yaml:"dlq_seq"`
+		}
+		if err := ydec.Decode(&doc); errors.Is(err, io.EOF) {
+			break
+		} else {
+			require.NoError(t, err)
+		}
+		seqs = append(seqs, doc.Seq)
+	}
+	require.Equal(t, []uint64{1, 2, 6, 7}, seqs)
 
 	r = cli(t, "", withFlags([]string{"dlq", "list", "--width", "140"}, nats)...)
 	require.Zero(t, r.code, r.err)
