@@ -79,6 +79,7 @@ func (c *Conn) probes() []probe {
 	return append(out,
 		api("advisories: read the MAX_DELIVERIES consumer", "$JS.API.CONSUMER.INFO."+adv+"."+advCons),
 		api("advisories: fetch them", "$JS.API.CONSUMER.MSG.NEXT."+adv+"."+advCons),
+		probe{what: "advisories: acknowledge them", subject: "$JS.ACK." + adv + "." + advCons + ".doctor", body: []byte("-DOCTOR")},
 		api("advisories: read a stranded request", "$JS.API.STREAM.MSG.GET."+s),
 		api("advisories: delete a stranded request", "$JS.API.STREAM.MSG.DELETE."+s),
 		api("KV: read the fleet rate bucket", "$JS.API.STREAM.INFO.KV_"+bucket),
