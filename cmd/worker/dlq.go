@@ -234,11 +234,13 @@ dead letters is listed without being held in memory. The count goes to stderr.
 
 func newDLQShowCmd() *cobra.Command {
 	nats := defaultNATSOptions()
+	var output outputFlags
 	cmd := &cobra.Command{
 		Use:   "show SEQ…",
-		Short: "Print whole dead-letter records as JSON",
+		Short: "Print whole dead-letter records as JSON (or YAML)",
 		Long: `show prints the dead letters stored at the given sequences of the dead-letter
-stream (the SEQ column of 'worker dlq list') as indented JSON: every field of
+stream (the SEQ column of 'worker dlq list') as indented JSON (-o yaml: one
+YAML document each): every field of
 the record, including the original message (subject, stream sequence,
 headers, body) exactly as the worker received it. A body too large to keep
 in the record (over 16 KiB encoded) is kept as body_size, body_sha256 and a
@@ -250,6 +252,13 @@ letter cannot be replayed.
   worker dlq show 1042 1043 | jq .original.body`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			format, err := output.resolve()
+			if err != nil {
+				return err
+			}
+			if format == outputTable {
+				return usageError(errors.New("output: dlq show prints whole records: -o json or -o yaml"))
+			}
 			seqs, err := parseSeqs(args)
 			if err != nil {
 				return err
@@ -276,7 +285,12 @@ letter cannot be replayed.
 					return err
 				}
 				r := admin.DecodeRecord(m)
-				if err := enc.Encode(r); err != nil {
+				if format == outputYAML {
+					err = recordWriter{w: cmd.OutOrStdout(), format: format}.encode(r)
+				} else {
+					err = enc.Encode(r)
+				}
+				if err != nil {
 					return err
 				}
 				if r.Unreadable == "" && !r.Original.Replayable() {
@@ -288,6 +302,11 @@ letter cannot be replayed.
 		},
 	}
 	nats.addFlags(cmd.Flags())
+	addOutputFlags(cmd, &output)
+	// A record has no table: JSON unless asked for YAML.
+	output.format = outputJSON
+	f := cmd.Flags().Lookup("output")
+	f.DefValue, f.Usage = outputJSON, "output format: json or yaml"
 	return cmd
 }
 

@@ -118,6 +118,19 @@ func TestDLQTablesGolden(t *testing.T) {
 	require.Equal(t, uint64(2), shown.Seq)
 	require.Equal(t, letters[1].dl, shown.DeadLetter, "the whole record, original included")
 
+	// -o yaml: the same record as a YAML document; a table is no record.
+	r = cli(t, "", withFlags([]string{"dlq", "show", "2", "-o", "yaml"}, nats)...)
+	require.Zero(t, r.code, r.err)
+	var shownYAML struct {
+		Seq   uint64 `yaml:"dlq_seq"`
+		JobID string `yaml:"job_id"`
+	}
+	require.NoError(t, yaml.Unmarshal([]byte(r.out), &shownYAML), r.out)
+	require.Equal(t, uint64(2), shownYAML.Seq)
+	require.Equal(t, letters[1].dl.JobID, shownYAML.JobID)
+	r = cli(t, "", withFlags([]string{"dlq", "show", "2", "-o", "table"}, nats)...)
+	require.Equal(t, exitUsage, r.code, r.err)
+
 	r = cli(t, "", withFlags([]string{"dlq", "replay", "--reason", "client_error", "--dry-run"}, nats)...)
 	require.Zero(t, r.code, r.err)
 	checkGolden(t, "dlq_replay_dry_run.golden", r.out)
