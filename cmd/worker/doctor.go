@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -101,6 +102,12 @@ failed (or warned, with --strict), 2 for a command line it cannot parse.`,
 			if err := layerEnv(cmd.Flags(), runFlagNames(), os.LookupEnv); err != nil {
 				return usageError(err)
 			}
+			if o.timeout <= 0 {
+				return usageError(fmt.Errorf("check-timeout: %s is not positive", o.timeout))
+			}
+			if o.maxSkew <= 0 {
+				return usageError(fmt.Errorf("max-clock-skew: %s is not positive", o.maxSkew))
+			}
 			rep := o.check(cmd.Context())
 			if format == outputTable {
 				err = printDoctor(cmd.OutOrStdout(), rep)
@@ -191,7 +198,9 @@ func (o *doctorOptions) checkAPI(ctx context.Context, add func(doctorCheck)) {
 		return
 	}
 	defer func() { _ = client.Close() }()
-	for _, region := range client.Regions() {
+	regions := client.Regions() // the default region first
+	slices.Sort(regions[1:])
+	for _, region := range regions {
 		start := doctorClock()
 		chk, err := client.Check(ctx, region, o.project)
 		end := doctorClock()

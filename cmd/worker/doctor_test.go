@@ -219,6 +219,8 @@ func TestDoctorNATSUserWithoutConsumerRights(t *testing.T) {
 func TestDoctorUsageErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"doctor", "-o", "xml"},
+		{"doctor", "--check-timeout", "0s"},
+		{"doctor", "--max-clock-skew", "-1m"},
 		{"doctor", "--no-such-flag"},
 		{"doctor", "extra-arg"},
 		{"no-such-command"},
