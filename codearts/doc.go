@@ -24,5 +24,9 @@
 //     the credentials (ReloadCredentials) drops them so the next call builds
 //     fresh ones, while calls in flight finish with the old ones.
 //
+// Client.Check is the one read: ShowJobListByProjectId with page size 1,
+// through the same transport, for `worker doctor` to prove the credentials,
+// the region and the endpoint and to read the API's Date header.
+//
 // The package does not log errors it returns.
 package codearts

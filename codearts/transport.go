@@ -23,6 +23,7 @@ type call struct {
 	ctx        context.Context
 	requestID  string
 	retryAfter string
+	date       string    // the response's Date header (worker doctor's clock check)
 	at         time.Time // when the response headers arrived
 	status     int       // the response's HTTP status
 	// body is the first maxCapture bytes of the response body, as the SDK
@@ -106,6 +107,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if resp != nil && c != nil {
 		c.requestID = resp.Header.Get("X-Request-Id")
 		c.retryAfter = resp.Header.Get("Retry-After")
+		c.date = resp.Header.Get("Date")
 		c.at = time.Now()
 		c.status = resp.StatusCode
 		c.body.ReadCloser = resp.Body

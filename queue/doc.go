@@ -14,6 +14,12 @@
 //   - Ack is confirmed (double ack): it returns nil only once the server
 //     recorded it.
 //
+// CheckPermissions, ServerTime, ConsumerDrift and ReadSyncSetting
+// (check.go) are `worker doctor`'s reads: each permission probe is a message
+// the server answers without acting on it (a publish whose expected stream
+// does not match, a JetStream API call whose body is not JSON), so a probe
+// never stores, fetches, acks or deletes anything.
+//
 // queue imports neither worker nor codearts; internal/wire adapts it to the
 // worker's seams.
 package queue

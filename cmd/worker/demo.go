@@ -44,7 +44,7 @@ type demoOptions struct {
 	invalid     float64
 	timeout     time.Duration
 	seed        uint64
-	jsonOut     bool
+	out         outputFlags
 	logLevel    string
 	rateLimit   float64
 	httpAddr    string
@@ -82,16 +82,18 @@ worker and the page up after the drain until Ctrl-C.`,
   worker demo --rate-limit 100 --hold --ui-actions   # open the printed URL`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			format, err := o.out.resolve()
+			if err != nil {
+				return err
+			}
 			if err := o.validate(); err != nil {
 				return err
 			}
 			o.httpAddrGiven = cmd.Flags().Changed("http-addr")
 			o.uiAddrGiven = cmd.Flags().Changed("ui-addr")
 			report := func(sum demoSummary) error {
-				if o.jsonOut {
-					enc := json.NewEncoder(cmd.OutOrStdout())
-					enc.SetIndent("", "  ")
-					return enc.Encode(sum)
+				if format != outputTable {
+					return writeStructured(cmd.OutOrStdout(), format, sum)
 				}
 				return sum.print(cmd.OutOrStdout())
 			}
@@ -100,7 +102,7 @@ worker and the page up after the drain until Ctrl-C.`,
 				return err
 			}
 			if sum.Lost != 0 || sum.FalselyRecovered != 0 {
-				return &exitError{code: 2, err: fmt.Errorf("%d requests lost, %d falsely recovered", sum.Lost, sum.FalselyRecovered)}
+				return &exitError{code: exitFailure, err: fmt.Errorf("%d requests lost, %d falsely recovered", sum.Lost, sum.FalselyRecovered)}
 			}
 			return nil
 		},
@@ -117,7 +119,7 @@ worker and the page up after the drain until Ctrl-C.`,
 	fs.Float64Var(&o.invalid, "invalid", o.invalid, "share of invalid (poison) messages")
 	fs.DurationVar(&o.timeout, "timeout", o.timeout, "give up after this long")
 	fs.Uint64Var(&o.seed, "seed", 0, "random seed for the simulator's faults (0 = random)")
-	fs.BoolVar(&o.jsonOut, "json", false, "print the summary as one JSON object")
+	addOutputFlags(cmd, &o.out)
 	fs.StringVar(&o.logLevel, "log-level", o.logLevel, "worker log level (logs go to stderr)")
 	fs.Float64Var(&o.rateLimit, "rate-limit", 0, "API requests per second, 0 = no limit (e.g. 100 to watch the drain on the status page)")
 	fs.StringVar(&o.httpAddr, "http-addr", o.httpAddr, "address of /metrics, /healthz and /readyz, a free port when taken (empty = off)")

@@ -154,7 +154,7 @@ func (o *discoverOptions) config(now time.Time) (discover.Config, error) {
 		return cfg, errors.New("campaign: only with --enqueue (or pipe the ids to worker enqueue --campaign)")
 	}
 	if o.enqueue {
-		o.eq.region, o.eq.jsonOut, o.eq.quiet, o.eq.every = o.api.Region, o.jsonOut, o.quiet, o.every
+		o.eq.region, o.eq.out.json, o.eq.quiet, o.eq.every = o.api.Region, o.jsonOut, o.quiet, o.every
 		if err := o.eq.validateFlags([]string{"x"}); err != nil {
 			return cfg, err
 		}

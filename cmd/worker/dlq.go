@@ -148,11 +148,11 @@ func clipRunes(s string, n int) string {
 
 func newDLQListCmd() *cobra.Command {
 	var (
-		nats    = defaultNATSOptions()
-		f       admin.Filter
-		limit   int
-		width   int
-		jsonOut bool
+		nats   = defaultNATSOptions()
+		f      admin.Filter
+		limit  int
+		width  int
+		output outputFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "list [filters]",
@@ -170,6 +170,10 @@ dead letters is listed without being held in memory. The count goes to stderr.
   worker dlq list --json | jq -r .job_id | sort -u > failed-jobs.txt`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			format, err := output.resolve()
+			if err != nil {
+				return err
+			}
 			if err := f.Parse(time.Now()); err != nil {
 				return err
 			}
@@ -194,10 +198,10 @@ dead letters is listed without being held in memory. The count goes to stderr.
 				width = terminalWidth(out)
 			}
 			table := newDLQTable(out, info.State.LastSeq, width)
-			enc := json.NewEncoder(table.w)
+			enc := recordWriter{w: table.w, format: format}
 			matched, total, err := admin.Scan(ctx, conn, &f, limit, func(r admin.Record) error {
-				if jsonOut {
-					return enc.Encode(r)
+				if format != outputTable {
+					return enc.encode(r)
 				}
 				return table.row(r)
 			})
@@ -220,7 +224,8 @@ dead letters is listed without being held in memory. The count goes to stderr.
 	addFilterFlags(fs, &f)
 	fs.IntVar(&limit, "limit", 0, "list at most this many (0 = all)")
 	fs.IntVar(&width, "width", 0, "cut rows to this many columns (default: the terminal's width; not cut when not a terminal)")
-	fs.BoolVar(&jsonOut, "json", false, "one JSON record per line instead of the table")
+	addOutputFlags(cmd, &output)
+	fs.Lookup("output").Usage = "output format: table, json (one record per line) or yaml (one document per record)"
 	return cmd
 }
 
@@ -228,11 +233,13 @@ dead letters is listed without being held in memory. The count goes to stderr.
 
 func newDLQShowCmd() *cobra.Command {
 	nats := defaultNATSOptions()
+	var output outputFlags
 	cmd := &cobra.Command{
 		Use:   "show SEQ…",
-		Short: "Print whole dead-letter records as JSON",
+		Short: "Print whole dead-letter records as JSON (or YAML)",
 		Long: `show prints the dead letters stored at the given sequences of the dead-letter
-stream (the SEQ column of 'worker dlq list') as indented JSON: every field of
+stream (the SEQ column of 'worker dlq list') as indented JSON (-o yaml: one
+YAML document each): every field of
 the record, including the original message (subject, stream sequence,
 headers, body) exactly as the worker received it. A body too large to keep
 in the record (over 16 KiB encoded) is kept as body_size, body_sha256 and a
@@ -244,6 +251,13 @@ letter cannot be replayed.
   worker dlq show 1042 1043 | jq .original.body`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			format, err := output.resolve()
+			if err != nil {
+				return err
+			}
+			if format == outputTable {
+				return usageError(errors.New("output: dlq show prints whole records: -o json or -o yaml"))
+			}
 			seqs, err := parseSeqs(args)
 			if err != nil {
 				return err
@@ -270,7 +284,12 @@ letter cannot be replayed.
 					return err
 				}
 				r := admin.DecodeRecord(m)
-				if err := enc.Encode(r); err != nil {
+				if format == outputYAML {
+					err = recordWriter{w: cmd.OutOrStdout(), format: format}.encode(r)
+				} else {
+					err = enc.Encode(r)
+				}
+				if err != nil {
 					return err
 				}
 				if r.Unreadable == "" && !r.Original.Replayable() {
@@ -282,6 +301,11 @@ letter cannot be replayed.
 		},
 	}
 	nats.addFlags(cmd.Flags())
+	addOutputFlags(cmd, &output)
+	// A record has no table: JSON unless asked for YAML.
+	output.format = outputJSON
+	f := cmd.Flags().Lookup("output")
+	f.DefValue, f.Usage = outputJSON, "output format: json or yaml"
 	return cmd
 }
 
@@ -301,16 +325,18 @@ func parseSeqs(args []string) ([]uint64, error) {
 // ---- replay ----
 
 type replayOptions struct {
-	nats    natsOptions
-	filter  admin.Filter
-	all     bool
-	dryRun  bool
-	rate    float64
-	window  int
-	limit   int
-	quiet   bool
-	jsonOut bool
-	every   time.Duration
+	nats   natsOptions
+	filter admin.Filter
+	all    bool
+	dryRun bool
+	rate   float64
+	window int
+	limit  int
+	quiet  bool
+	every  time.Duration
+	// out is -o; outFormat the format it resolved to.
+	out       outputFlags
+	outFormat string
 }
 
 // replayHook, when set (by tests), runs after a replay's publish ack and
@@ -364,12 +390,15 @@ or enqueue its job again).
 	fs.IntVar(&o.window, "window", o.window, "replays published but not yet acknowledged, at most")
 	fs.IntVar(&o.limit, "limit", 0, "replay at most this many (0 = all that match)")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "no progress on stderr")
-	fs.BoolVar(&o.jsonOut, "json", false, "print the summary as one JSON object")
+	addOutputFlags(cmd, &o.out)
 	fs.DurationVar(&o.every, "progress-interval", o.every, "how often a progress line is printed when stderr is not a terminal")
 	return cmd
 }
 
-func (o *replayOptions) run(cmd *cobra.Command, args []string) error {
+func (o *replayOptions) run(cmd *cobra.Command, args []string) (err error) {
+	if o.outFormat, err = o.out.resolve(); err != nil {
+		return err
+	}
 	seqs, err := parseSeqs(args)
 	if err != nil {
 		return err
@@ -455,7 +484,7 @@ func (o *replayOptions) dryRunList(cmd *cobra.Command, dlq *queue.Stream, seqs [
 	ctx := cmd.Context()
 	out := cmd.OutOrStdout()
 	table := newDLQTable(out, lastSeq, terminalWidth(out))
-	enc := json.NewEncoder(table.w)
+	enc := recordWriter{w: table.w, format: o.outFormat}
 	for _, seq := range seqs {
 		r, ok, err := admin.Fetch(ctx, dlq, seq)
 		if err != nil {
@@ -474,8 +503,8 @@ func (o *replayOptions) dryRunList(cmd *cobra.Command, dlq *queue.Stream, seqs [
 			fmt.Fprintf(cmd.ErrOrStderr(), "dead letter %d: %s\n", seq, admin.NotReplayableText(&r))
 			continue
 		}
-		if o.jsonOut {
-			err = enc.Encode(r)
+		if o.outFormat != outputTable {
+			err = enc.encode(r)
 		} else {
 			err = table.row(r)
 		}
@@ -498,10 +527,8 @@ func (o *replayOptions) replay(cmd *cobra.Command, conn *queue.Conn, dlq *queue.
 }
 
 func (o *replayOptions) printSummary(w io.Writer, s admin.ReplaySummary, cfg queue.Config) error {
-	if o.jsonOut {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(s)
+	if o.outFormat != outputTable {
+		return writeStructured(w, o.outFormat, s)
 	}
 	skipped := ""
 	if s.NotReplayable > 0 {

@@ -9,11 +9,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
 
 	"github.com/codearts-recover-worker/codearts-recover-worker/codearts/codeartssim"
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/admin"
@@ -81,6 +83,25 @@ func TestDLQTablesGolden(t *testing.T) {
 	require.Zero(t, r.code, r.err)
 	checkGolden(t, "dlq_list.golden", r.out)
 
+	// -o yaml: one document per dead letter, the same records as -o json.
+	r = cli(t, "", withFlags([]string{"dlq", "list", "-o", "yaml", "--reason", "client_error"}, nats)...)
+	require.Zero(t, r.code, r.err)
+	checkGolden(t, "dlq_list.yaml.golden", r.out)
+	ydec := yaml.NewDecoder(strings.NewReader(r.out))
+	var seqs []uint64
+	for {
+		var doc struct {
+			Seq uint64 `yaml:"dlq_seq"`
+		}
+		if err := ydec.Decode(&doc); errors.Is(err, io.EOF) {
+			break
+		} else {
+			require.NoError(t, err)
+		}
+		seqs = append(seqs, doc.Seq)
+	}
+	require.Equal(t, []uint64{1, 2, 6, 7}, seqs)
+
 	r = cli(t, "", withFlags([]string{"dlq", "list", "--width", "140"}, nats)...)
 	require.Zero(t, r.code, r.err)
 	checkGolden(t, "dlq_list_width140.golden", r.out)
@@ -96,6 +117,19 @@ func TestDLQTablesGolden(t *testing.T) {
 	require.NoError(t, dec.Decode(&shown))
 	require.Equal(t, uint64(2), shown.Seq)
 	require.Equal(t, letters[1].dl, shown.DeadLetter, "the whole record, original included")
+
+	// -o yaml: the same record as a YAML document; a table is no record.
+	r = cli(t, "", withFlags([]string{"dlq", "show", "2", "-o", "yaml"}, nats)...)
+	require.Zero(t, r.code, r.err)
+	var shownYAML struct {
+		Seq   uint64 `yaml:"dlq_seq"`
+		JobID string `yaml:"job_id"`
+	}
+	require.NoError(t, yaml.Unmarshal([]byte(r.out), &shownYAML), r.out)
+	require.Equal(t, uint64(2), shownYAML.Seq)
+	require.Equal(t, letters[1].dl.JobID, shownYAML.JobID)
+	r = cli(t, "", withFlags([]string{"dlq", "show", "2", "-o", "table"}, nats)...)
+	require.Equal(t, exitUsage, r.code, r.err)
 
 	r = cli(t, "", withFlags([]string{"dlq", "replay", "--reason", "client_error", "--dry-run"}, nats)...)
 	require.Zero(t, r.code, r.err)

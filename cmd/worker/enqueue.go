@@ -42,7 +42,8 @@ type enqueueOptions struct {
 	fromLine    int
 	strict      bool
 	quiet       bool
-	jsonOut     bool
+	out         outputFlags
+	outFormat   string // resolved from out
 	every       time.Duration
 
 	dupWindow time.Duration // the request stream's, learnt when connected
@@ -139,7 +140,7 @@ and RECOVER_MAX_BODY_BYTES too, so validation matches the worker's settings.`,
 	fs.IntVar(&o.fromLine, "from-line", 0, "skip the file's lines before this one (resume an interrupted run)")
 	fs.BoolVar(&o.strict, "strict", false, "publish nothing when any entry is invalid")
 	fs.BoolVarP(&o.quiet, "quiet", "q", false, "no progress on stderr")
-	fs.BoolVar(&o.jsonOut, "json", false, "print the summary as one JSON object")
+	addOutputFlags(cmd, &o.out)
 	fs.DurationVar(&o.every, "progress-interval", o.every, "how often a progress line is printed when stderr is not a terminal")
 	return cmd
 }
@@ -240,6 +241,10 @@ func (o *enqueueOptions) validateFlags(args []string) error {
 func (o *enqueueOptions) run(cmd *cobra.Command, args []string) error {
 	ctx := cmd.Context()
 	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	var err error
+	if o.outFormat, err = o.out.resolve(); err != nil {
+		return err
+	}
 	if err := layerEnv(cmd.Flags(), []string{"region", "regions", "max-body-bytes"}, os.LookupEnv); err != nil {
 		return err
 	}
@@ -557,10 +562,8 @@ func dedupKeyFunc(spec string) (func(producer.Request) (string, error), error) {
 }
 
 func (o *enqueueOptions) printSummary(w io.Writer, s enqueueSummary) error {
-	if o.jsonOut {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(s)
+	if o.outFormat != outputTable {
+		return writeStructured(w, o.outFormat, s)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "read\t%d\n", s.Read)

@@ -200,6 +200,12 @@ func TestEnqueueSummaryGolden(t *testing.T) {
 	r := cli(t, "", withFlags(enqueueCmd, nats, "--file", file, "--quiet")...)
 	require.Equal(t, exitInvalid, r.code, r.err)
 	checkGolden(t, "enqueue_summary.golden", r.out)
+
+	// -o yaml: the same summary as one YAML object (a fresh stream: the
+	// ids above are now duplicates).
+	r = cli(t, "", withFlags(enqueueCmd, nats, "--file", file, "--quiet", "-o", "yaml")...)
+	require.Equal(t, exitInvalid, r.code, r.err)
+	checkGolden(t, "enqueue_summary.yaml.golden", r.out)
 	require.Equal(t, "invalid line 3: invalid request: job_id \"bad\" is not 32 ASCII letters or digits\nworker: 1 invalid entries were not published\n", r.err)
 
 	// --strict publishes nothing when anything is invalid.

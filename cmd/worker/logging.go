@@ -32,7 +32,10 @@ func newLogger(w io.Writer, format, level string) (*zap.Logger, error) {
 	case "json":
 		enc = zapcore.NewJSONEncoder(encCfg)
 	case "console":
-		encCfg.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		encCfg.EncodeLevel = zapcore.CapitalLevelEncoder
+		if useColor(w) {
+			encCfg.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		}
 		enc = zapcore.NewConsoleEncoder(encCfg)
 	default:
 		return nil, fmt.Errorf("log-format: %q is not json or console", format)

@@ -9,13 +9,27 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+
+	"github.com/spf13/cobra"
 )
 
 func main() {
 	tuneGC()
 	os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
+
+// Exit codes, the same for every command (README "Command-line conventions"): 0 success
+// (and a graceful stop on SIGTERM/SIGINT), 1 an error or a check that
+// failed (doctor, demo with lost requests), 2 a command line that could not
+// be understood (unknown command or flag, a flag value that does not parse,
+// wrong arguments).
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
 
 // exitError carries a specific exit code (e.g. demo with lost requests).
 type exitError struct {
@@ -42,7 +56,28 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if errors.As(err, &ee) {
 			return ee.code
 		}
-		return 1
+		if strings.HasPrefix(err.Error(), "unknown command ") {
+			fmt.Fprintln(stderr, "Run 'worker --help' for the commands.")
+			return exitUsage
+		}
+		return exitFailure
 	}
-	return 0
+	return exitOK
+}
+
+// markUsageErrors makes flag parsing and argument errors of cmd and its
+// subcommands usage errors (exit 2).
+func markUsageErrors(cmd *cobra.Command) {
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
+	if args := cmd.Args; args != nil {
+		cmd.Args = func(c *cobra.Command, a []string) error {
+			if err := args(c, a); err != nil {
+				return usageError(err)
+			}
+			return nil
+		}
+	}
+	for _, sub := range cmd.Commands() {
+		markUsageErrors(sub)
+	}
 }

@@ -28,7 +28,11 @@ request only once it is finished.`,
 		newReportCmd(),
 		newDLQCmd(),
 		newStatusCmd(),
+		newDoctorCmd(),
 	)
 	root.AddCommand(demoCommands()...)
+
+	markUsageErrors(root)
+	registerCompletions(root)
 	return root
 }

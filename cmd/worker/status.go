@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -16,8 +15,8 @@ import (
 
 func newStatusCmd() *cobra.Command {
 	var (
-		nats    = defaultNATSOptions()
-		jsonOut bool
+		nats = defaultNATSOptions()
+		out  outputFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "status",
@@ -35,15 +34,19 @@ func newStatusCmd() *cobra.Command {
                   --dlq-max-age, --result-max-age, --duplicate-window and
                   --max-body-bytes (the worker keeps them; 'worker run
                   --update-streams' changes those NATS can change in place)
-as a table or, with --json, one JSON object. A consumer that does not exist
+as a table or, with -o json|yaml (--json), one object. A consumer that does not exist
 yet (no worker has started) shows as absent (null).
 
 ` + natsFlagsHelp,
 		Example: `  worker status
-  worker status --json | jq .consumer.pending
+  worker status -o json | jq .consumer.pending
   watch -n 5 worker status`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			format, err := out.resolve()
+			if err != nil {
+				return err
+			}
 			conn, err := nats.connect(cmd, append([]string{"result-stream"}, streamSettingFlags...)...)
 			if err != nil {
 				return err
@@ -59,10 +62,8 @@ yet (no worker has started) shows as absent (null).
 			if err != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "worker: stream settings not compared: %v\n", err)
 			}
-			if jsonOut {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(statusJSON{Status: rep, Drift: append([]queue.Drift{}, drift...)})
+			if format != outputTable {
+				return writeStructured(cmd.OutOrStdout(), format, statusJSON{Status: rep, Drift: append([]queue.Drift{}, drift...)})
 			}
 			return printStatus(cmd.OutOrStdout(), rep, drift)
 		},
@@ -70,7 +71,7 @@ yet (no worker has started) shows as absent (null).
 	fs := cmd.Flags()
 	nats.addFlags(fs)
 	fs.StringVar(&nats.cfg.ResultStream, "result-stream", queue.DefaultResultStream, "stream of result events, shown when it exists")
-	fs.BoolVar(&jsonOut, "json", false, "print one JSON object")
+	addOutputFlags(cmd, &out)
 	// The settings `worker run` creates streams with, to compare them.
 	d := queue.Config{}.WithDefaults()
 	fs.IntVar(&nats.cfg.Replicas, "replicas", d.Replicas, "as given to 'worker run': replicas of the streams it creates")

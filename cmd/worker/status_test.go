@@ -81,6 +81,10 @@ func TestStatusMatchesTheStreams(t *testing.T) {
 	require.Zero(t, r.code, r.err)
 	checkGolden(t, "status.golden", r.out)
 
+	r = cli(t, "", withFlags([]string{"status", "-o", "yaml"}, nats)...)
+	require.Zero(t, r.code, r.err)
+	checkGolden(t, "status.yaml.golden", r.out)
+
 	// Before any worker started, the consumer is absent; a missing result
 	// stream is left out.
 	r = cli(t, "", withFlags([]string{"status", "--json", "--consumer", "not-started", "--result-stream", "NONE"}, nats)...)

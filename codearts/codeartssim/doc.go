@@ -36,6 +36,9 @@
 // {"error_code":"…","error_msg":"…"}, which WithStringBodies sends as a JSON
 // string holding that object.
 //
+// GET /v3/{project_id}/jobs (ShowJobListByProjectId, `worker doctor`'s read)
+// answers 200 with no jobs behind the same signature check (check.go).
+//
 // # Order of checks
 //
 // A request goes through: route 404 (WithRoute404, its windows: before
