@@ -5,6 +5,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -91,7 +92,8 @@ func TestSoak(t *testing.T) {
 		codeartssim.WithHTMLSuccess(0.01),
 		codeartssim.WithStringBodies(0.2),
 		codeartssim.WithErrorRate(0.02, 500, 502, 503, 504),
-		codeartssim.WithBackendThrottle(0.01),
+		codeartssim.WithBackendThrottle(0.002),
+		codeartssim.WithRateLimit(300, 30), // the API's quota: a drain after the faults meets it
 		codeartssim.WithApplyThenHang(0.003, 12*time.Second),
 	}})
 	// Each worker reaches each node through a proxy of its own.
@@ -188,7 +190,7 @@ func TestSoak(t *testing.T) {
 				code, body := probe(w.httpAddr, "/readyz")
 				states = append(states, fmt.Sprintf("%s %d %s", w.name, code, strings.TrimSpace(body)))
 			}
-			t.Logf("draining: %d requests in the stream after %.0fs; readyz: %s", left, time.Since(faultsEnd).Seconds(), strings.Join(states, "; "))
+			t.Logf("draining: %d requests in the stream after %.0fs; readyz: %s; fleet rate: %s", left, time.Since(faultsEnd).Seconds(), strings.Join(states, "; "), fleetRate(s))
 		}
 		return left == 0
 	})
@@ -210,6 +212,7 @@ func TestSoak(t *testing.T) {
 	}
 	f, found := s.settle(finishOptions{drainTimeout: time.Minute, oracle: oracleOptions{allowMaxDeliveries: true}, maxRSS: soakMaxRSS})
 	problems = append(problems, found...)
+	f.drain = drainSecs
 	problems = append(problems, refusedButStored(prod.refused, s.deadLetters)...)
 
 	var spanSummary []string
@@ -526,4 +529,30 @@ func keepLogs(t *testing.T, s *system) {
 		}
 	}
 	t.Logf("logs kept in %s", dir)
+}
+
+// fleetRate is the fleet's shared API rate, as the workers keep it in KV.
+func fleetRate(s *system) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	kv, err := s.js.KeyValue(ctx, requestStream+"_RATE")
+	if err != nil {
+		return err.Error()
+	}
+	e, err := kv.Get(ctx, "fleet")
+	if err != nil {
+		return err.Error()
+	}
+	var st struct {
+		Rate struct {
+			Limit float64 `json:"limit"`
+		} `json:"rate"`
+	}
+	if err := json.Unmarshal(e.Value(), &st); err != nil {
+		return err.Error()
+	}
+	if st.Rate.Limit == 0 {
+		return "no limit"
+	}
+	return fmt.Sprintf("%.1f req/s", st.Rate.Limit)
 }
