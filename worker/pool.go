@@ -449,24 +449,42 @@ func (p *Pool) heartbeat(stop <-chan struct{}) {
 			batch = append(batch, tk)
 		}
 		p.mu.Unlock()
-		// A heartbeat sent while disconnected is only buffered: it does
-		// not count as reaching the server.
-		connected := true
-		if c, ok := p.src.(interface{ Connected() bool }); ok {
-			connected = c.Connected()
-		}
 		now := time.Now().UnixNano()
+		sent := batch[:0]
 		for _, tk := range batch {
 			if err := tk.d.InProgress(); err != nil {
 				// seq and n are set before the task is tracked; nothing else is read here.
 				p.log.Debug("in-progress heartbeat failed", zap.Uint64("stream_seq", tk.seq), zap.Uint64("delivery", tk.n), zap.Error(err))
 				continue
 			}
-			if connected {
-				tk.lastBeat.Store(now)
+			sent = append(sent, tk)
+		}
+		// A heartbeat sent is only buffered, while disconnected or on a
+		// black-holed link that still looks connected: it counts once the
+		// server confirms it received what was sent.
+		if !p.delivered() {
+			continue
+		}
+		for _, tk := range sent {
+			if now-tk.lastBeat.Swap(now) >= int64(p.cfg.AckWait) {
+				tk.leaseGone.Store(true)
 			}
 		}
 	}
+}
+
+// delivered reports whether everything sent to NATS so far reached the
+// server, waiting at most AckWait/3 for its word.
+func (p *Pool) delivered() bool {
+	switch src := p.src.(type) {
+	case interface{ Flush(context.Context) error }:
+		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.AckWait/3)
+		defer cancel()
+		return src.Flush(ctx) == nil
+	case interface{ Connected() bool }:
+		return src.Connected()
+	}
+	return true
 }
 
 func (p *Pool) track(t *task) {
