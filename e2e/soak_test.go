@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -146,9 +147,15 @@ func TestSoak(t *testing.T) {
 	}
 	slices.SortStableFunc(steps, func(a, b step) int { return int(a.at - b.at) })
 	spans := make([]int, len(plan)) // index into h.faults
+	// lag is how far the schedule has slipped: a step that overran (a
+	// drain on SIGTERM, a node catching up) moves every later step, so the
+	// steps keep their planned distances from each other on any machine.
+	var lag time.Duration
 	for _, st := range steps {
-		if wait := time.Until(h.start.Add(st.at)); wait > 0 {
+		if wait := time.Until(h.start.Add(st.at + lag)); wait > 0 {
 			time.Sleep(wait) // the schedule: faults begin and end at planned times
+		} else {
+			lag = time.Since(h.start) - st.at
 		}
 		if st.begin {
 			spans[st.i] = len(h.faults)
@@ -164,7 +171,7 @@ func TestSoak(t *testing.T) {
 			h.faults[spans[st.i]].end = time.Now()
 		}
 	}
-	if wait := time.Until(h.start.Add(d)); wait > 0 {
+	if wait := time.Until(h.start.Add(d + lag)); wait > 0 {
 		time.Sleep(wait) // the rest of the run without a fault
 	}
 	stopProducing()
@@ -285,6 +292,10 @@ func (r *faultRunner) begin(f fault) {
 		s.workers[f.target].kill()
 	case faultWorkerTerm:
 		w := s.workers[f.target]
+		// SIGTERM is a request to stop that a worker answers once it
+		// runs; one just restarted gets a moment to install its handler
+		// (its /healthz answers after that).
+		waitFor(30*time.Second, func() bool { code, _ := probe(w.httpAddr, "/healthz"); return code == http.StatusOK })
 		w.sampleRSS()
 		if err := w.p.stop(30 * time.Second); err != nil {
 			r.problems = append(r.problems, fmt.Sprintf("worker %s: SIGTERM did not end it cleanly: %v", w.name, err))
