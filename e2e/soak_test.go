@@ -36,7 +36,12 @@ const (
 	soakRate        = 40 // requests published per second
 	soakDrainBound  = 3 * time.Minute
 	soakMaxRSS      = 128 << 20
-	soakGoroutineUp = 64 // goroutines a drained worker may have above its idle count at the start: kept-alive API connections (up to --concurrency, two each)
+	soakConcurrency = 16
+	// soakGoroutineUp is how many goroutines a drained worker may have above
+	// its idle count at the start: two per kept-alive API connection (up to
+	// --concurrency, until 90 s idle) and the NATS client's reconnects and
+	// subscriptions. A leak per request or per fault goes far past it.
+	soakGoroutineUp = 4*soakConcurrency + 16
 )
 
 // baseLatency is the API's latency outside the latency fault.
@@ -106,7 +111,7 @@ func TestSoak(t *testing.T) {
 			proxies[i] = append(proxies[i], px)
 			addrs = append(addrs, "nats://"+px.addr())
 		}
-		s.workerVia(fmt.Sprintf("w%d", i+1), strings.Join(addrs, ","), "--concurrency", "16", "--replicas", "3")
+		s.workerVia(fmt.Sprintf("w%d", i+1), strings.Join(addrs, ","), "--concurrency", strconv.Itoa(soakConcurrency), "--replicas", "3")
 	}
 	h := &history{published: map[uint64]publication{}}
 	for _, w := range s.workers {
