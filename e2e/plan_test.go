@@ -91,7 +91,7 @@ func faultRange(kind string) (lo, hi time.Duration) {
 // of 1-6 s follows each. workers and nodes are how many there are to pick
 // from.
 func drawPlan(seed uint64, d time.Duration, workers, nodes int) []fault {
-	r := rand.New(rand.NewPCG(seed, 0xfa017)) //nolint:gosec // a replayable schedule, not security
+	r := rand.New(rand.NewPCG(seed, 0xfa017))
 	var plan []fault
 	for _, lane := range [][]string{processFaults, apiFaults} {
 		at := 3*time.Second + time.Duration(r.Int64N(int64(3*time.Second)))

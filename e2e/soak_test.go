@@ -50,7 +50,7 @@ const baseLatency, baseJitter = 20 * time.Millisecond, 30 * time.Millisecond
 // soakSettings reads SOAK_SEED (default: drawn and printed) and
 // SOAK_DURATION (default 2m).
 func soakSettings(t *testing.T) (seed uint64, d time.Duration) {
-	seed = rand.Uint64() //nolint:gosec // a seed, printed for replay
+	seed = rand.Uint64()
 	if s := os.Getenv("SOAK_SEED"); s != "" {
 		v, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
@@ -131,7 +131,7 @@ func TestSoak(t *testing.T) {
 
 	h.start = time.Now()
 	s.start = h.start
-	prod := &producer{s: s, r: rand.New(rand.NewPCG(seed, 0x9e0d)), h: h} //nolint:gosec // replayable inputs
+	prod := &producer{s: s, r: rand.New(rand.NewPCG(seed, 0x9e0d)), h: h}
 	ctx, stopProducing := context.WithCancel(context.Background())
 	var pwg sync.WaitGroup
 	pwg.Go(func() { prod.run(ctx) })

@@ -316,7 +316,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	hbStop := make(chan struct{})
 	go func() {
 		defer close(hbDone)
-		p.heartbeat(hbStop)
+		p.heartbeat(workCtx, hbStop)
 	}()
 
 	var fetchers sync.WaitGroup
@@ -433,7 +433,7 @@ func (p *Pool) release(n int) {
 // heartbeat sends InProgress for every message being worked on, every
 // AckWait/3, so the server never hands a message we still work on to
 // another worker.
-func (p *Pool) heartbeat(stop <-chan struct{}) {
+func (p *Pool) heartbeat(ctx context.Context, stop <-chan struct{}) {
 	t := time.NewTicker(p.cfg.AckWait / 3)
 	defer t.Stop()
 	var batch []*task
@@ -462,7 +462,7 @@ func (p *Pool) heartbeat(stop <-chan struct{}) {
 		// A heartbeat sent is only buffered, while disconnected or on a
 		// black-holed link that still looks connected: it counts once the
 		// server confirms it received what was sent.
-		if !p.delivered() {
+		if !p.delivered(ctx) {
 			continue
 		}
 		for _, tk := range sent {
@@ -475,10 +475,10 @@ func (p *Pool) heartbeat(stop <-chan struct{}) {
 
 // delivered reports whether everything sent to NATS so far reached the
 // server, waiting at most AckWait/3 for its word.
-func (p *Pool) delivered() bool {
+func (p *Pool) delivered(ctx context.Context) bool {
 	switch src := p.src.(type) {
 	case interface{ Flush(context.Context) error }:
-		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.AckWait/3)
+		ctx, cancel := context.WithTimeout(ctx, p.cfg.AckWait/3)
 		defer cancel()
 		return src.Flush(ctx) == nil
 	case interface{ Connected() bool }:
