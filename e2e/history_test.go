@@ -6,11 +6,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/codearts-recover-worker/codearts-recover-worker/codearts/codeartssim"
 	"github.com/codearts-recover-worker/codearts-recover-worker/worker"
@@ -154,4 +158,45 @@ func (h *history) excerpt(seq uint64, results, dls [][]byte, stats codeartssim.S
 		b.WriteString("          log " + l + "\n")
 	}
 	return b.String()
+}
+
+// TestHistoryExcerpt: a violation's excerpt names the request's
+// publication, its records, the faults on around it (not the others), what
+// the simulator saw and the log lines that name it (not the others').
+func TestHistoryExcerpt(t *testing.T) {
+	start := time.Now()
+	at := func(s float64) time.Time { return start.Add(time.Duration(s * float64(time.Second))) }
+	logPath := filepath.Join(t.TempDir(), "w1.log")
+	job := "ok000000000000000000000000000001"
+	require.NoError(t, os.WriteFile(logPath, []byte(strings.Join([]string{
+		`{"msg":"recovered","stream_seq":7,"job_id":"` + job + `"}`,
+		`{"msg":"recovered","stream_seq":70,"job_id":"ok000000000000000000000000000070"}`,
+		`{"msg":"dead-lettered","stream_seq":7}`,
+	}, "\n")), 0o600))
+	h := &history{
+		start:     start,
+		published: map[uint64]publication{7: {at: at(1), kind: "good", it: &item{msgID: job, jobID: job, want: outcomeRecovered}}},
+		faults: []faultSpan{
+			{f: fault{kind: faultNATSKill, target: 1, dur: time.Second}, begin: at(2), end: at(3)},
+			{f: fault{kind: faultAPIOutage, dur: time.Second}, begin: at(30), end: at(31)},
+		},
+		logs: []string{logPath},
+	}
+	res, _ := json.Marshal(worker.Result{StreamSeq: 7, JobID: job, Outcome: worker.OutcomeRecovered, At: at(4), Worker: "w1"})
+	other, _ := json.Marshal(worker.Result{StreamSeq: 70, Outcome: worker.OutcomeRecovered, At: at(5)})
+	dl, _ := json.Marshal(worker.DeadLetter{JobID: job, Reason: worker.ReasonClientError, FailedAt: at(5), Worker: "w2", Original: worker.Original{StreamSeq: 7}})
+	stats := codeartssim.Stats{Jobs: map[string]codeartssim.JobStats{job: {Calls: 2, Recovered: 1}}}
+
+	ex := h.excerpts([]string{"double terminal: stream_seq 7 (msg id x): 1 recovered results", "no seq here"}, [][]byte{res, other}, [][]byte{dl}, stats, 3)
+	require.Len(t, ex, 1)
+	for _, want := range []string{
+		"history of stream_seq 7", "published good", "result recovered", "worker=w1",
+		"dead letter reason=client_error", "worker=w2", "fault nats_kill n2", "called 2 times, recovered 1 times",
+		`"stream_seq":7,"job_id"`, `"msg":"dead-lettered","stream_seq":7}`,
+	} {
+		require.Contains(t, ex[0], want)
+	}
+	for _, unwanted := range []string{"api_outage", "stream_seq\":70"} {
+		require.NotContains(t, ex[0], unwanted)
+	}
 }
