@@ -259,8 +259,12 @@ func refusedButStored(refused []*item, dls [][]byte) []string {
 	}
 	var out []string
 	for _, raw := range dls {
-		for id := range ids {
-			if strings.Contains(string(raw), id) {
+		var d worker.DeadLetter
+		if json.Unmarshal(raw, &d) != nil {
+			continue // the oracle reports it
+		}
+		for _, id := range d.Original.Headers["Nats-Msg-Id"] {
+			if ids[id] {
 				out = append(out, fmt.Sprintf("a dead letter names %s, whose publish the stream refused: %s", id, clipLine(string(raw))))
 			}
 		}
