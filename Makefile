@@ -143,6 +143,19 @@ clean: ## Remove build outputs and installed tools
 e2e: build $(BIN)/nats-server ## Process-level fault suite: real worker and nats-server processes, crashes, partitions, bad input (e2e/README.md)
 	E2E_BIN=$(BIN) $(GO) test -tags e2e -count=1 -timeout 15m -v ./e2e/...
 
+# The randomized fault soak (e2e/soak_test.go, build tags e2e and soak, so
+# `make e2e` does not run it): SOAK_DURATION of faults drawn from SOAK_SEED
+# (default: drawn and printed), then the drain and the checker. An hour:
+# make soak SOAK_DURATION=1h SOAK_TIMEOUT=90m
+SOAK_DURATION ?= 2m
+SOAK_SEED     ?=
+SOAK_TIMEOUT  ?= 20m
+
+.PHONY: soak
+soak: build $(BIN)/nats-server ## Randomized, seeded fault soak over real processes (SOAK_DURATION=2m, SOAK_SEED=N replays a run; e2e/README.md)
+	E2E_BIN=$(BIN) SOAK_DURATION=$(SOAK_DURATION) SOAK_SEED=$(SOAK_SEED) \
+		$(GO) test -tags 'e2e soak' -count=1 -timeout $(SOAK_TIMEOUT) -run '^TestSoak$$' -v ./e2e/
+
 # --- Kubernetes: chart and image ------------------------------------------
 
 CHART       := deploy/helm/codearts-recover-worker

@@ -80,6 +80,9 @@ type system struct {
 
 	items map[uint64]*item // by stream sequence
 	start time.Time        // first publish
+
+	// results and deadLetters are the records settle read.
+	results, deadLetters [][]byte
 }
 
 type sysOptions struct {
@@ -485,6 +488,26 @@ type finishOptions struct {
 // in everything the workers wrote, and logs the figures line.
 func (s *system) finish(o finishOptions) figures {
 	s.t.Helper()
+	f, problems := s.settle(o)
+	if len(problems) > 10 {
+		problems = append(problems[:10], fmt.Sprintf("… and %d more", len(problems)-10))
+	}
+	for _, p := range problems {
+		s.t.Error(p)
+	}
+	if s.t.Failed() {
+		for _, w := range s.workers {
+			s.t.Logf("worker %s log tail:\n%s", w.name, logTail(w.log, 15))
+		}
+	}
+	return f
+}
+
+// settle does what finish does up to the verdict: it returns the figures
+// (also logged) and every problem found, and keeps the result events and
+// dead letters it read in s.results and s.deadLetters.
+func (s *system) settle(o finishOptions) (figures, []string) {
+	s.t.Helper()
 	secs, drained := s.waitDrained(o.drainTimeout)
 	if !drained {
 		s.t.Errorf("not drained within %s: %d requests still in the stream", o.drainTimeout, s.msgs(requestStream))
@@ -513,6 +536,7 @@ func (s *system) finish(o finishOptions) figures {
 	if err != nil {
 		s.t.Fatalf("read dead letters: %v", err)
 	}
+	s.results, s.deadLetters = results, dls
 	f, problems := judge(s.items, results, dls, s.sim.Stats(), o.oracle)
 	f.scenario = s.name
 	f.drain = secs
@@ -561,19 +585,7 @@ func (s *system) finish(o finishOptions) figures {
 		}
 	}
 	problems = append(problems, s.sim.wireLeaks()...)
-
-	if len(problems) > 10 {
-		problems = append(problems[:10], fmt.Sprintf("… and %d more", len(problems)-10))
-	}
-	for _, p := range problems {
-		s.t.Error(p)
-	}
-	if s.t.Failed() {
-		for _, w := range s.workers {
-			s.t.Logf("worker %s log tail:\n%s", w.name, logTail(w.log, 15))
-		}
-	}
-	return f
+	return f, problems
 }
 
 type named struct {

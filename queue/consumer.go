@@ -83,9 +83,15 @@ func benign(err error) bool {
 		errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, nats.ErrTimeout)
 }
 
-// Connected reports whether the link to NATS is up (heartbeats sent now
-// reach the server).
+// Connected reports whether the link to NATS is up. Up is not delivered:
+// on a black-holed link the connection stays up while nothing arrives.
 func (c *Consumer) Connected() bool { return c.c.Connected() }
+
+// Flush returns nil once the server has received everything this
+// connection sent before the call (a PING/PONG round trip; TCP keeps the
+// order), or an error when ctx ends first: heartbeats sent before a Flush
+// that returned nil reached the server.
+func (c *Consumer) Flush(ctx context.Context) error { return c.c.NC.FlushWithContext(ctx) }
 
 // Settings returns the bound consumer's AckWait and MaxDeliver as the server
 // knows them (when it was bound): the pool's heartbeat and budget follow

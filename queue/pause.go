@@ -17,10 +17,38 @@ func (c *Conn) PauseConsumer(ctx context.Context, until time.Time) error {
 	return nil
 }
 
-// ResumeConsumer ends a pause set by PauseConsumer.
+// resumeFor is how long ResumeConsumer keeps trying, and resumeTry how
+// long one try may take.
+var (
+	resumeFor = 30 * time.Second
+	resumeTry = 5 * time.Second
+)
+
+// ResumeConsumer ends a pause set by PauseConsumer. A try that fails for a
+// reason that passes (a node down, a leader election) is made again, with
+// backoff, for up to 30 s or until ctx ends: a resume given up at once left
+// the whole fleet idle until the pause's lease ran out (minutes), every
+// replica ready meanwhile (found by the soak, issue 15).
 func (c *Conn) ResumeConsumer(ctx context.Context) error {
-	if _, err := c.JS.ResumeConsumer(ctx, c.cfg.Stream, c.cfg.Consumer); err != nil {
-		return fmt.Errorf("resume consumer %s: %w", c.cfg.Consumer, err)
+	giveUp := time.Now().Add(resumeFor)
+	wait := 100 * time.Millisecond
+	for {
+		tctx, cancel := context.WithTimeout(ctx, resumeTry)
+		_, err := c.JS.ResumeConsumer(tctx, c.cfg.Stream, c.cfg.Consumer)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if Permanent(err) || ctx.Err() != nil || time.Now().Add(wait).After(giveUp) {
+			return fmt.Errorf("resume consumer %s: %w", c.cfg.Consumer, err)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("resume consumer %s: %w", c.cfg.Consumer, err)
+		case <-t.C:
+		}
+		wait = min(2*wait, 2*time.Second)
 	}
-	return nil
 }

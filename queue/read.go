@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -17,10 +18,26 @@ type StoredMsg struct {
 	Time    time.Time
 }
 
+// ErrIncomplete says a Scan stopped before the last sequence the stream
+// held when it began: what fn saw is only part of the stream.
+var ErrIncomplete = errors.New("scan incomplete")
+
+// scanWait is how long one fetch of a Scan waits for messages, and
+// scanEmptyTries how many empty fetches in a row, with messages still
+// left up to the end, make a Scan give up with ErrIncomplete.
+var (
+	scanWait       = 2 * time.Second
+	scanEmptyTries = 5
+)
+
 // Scan reads every message of stream in order, from its first sequence to
 // the last one present when Scan started, calling fn for each, without
 // holding them in memory. It uses an ephemeral ordered consumer, so it
-// neither acks nor disturbs the worker's consumer.
+// neither acks nor disturbs the worker's consumer. A fetch that comes back
+// empty ends the scan only if the stream holds nothing more up to that last
+// sequence (deleted meanwhile); otherwise Scan fetches again, and if it
+// cannot get there it returns an error wrapping ErrIncomplete: a caller
+// never acts on part of a stream believing it is all of it.
 func (c *Conn) Scan(ctx context.Context, stream string, fn func(StoredMsg) error) error {
 	s, err := c.JS.Stream(ctx, stream)
 	if err != nil {
@@ -38,29 +55,57 @@ func (c *Conn) Scan(ctx context.Context, stream string, fn func(StoredMsg) error
 	if err != nil {
 		return fmt.Errorf("read %s: %w", stream, err)
 	}
+	var pos uint64 // the last sequence read
+	empty := 0
 	for {
-		done, got, err := scanBatch(ctx, oc, last, fn)
+		done, got, err := scanBatch(ctx, oc, last, &pos, fn)
 		if err != nil {
 			return fmt.Errorf("read %s: %w", stream, err)
 		}
-		if done || got == 0 {
-			// got == 0: everything up to last was deleted meanwhile.
+		if done {
 			return nil
+		}
+		if got > 0 {
+			empty = 0
+			continue
+		}
+		more, err := remains(ctx, s, pos, last)
+		if err != nil {
+			return fmt.Errorf("read %s: read up to sequence %d of %d, then could not tell whether more remain: %w: %w", stream, pos, last, ErrIncomplete, err)
+		}
+		if !more {
+			return nil // everything up to last was deleted meanwhile
+		}
+		if empty++; empty >= scanEmptyTries {
+			return fmt.Errorf("read %s: read up to sequence %d of %d, then %d fetches came back empty: %w", stream, pos, last, empty, ErrIncomplete)
 		}
 	}
 }
 
-// scanBatch reads one batch; the pull is cancelled when it returns, so no
-// fetch goroutine outlives it.
-func scanBatch(ctx context.Context, oc jetstream.Consumer, last uint64, fn func(StoredMsg) error) (done bool, got int, err error) {
-	fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	mb, err := oc.Fetch(256, jetstream.FetchContext(fctx))
+// remains reports whether stream holds a message after pos up to last.
+func remains(ctx context.Context, s jetstream.Stream, pos, last uint64) (bool, error) {
+	m, err := s.GetMsg(ctx, pos+1, jetstream.WithGetMsgSubject(">"))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, nil
+	}
 	if err != nil {
+		return false, err
+	}
+	return m.Sequence <= last, nil
+}
+
+// scanBatch reads one batch, moving pos to the last sequence read; the pull
+// ends within scanWait and is drained when it returns, so no fetch
+// goroutine outlives it (ctx is checked between batches).
+func scanBatch(ctx context.Context, oc jetstream.Consumer, last uint64, pos *uint64, fn func(StoredMsg) error) (done bool, got int, err error) {
+	mb, err := oc.Fetch(256, jetstream.FetchMaxWait(scanWait))
+	if err != nil {
+		if benign(err) && ctx.Err() == nil {
+			return false, 0, nil // an empty fetch; Scan decides
+		}
 		return false, 0, err
 	}
 	defer func() {
-		cancel()
 		for range mb.Messages() {
 			// drain so the fetch goroutine exits
 		}
@@ -71,6 +116,7 @@ func scanBatch(ctx context.Context, oc jetstream.Consumer, last uint64, fn func(
 		if err != nil {
 			return false, got, err
 		}
+		*pos = meta.Sequence.Stream
 		if err := fn(StoredMsg{Seq: meta.Sequence.Stream, Subject: m.Subject(), Header: m.Headers(), Data: m.Data(), Time: meta.Timestamp}); err != nil {
 			return false, got, err
 		}

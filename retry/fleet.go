@@ -18,6 +18,9 @@ type FleetRate struct {
 	// Cap is the --rate-limit the rate was learned under; 0 = none. A fleet whose
 	// configured cap changes (a rollout) starts again from the new one.
 	Cap float64 `json:"cap,omitempty"`
+	// Probe is the share of the limit the next raise above the ceiling adds: it starts
+	// at 3 % and doubles with each such raise (up to 100 %), and a cut resets it. 0 = 3 %.
+	Probe float64 `json:"probe,omitempty"`
 }
 
 // Share returns the rate of one of replicas live replicas (at least 1); 0 means no limit.
@@ -94,19 +97,23 @@ func (p FleetPolicy) Cut(r FleetRate, admitted, succeeded float64) FleetRate {
 // capDecrease is the least multiplicative decrease of a capped fleet.
 const capDecrease = 0.9
 
-// probeStep is the share of the ceiling a raise adds once the limit is back at it: the
-// fleet probes for more quota gently, so the next throttle finds it only a little over.
+// probeStep is the share of the limit the first raise above the ceiling adds: the fleet
+// probes for more quota gently, so the next throttle finds it only a little over. Each
+// further raise without a throttle doubles the step (up to the whole limit), so a fleet
+// that a throttle storm cut to the floor is back at full speed within seconds of the storm
+// ending, not minutes (at a fixed 3 % of a collapsed ceiling a soak's fleet took over two
+// minutes to climb from 1 req/s back to 25).
 const probeStep = 0.03
 
 // Raise adds to r after a Window of successes without a throttle: half the way back to the
-// ceiling (at least Increase, default a twentieth of it), then 3 % of the ceiling
-// at a time above it, never above the cap.
+// ceiling (at least Increase, default a twentieth of it), then, above it, r.Probe of the
+// limit (3 % first, doubling with each raise until a cut), never above the cap.
 // No limit stays no limit.
 func (p FleetPolicy) Raise(r FleetRate) FleetRate {
 	if r.Limit <= 0 {
 		return r
 	}
-	next := r.Limit
+	next, probe := r.Limit, 0.0
 	if next < r.Ceiling {
 		// Back toward where the quota was met, quickly: half the gap or Increase,
 		// whichever is more.
@@ -116,12 +123,14 @@ func (p FleetPolicy) Raise(r FleetRate) FleetRate {
 		}
 		next = min(next+max(inc, (r.Ceiling-next)/2), r.Ceiling)
 	} else {
-		next += max(r.Ceiling*probeStep, p.Min)
+		step := max(r.Probe, probeStep)
+		next += max(next*step, p.Min)
+		probe = min(2*step, 1)
 	}
 	if p.Cap > 0 && next >= p.Cap {
 		return p.Start()
 	}
-	return FleetRate{Limit: next, Ceiling: max(r.Ceiling, next), Cap: p.Cap}
+	return FleetRate{Limit: next, Ceiling: max(r.Ceiling, next), Cap: p.Cap, Probe: probe}
 }
 
 // Raisable reports whether Raise would change r.

@@ -17,23 +17,27 @@ func TestFleetPolicy(t *testing.T) {
 		do   func(FleetRate) FleetRate
 		want FleetRate
 	}{
-		{"a capped fleet starts at its cap", FleetRate{}, func(FleetRate) FleetRate { return capped.Start() }, FleetRate{300, 300, 300}},
+		{"a capped fleet starts at its cap", FleetRate{}, func(FleetRate) FleetRate { return capped.Start() }, FleetRate{300, 300, 300, 0}},
 		{"an open fleet starts without a limit", FleetRate{}, func(FleetRate) FleetRate { return open.Start() }, FleetRate{}},
-		{"a cut of a capped fleet takes a tenth off", FleetRate{300, 300, 0}, func(r FleetRate) FleetRate { return capped.Cut(r, 0, 0) }, FleetRate{270, 300, 300}},
-		{"a cut starts from the limit, not from a partial measure", FleetRate{300, 300, 0}, func(r FleetRate) FleetRate { return capped.Cut(r, 200, 0) }, FleetRate{270, 300, 300}},
-		{"a cut of an open fleet halves it", FleetRate{300, 300, 0}, func(r FleetRate) FleetRate { return open.Cut(r, 0, 0) }, FleetRate{150, 300, 0}},
-		{"the first cut of an open fleet measures its ceiling", FleetRate{}, func(r FleetRate) FleetRate { return open.Cut(r, 400, 0) }, FleetRate{200, 400, 0}},
-		{"a later cut moves the ceiling to where the quota was met", FleetRate{220, 400, 0}, func(r FleetRate) FleetRate { return open.Cut(r, 0, 0) }, FleetRate{110, 220, 0}},
-		{"a cut with nothing measured goes to the floor", FleetRate{}, func(r FleetRate) FleetRate { return open.Cut(r, 0, 0) }, FleetRate{1, 1, 0}},
-		{"no lower than what the API served", FleetRate{100, 100, 0}, func(r FleetRate) FleetRate { return open.Cut(r, 100, 97) }, FleetRate{97, 97, 0}},
-		{"the ceiling is what the API served", FleetRate{126, 140, 0}, func(r FleetRate) FleetRate { return open.Cut(r, 126, 100) }, FleetRate{100, 100, 0}},
-		{"never below the floor", FleetRate{1.5, 300, 0}, func(r FleetRate) FleetRate { return open.Cut(r, 0, 0) }, FleetRate{1, 1.5, 0}},
-		{"a raise closes half the gap to the ceiling", FleetRate{150, 300, 0}, capped.Raise, FleetRate{225, 300, 300}},
-		{"at least Increase", FleetRate{290, 300, 0}, capped.Raise, FleetRate{300, 300, 300}},
-		{"the default increase is a twentieth of the ceiling", FleetRate{390, 400, 0}, open.Raise, FleetRate{400, 400, 0}},
-		{"the default increase, near the ceiling", FleetRate{370, 400, 0}, open.Raise, FleetRate{390, 400, 0}},
-		{"at the ceiling: probe above it gently", FleetRate{400, 400, 0}, open.Raise, FleetRate{412, 412, 0}},
-		{"a capped fleet probes up to its cap", FleetRate{200, 200, 0}, capped.Raise, FleetRate{206, 206, 300}},
+		{"a cut of a capped fleet takes a tenth off", FleetRate{300, 300, 0, 0}, func(r FleetRate) FleetRate { return capped.Cut(r, 0, 0) }, FleetRate{270, 300, 300, 0}},
+		{"a cut starts from the limit, not from a partial measure", FleetRate{300, 300, 0, 0}, func(r FleetRate) FleetRate { return capped.Cut(r, 200, 0) }, FleetRate{270, 300, 300, 0}},
+		{"a cut of an open fleet halves it", FleetRate{300, 300, 0, 0}, func(r FleetRate) FleetRate { return open.Cut(r, 0, 0) }, FleetRate{150, 300, 0, 0}},
+		{"the first cut of an open fleet measures its ceiling", FleetRate{}, func(r FleetRate) FleetRate { return open.Cut(r, 400, 0) }, FleetRate{200, 400, 0, 0}},
+		{"a later cut moves the ceiling to where the quota was met", FleetRate{220, 400, 0, 0}, func(r FleetRate) FleetRate { return open.Cut(r, 0, 0) }, FleetRate{110, 220, 0, 0}},
+		{"a cut with nothing measured goes to the floor", FleetRate{}, func(r FleetRate) FleetRate { return open.Cut(r, 0, 0) }, FleetRate{1, 1, 0, 0}},
+		{"no lower than what the API served", FleetRate{100, 100, 0, 0}, func(r FleetRate) FleetRate { return open.Cut(r, 100, 97) }, FleetRate{97, 97, 0, 0}},
+		{"the ceiling is what the API served", FleetRate{126, 140, 0, 0}, func(r FleetRate) FleetRate { return open.Cut(r, 126, 100) }, FleetRate{100, 100, 0, 0}},
+		{"never below the floor", FleetRate{1.5, 300, 0, 0}, func(r FleetRate) FleetRate { return open.Cut(r, 0, 0) }, FleetRate{1, 1.5, 0, 0}},
+		{"a raise closes half the gap to the ceiling", FleetRate{150, 300, 0, 0}, capped.Raise, FleetRate{225, 300, 300, 0}},
+		{"at least Increase", FleetRate{290, 300, 0, 0}, capped.Raise, FleetRate{300, 300, 300, 0}},
+		{"the default increase is a twentieth of the ceiling", FleetRate{390, 400, 0, 0}, open.Raise, FleetRate{400, 400, 0, 0}},
+		{"the default increase, near the ceiling", FleetRate{370, 400, 0, 0}, open.Raise, FleetRate{390, 400, 0, 0}},
+		{"at the ceiling: probe above it gently", FleetRate{400, 400, 0, 0}, open.Raise, FleetRate{412, 412, 0, 0.06}},
+		{"each probe without a throttle doubles the step", FleetRate{412, 412, 0, 0.06}, open.Raise, FleetRate{436.72, 436.72, 0, 0.12}},
+		{"the step stops doubling at the whole limit", FleetRate{100, 100, 0, 1}, open.Raise, FleetRate{200, 200, 0, 1}},
+		{"a raise toward the ceiling does not probe", FleetRate{150, 300, 0, 0.5}, open.Raise, FleetRate{225, 300, 0, 0}},
+		{"a cut resets the probe", FleetRate{400, 400, 0, 0.5}, func(r FleetRate) FleetRate { return open.Cut(r, 0, 0) }, FleetRate{200, 400, 0, 0}},
+		{"a capped fleet probes up to its cap", FleetRate{200, 200, 0, 0}, capped.Raise, FleetRate{206, 206, 300, 0.06}},
 		{"no limit stays no limit", FleetRate{}, open.Raise, FleetRate{}},
 	}
 	for _, tt := range tests {
@@ -42,10 +46,10 @@ func TestFleetPolicy(t *testing.T) {
 			require.Equal(t, tt.want, tt.do(tt.give))
 		})
 	}
-	require.False(t, capped.Raisable(FleetRate{300, 300, 0}), "at the cap")
-	require.True(t, capped.Raisable(FleetRate{150, 300, 0}))
+	require.False(t, capped.Raisable(FleetRate{300, 300, 0, 0}), "at the cap")
+	require.True(t, capped.Raisable(FleetRate{150, 300, 0, 0}))
 	require.False(t, open.Raisable(FleetRate{}), "no limit")
-	require.True(t, open.Raisable(FleetRate{400, 400, 0}), "an open fleet keeps probing")
+	require.True(t, open.Raisable(FleetRate{400, 400, 0, 0}), "an open fleet keeps probing")
 	require.InDelta(t, 100, FleetRate{Limit: 300}.Share(3), 1e-9)
 	require.InDelta(t, 300, FleetRate{Limit: 300}.Share(0), 1e-9, "at least one replica")
 	require.Zero(t, FleetRate{}.Share(3), "no limit")
@@ -77,3 +81,29 @@ type fleetSpy struct{ throttled, succeeded int }
 
 func (f *fleetSpy) Throttled() { f.throttled++ }
 func (f *fleetSpy) Succeeded() { f.succeeded++ }
+
+// After a throttle storm has cut an open fleet to its floor, a window of successes at a
+// time brings it back to the API's capacity within seconds: the probe above the ceiling
+// grows with each raise that meets no throttle (it took over a thousand raises when each
+// added 3 % of a collapsed ceiling), and still starts at 3 %, so a steady quota is found
+// again only a little over.
+func TestFleetClimbsBackAfterAStorm(t *testing.T) {
+	t.Parallel()
+	open := FleetPolicy{Min: 1, Decrease: 0.5, Window: time.Second, Cooldown: time.Second}
+	r := FleetRate{Limit: 1000, Ceiling: 1000}
+	for range 12 { // a storm: 60 % throttled, one cut per Cooldown
+		r = open.Cut(r, r.Limit, 0.4*r.Limit)
+	}
+	require.InDelta(t, 1, r.Limit, 1e-9, "the storm cut the fleet to its floor")
+	raises := 0
+	for r.Limit < 1000 {
+		r = open.Raise(r)
+		raises++
+		require.LessOrEqual(t, raises, 20, "still at %.1f req/s after %d windows of successes", r.Limit, raises)
+	}
+	// A steady quota at 500: the first raise past it overshoots by a step, and after the
+	// cut the probe starts small again.
+	r = open.Cut(FleetRate{Limit: 520, Ceiling: 520, Probe: 0.5}, 520, 500)
+	require.Equal(t, FleetRate{Limit: 500, Ceiling: 500}, r)
+	require.InDelta(t, 515, open.Raise(r).Limit, 1e-9)
+}

@@ -15,11 +15,16 @@ import (
 // task is one delivery being worked on.
 type task struct {
 	// lastBeat is when the server last surely heard of this delivery
-	// (receipt, or an InProgress sent while connected), in unix nanos.
+	// (receipt, or an InProgress it confirmed received), in unix nanos.
 	lastBeat atomic.Int64
-	d        Delivery
-	base     *zap.Logger
-	log      *zap.Logger // base with the ids, built on first use by the handling goroutine only
+	// leaseGone is set once the server went AckWait or longer without
+	// hearing of this delivery, even if it hears of it again later: it may
+	// have handed the request to another worker meanwhile.
+	leaseGone atomic.Bool
+
+	d    Delivery
+	base *zap.Logger
+	log  *zap.Logger // base with the ids, built on first use by the handling goroutine only
 	// seq and stored name the request: its first message's stream
 	// sequence and store time (lin says where a requeued copy came from).
 	seq    uint64
@@ -397,12 +402,14 @@ func (p *Pool) ack(ctx context.Context, t *task, kind, reason string) {
 }
 
 // leaseLost reports (and counts, logs and reports once) a delivery whose
-// heartbeats have not reached the server for longer than AckWait: the
-// server has handed it to another worker, so acting on it now could make
-// a second terminal state. Dropping it is safe: the other delivery finishes.
+// heartbeats did not reach the server for AckWait or longer, now or at any
+// time since it was fetched: the server may have handed it to another
+// worker, so acting on it now could make a second terminal state. A link
+// that comes back after such a gap does not give the lease back. Dropping
+// it is safe: the other delivery finishes.
 func (p *Pool) leaseLost(t *task) bool {
 	silent := time.Since(time.Unix(0, t.lastBeat.Load()))
-	if silent < p.cfg.AckWait {
+	if silent < p.cfg.AckWait && !t.leaseGone.Load() {
 		return false
 	}
 	p.leaseDrops.Add(1)

@@ -349,7 +349,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	hbStop := make(chan struct{})
 	go func() {
 		defer close(hbDone)
-		p.heartbeat(hbStop)
+		p.heartbeat(workCtx, hbStop)
 	}()
 
 	var fetchers sync.WaitGroup
@@ -513,7 +513,7 @@ func (p *Pool) release(n int) {
 // heartbeat sends InProgress for every message being worked on, every
 // AckWait/3, so the server never hands a message we still work on to
 // another worker.
-func (p *Pool) heartbeat(stop <-chan struct{}) {
+func (p *Pool) heartbeat(ctx context.Context, stop <-chan struct{}) {
 	t := time.NewTicker(p.cfg.AckWait / 3)
 	defer t.Stop()
 	var batch []*task
@@ -529,24 +529,42 @@ func (p *Pool) heartbeat(stop <-chan struct{}) {
 			batch = append(batch, tk)
 		}
 		p.mu.Unlock()
-		// A heartbeat sent while disconnected is only buffered: it does
-		// not count as reaching the server.
-		connected := true
-		if c, ok := p.src.(interface{ Connected() bool }); ok {
-			connected = c.Connected()
-		}
 		now := time.Now().UnixNano()
+		sent := batch[:0]
 		for _, tk := range batch {
 			if err := tk.d.InProgress(); err != nil {
 				// seq and n are set before the task is tracked; nothing else is read here.
 				p.log.Debug("in-progress heartbeat failed", zap.Uint64("stream_seq", tk.seq), zap.Uint64("delivery", tk.n), zap.Error(err))
 				continue
 			}
-			if connected {
-				tk.lastBeat.Store(now)
+			sent = append(sent, tk)
+		}
+		// A heartbeat sent is only buffered, while disconnected or on a
+		// black-holed link that still looks connected: it counts once the
+		// server confirms it received what was sent.
+		if !p.delivered(ctx) {
+			continue
+		}
+		for _, tk := range sent {
+			if now-tk.lastBeat.Swap(now) >= int64(p.cfg.AckWait) {
+				tk.leaseGone.Store(true)
 			}
 		}
 	}
+}
+
+// delivered reports whether everything sent to NATS so far reached the
+// server, waiting at most AckWait/3 for its word.
+func (p *Pool) delivered(ctx context.Context) bool {
+	switch src := p.src.(type) {
+	case interface{ Flush(context.Context) error }:
+		ctx, cancel := context.WithTimeout(ctx, p.cfg.AckWait/3)
+		defer cancel()
+		return src.Flush(ctx) == nil
+	case interface{ Connected() bool }:
+		return src.Connected()
+	}
+	return true
 }
 
 func (p *Pool) track(t *task) {

@@ -29,8 +29,12 @@ func (s Source) Fetch(ctx context.Context, n int, deliver func(worker.Delivery))
 	return b.Err()
 }
 
-// Connected reports whether NATS is reachable, for the pool's lease check.
+// Connected reports whether NATS is reachable.
 func (s Source) Connected() bool { return s.C.Connected() }
+
+// Flush returns once the server has received everything sent so far, for
+// the pool's lease check: a heartbeat counts only once delivered.
+func (s Source) Flush(ctx context.Context) error { return s.C.Flush(ctx) }
 
 // Stranded makes queue.Advisories a worker.StrandedSource.
 type Stranded struct{ A *queue.Advisories }
