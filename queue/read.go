@@ -56,9 +56,14 @@ func (c *Conn) Scan(ctx context.Context, stream string, fn func(StoredMsg) error
 		return fmt.Errorf("read %s: %w", stream, err)
 	}
 	var pos uint64 // the last sequence read
-	empty := 0
+	empty, read := 0, uint64(0)
 	for {
-		done, got, err := scanBatch(ctx, oc, last, &pos, fn)
+		// Ask for no more than the stream held at the start and is not read
+		// yet: a pull for more would wait out scanWait at the end of every
+		// scan (the status page scans several streams a refresh).
+		want := int(min(max(info.State.Msgs-min(read, info.State.Msgs), 1), 256))
+		done, got, err := scanBatch(ctx, oc, want, last, &pos, fn)
+		read += uint64(got) //nolint:gosec // a count of messages, never negative
 		if err != nil {
 			return fmt.Errorf("read %s: %w", stream, err)
 		}
@@ -97,8 +102,8 @@ func remains(ctx context.Context, s jetstream.Stream, pos, last uint64) (bool, e
 // scanBatch reads one batch, moving pos to the last sequence read; the pull
 // ends within scanWait and is drained when it returns, so no fetch
 // goroutine outlives it (ctx is checked between batches).
-func scanBatch(ctx context.Context, oc jetstream.Consumer, last uint64, pos *uint64, fn func(StoredMsg) error) (done bool, got int, err error) {
-	mb, err := oc.Fetch(256, jetstream.FetchMaxWait(scanWait))
+func scanBatch(ctx context.Context, oc jetstream.Consumer, want int, last uint64, pos *uint64, fn func(StoredMsg) error) (done bool, got int, err error) {
+	mb, err := oc.Fetch(want, jetstream.FetchMaxWait(scanWait))
 	if err != nil {
 		if benign(err) && ctx.Err() == nil {
 			return false, 0, nil // an empty fetch; Scan decides
