@@ -78,7 +78,7 @@ func (c *Client) ListProjectJobs(ctx context.Context, projectID string, pageInde
 	if projectID == "" || strings.ContainsAny(projectID, "/?#") {
 		return Page{}, fmt.Errorf("%s: invalid project id", what)
 	}
-	body, err := c.read(ctx, "", func(sdk *v3.CodeArtsBuildClient, hdr map[string]string) error {
+	return c.readPage(ctx, what, func(sdk *v3.CodeArtsBuildClient, hdr map[string]string) error {
 		inv := sdk.ShowJobListByProjectIdInvoker(&model.ShowJobListByProjectIdRequest{
 			ProjectId: projectID, PageIndex: int32(pageIndex), PageSize: int32(pageSize), //nolint:gosec // bounded by checkPage
 		})
@@ -86,6 +86,12 @@ func (c *Client) ListProjectJobs(ctx context.Context, projectID string, pageInde
 		_, err := inv.Invoke()
 		return err
 	})
+}
+
+// readPage makes one list read in the default region and parses its page
+// from the raw body; what names the read in errors.
+func (c *Client) readPage(ctx context.Context, what string, invoke func(*v3.CodeArtsBuildClient, map[string]string) error) (Page, error) {
+	body, err := c.read(ctx, "", invoke)
 	if err != nil {
 		return Page{}, fmt.Errorf("%s: %w", what, err)
 	}
@@ -104,21 +110,13 @@ func (c *Client) ListJobs(ctx context.Context, pageIndex, pageSize int) (Page, e
 	if err := checkPage(pageIndex, pageSize); err != nil {
 		return Page{}, fmt.Errorf("%s: %w", what, err)
 	}
-	body, err := c.read(ctx, "", func(sdk *v3.CodeArtsBuildClient, hdr map[string]string) error {
+	return c.readPage(ctx, what, func(sdk *v3.CodeArtsBuildClient, hdr map[string]string) error {
 		idx, size := int32(pageIndex), int32(pageSize) //nolint:gosec // bounded by checkPage
 		inv := sdk.ListJobInvoker(&model.ListJobRequest{PageIndex: &idx, PageSize: &size})
 		inv.AddHeaders(hdr)
 		_, err := inv.Invoke()
 		return err
 	})
-	if err != nil {
-		return Page{}, fmt.Errorf("%s: %w", what, err)
-	}
-	p, err := ParsePage(body)
-	if err != nil {
-		return Page{}, fmt.Errorf("%s: %w: %w", what, ErrUnreadable, err)
-	}
-	return p, nil
 }
 
 // JobState reads whether jobID is disabled (ShowDisable, GET
