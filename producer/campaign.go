@@ -166,3 +166,39 @@ func (c *Client) stream() string {
 	}
 	return DefaultStream
 }
+
+// ListCampaigns returns every campaign of stream's bucket (none when the
+// bucket does not exist), in one pass over the bucket.
+func ListCampaigns(ctx context.Context, js jetstream.JetStream, stream string) ([]Campaign, error) {
+	kv, err := campaignKV(ctx, js, stream, false)
+	if errors.Is(err, ErrNoCampaign) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("campaigns: %w", err)
+	}
+	defer func() { _ = w.Stop() }()
+	var out []Campaign
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("campaigns: %w", ctx.Err())
+		case e, ok := <-w.Updates():
+			if !ok {
+				return out, nil
+			}
+			if e == nil {
+				return out, nil // the initial values are all read
+			}
+			var c Campaign
+			if err := json.Unmarshal(e.Value(), &c); err != nil {
+				continue // not a record this version reads
+			}
+			out = append(out, c)
+		}
+	}
+}

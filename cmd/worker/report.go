@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -137,40 +136,7 @@ func printReportJSON(w io.Writer, r *admin.CampaignReport) error {
 	return enc.Encode(r)
 }
 
-// reportCSVHeader is the CSV's columns, a contract for spreadsheets.
-var reportCSVHeader = []string{"job_id", "outcome", "verified", "reason", "status", "error_code", "request_id", "attempts", "at", "stream_seq"}
-
-func printReportCSV(w io.Writer, r *admin.CampaignReport) error {
-	cw := csv.NewWriter(w)
-	if err := cw.Write(reportCSVHeader); err != nil {
-		return err
-	}
-	for _, j := range r.Jobs {
-		at := ""
-		if !j.At.IsZero() {
-			at = j.At.UTC().Format(time.RFC3339Nano)
-		}
-		status := ""
-		if j.Status != 0 {
-			status = strconv.Itoa(j.Status)
-		}
-		row := []string{j.JobID, j.Outcome, strconv.FormatBool(j.Verified), csvSafe(j.Reason), status, csvSafe(j.ErrorCode),
-			csvSafe(j.RequestID), strconv.Itoa(j.Attempts), at, strconv.FormatUint(j.StreamSeq, 10)}
-		if err := cw.Write(row); err != nil {
-			return err
-		}
-	}
-	cw.Flush()
-	return cw.Error()
-}
-
-// csvSafe keeps a spreadsheet from reading a cell as a formula.
-func csvSafe(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
-		return "'" + s
-	}
-	return s
-}
+func printReportCSV(w io.Writer, r *admin.CampaignReport) error { return r.WriteCSV(w) }
 
 // sanitizeCell keeps control characters out of the table.
 func sanitizeCell(s string) string {

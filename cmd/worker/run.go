@@ -471,7 +471,8 @@ func uiBackend(conn *queue.Conn, live func() ui.Live, log *zap.Logger) ui.Backen
 			Snapshots: admin.SnapshotConfig{ResultStream: conn.Config().ResultStream},
 			Problems:  &zapio.Writer{Log: log.Named("replay"), Level: zap.WarnLevel},
 		},
-		Live: live,
+		Live:      live,
+		Campaigns: admin.NewCampaignTracker(conn, admin.TrackerConfig{}),
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/admin"
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/ops"
+	"github.com/codearts-recover-worker/codearts-recover-worker/producer"
 	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
 )
 
@@ -80,12 +82,23 @@ type Config struct {
 	Now func() time.Time
 }
 
+// Campaigns reads the campaigns. *admin.CampaignTracker implements it.
+type Campaigns interface {
+	// Progress returns the campaigns followed, reading only what is new.
+	Progress(ctx context.Context) ([]admin.CampaignProgress, error)
+	// Report is a campaign's report with every job, as `worker report
+	// --json --jobs` gives it; producer.ErrNoCampaign for an unknown one.
+	Report(ctx context.Context, name string) (*admin.CampaignReport, error)
+}
+
 // Backend is what the page reads once the process is wired.
 type Backend struct {
 	// Streams is required.
 	Streams Streams
 	// Live reads this process's state. nil = none shown.
 	Live func() Live
+	// Campaigns reads the campaigns. nil = none shown.
+	Campaigns Campaigns
 }
 
 // Server serves the page and its API, on a listener of its own (the ops
@@ -103,6 +116,9 @@ type Server struct {
 	snapAt  time.Time
 	counts  ops.Totals
 	win     window
+	camps   []admin.CampaignProgress
+	campErr error
+	campWin map[string]*window // each campaign's finished requests over Window
 
 	rmu       sync.Mutex
 	replay    *replayState
@@ -148,6 +164,7 @@ func New(cfg Config) *Server {
 	s.mux.Handle("GET /", headers(files, false))
 	s.mux.Handle("GET /api/status", headers(http.HandlerFunc(s.status), true))
 	s.mux.Handle("GET /api/deadletters", headers(http.HandlerFunc(s.deadLetters), true))
+	s.mux.Handle("GET /api/campaigns/{name}/report", headers(http.HandlerFunc(s.campaignReport), true))
 	s.mux.Handle("POST /api/replay", headers(http.NewCrossOriginProtection().Handler(http.HandlerFunc(s.startReplay)), true))
 	return s
 }
@@ -213,6 +230,34 @@ func (s *Server) refresh(ctx context.Context, b *Backend) {
 	}
 	s.counts = c
 	s.win.add(sample{at: s.snapAt, backlog: float64(snap.Status.Stream.Messages), finished: float64(c.Finished()), calls: float64(c.Calls())})
+	if b.Campaigns != nil {
+		s.readCampaigns(ctx, b.Campaigns)
+	}
+}
+
+// readCampaigns reads the campaigns' progress (only what is new since the
+// last read) and adds a sample of each one's finished requests to its
+// window; windows of campaigns no longer followed are dropped.
+func (s *Server) readCampaigns(ctx context.Context, c Campaigns) {
+	camps, err := c.Progress(ctx)
+	if err != nil {
+		if s.campErr == nil {
+			s.log.Warn("status page: reading the campaigns failed", zap.Error(err))
+		}
+		s.campErr = err
+		return
+	}
+	s.camps, s.campErr = camps, nil
+	wins := make(map[string]*window, len(camps))
+	for _, cp := range camps {
+		w := s.campWin[cp.Campaign]
+		if w == nil {
+			w = &window{span: s.cfg.Window}
+		}
+		w.add(sample{at: s.snapAt, finished: float64(cp.Enqueued - cp.InFlight)})
+		wins[cp.Campaign] = w
+	}
+	s.campWin = wins
 }
 
 // statusResponse is GET /api/status.
@@ -237,7 +282,30 @@ type statusResponse struct {
 	// rates over the last seconds, its state.
 	Process *process     `json:"process"`
 	Replay  *replayState `json:"replay"`
+	// Campaigns are the campaigns followed (the most recently updated
+	// first), with Active set on those still running or finished within
+	// the last hour.
+	Campaigns []campaign `json:"campaigns"`
+	// CampaignsError is the last failed read of the campaigns.
+	CampaignsError string `json:"campaigns_error,omitempty"`
 }
+
+// campaign is a campaign's progress as the page shows it.
+type campaign struct {
+	admin.CampaignProgress
+	Active bool `json:"active"`
+	// RatePerSecond is how fast its requests finish, fleet-wide, over the
+	// page's window; ETASeconds is in flight / rate (null when nothing
+	// finishes, 0 when none is in flight).
+	RatePerSecond float64  `json:"rate_per_second"`
+	ETASeconds    *float64 `json:"eta_seconds"`
+	// Report is the path of its report (JSON; add ?format=csv for CSV).
+	Report string `json:"report"`
+}
+
+// campaignActiveFor is how long a finished campaign stays active on the
+// page.
+const campaignActiveFor = time.Hour
 
 type drain struct {
 	// RatePerSecond is how fast the backlog shrinks (negative: it grows),
@@ -279,6 +347,10 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	rate, span, ok := s.win.drainRate()
 	finishedRate := s.win.recent(5*time.Second, func(x sample) float64 { return x.finished })
 	callRate := s.win.recent(5*time.Second, func(x sample) float64 { return x.calls })
+	resp.Campaigns = s.campaignViews(resp.Time)
+	if s.campErr != nil {
+		resp.CampaignsError = s.campErr.Error()
+	}
 	s.mu.Unlock()
 	if snapErr != nil {
 		resp.Error = snapErr.Error()
@@ -310,6 +382,78 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	}
 	resp.Process = p
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// campaignViews is the campaigns with their rates; s.mu is held.
+func (s *Server) campaignViews(now time.Time) []campaign {
+	out := make([]campaign, 0, len(s.camps))
+	for _, cp := range s.camps {
+		v := campaign{CampaignProgress: cp, Report: "api/campaigns/" + url.PathEscape(cp.Campaign) + "/report"}
+		last := cp.UpdatedAt
+		if cp.LastResultAt.After(last) {
+			last = cp.LastResultAt
+		}
+		v.Active = cp.InFlight > 0 || now.Sub(last) < campaignActiveFor
+		if w := s.campWin[cp.Campaign]; w != nil {
+			v.RatePerSecond = w.recent(s.cfg.Window, func(x sample) float64 { return x.finished })
+		}
+		switch {
+		case cp.InFlight == 0:
+			v.ETASeconds = new(float64)
+		case v.RatePerSecond > 0:
+			eta := float64(cp.InFlight) / v.RatePerSecond
+			v.ETASeconds = &eta
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// campaignReport is GET /api/campaigns/{name}/report[?format=csv]: the
+// report `worker report --json --jobs` (or --csv) prints, read through
+// Campaigns.Report, which bounds how often the streams are read for it.
+func (s *Server) campaignReport(w http.ResponseWriter, r *http.Request) {
+	b := s.backend.Load()
+	if b == nil {
+		writeError(w, http.StatusServiceUnavailable, "starting: connecting to NATS")
+		return
+	}
+	if b.Campaigns == nil {
+		writeError(w, http.StatusNotFound, "this page does not read campaigns")
+		return
+	}
+	name := r.PathValue("name")
+	if err := producer.ValidCampaign(name); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	format := r.URL.Query().Get("format")
+	if format != "" && format != "json" && format != "csv" {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("format %q: json or csv", format))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
+	defer cancel()
+	rep, err := b.Campaigns.Report(ctx, name)
+	switch {
+	case errors.Is(err, producer.ErrNoCampaign):
+		writeError(w, http.StatusNotFound, fmt.Sprintf("campaign %q is not recorded", name))
+		return
+	case err != nil:
+		s.log.Warn("status page: campaign report failed", zap.String("campaign", name), zap.Error(err))
+		writeError(w, http.StatusServiceUnavailable, "reading the campaign: "+errString(err))
+		return
+	}
+	if format == "csv" {
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", `attachment; filename="`+name+`-report.csv"`) // a campaign name is letters, digits, - _ = .
+		if err := rep.WriteCSV(w); err != nil {
+			s.log.Warn("status page: writing a campaign report", zap.String("campaign", name), zap.Error(err))
+		}
+		return
+	}
+	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`-report.json"`)
+	writeJSON(w, http.StatusOK, rep)
 }
 
 // deadLettersResponse is GET /api/deadletters.

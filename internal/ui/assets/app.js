@@ -133,6 +133,42 @@ function renderStatus(s) {
   renderState(s);
   renderFigures(st);
   renderReplay(s.replay);
+  renderCampaigns(s);
+}
+
+// ---- campaigns ----
+
+function renderCampaigns(s) {
+  const active = (s.campaigns || []).filter((c) => c.active);
+  $("campaigns-card").hidden = active.length === 0 && !s.campaigns_error;
+  $("campaigns-hint").textContent = s.campaigns_error
+    ? "reading the campaigns failed: " + s.campaigns_error
+    : "running or finished within the hour";
+  $("campaigns").replaceChildren(...active.map(campaignRow));
+}
+
+function campaignRow(c) {
+  const done = c.enqueued - c.in_flight;
+  const dead = c.dead_lettered;
+  const reasons = (c.dead_lettered_by || []).map((r) => r.reason + (r.error_code ? " " + r.error_code : "") + " ×" + r.count).join("\n");
+  let eta;
+  if (c.in_flight === 0) eta = "done";
+  else if (c.eta_seconds !== null && c.eta_seconds !== undefined) eta = duration(c.eta_seconds);
+  else eta = "–";
+  return el("tr", { "data-campaign": c.campaign },
+    el("td", {}, el("code", { text: c.campaign }), el("div", { class: "sub-note", text: "started " + ago(c.started_at) + (c.approximate ? " · approximate" : "") })),
+    el("td", { class: "progress" }, el("div", { class: "bar" }, el("span", { style: { width: (c.enqueued ? (100 * done) / c.enqueued : 100) + "%" } })),
+      el("div", { class: "sub-note", text: (c.enqueued ? Math.floor((100 * done) / c.enqueued) : 100) + "% finished" + (c.repeated ? " · " + fmt(c.repeated) + " repeated" : "") })),
+    el("td", { class: "num", "data-k": "enqueued", text: fmt(c.enqueued) }),
+    el("td", { class: "num good", "data-k": "recovered", text: fmt(c.recovered), title: fmt(c.verified) + " verified" }),
+    el("td", { class: "num", "data-k": "already_enabled", text: fmt(c.already_enabled) }),
+    el("td", { class: "num" + (dead ? " bad" : ""), "data-k": "dead_lettered", text: fmt(dead), title: reasons }),
+    el("td", { class: "num", "data-k": "in_flight", text: fmt(c.in_flight) }),
+    el("td", { class: "num", "data-k": "rate", text: fmt1(c.rate_per_second) + "/s" }),
+    el("td", { "data-k": "eta", text: eta }),
+    el("td", { class: "act" },
+      el("a", { href: c.report, download: c.campaign + "-report.json", "data-k": "report-json", text: "JSON" }), " · ",
+      el("a", { href: c.report + "?format=csv", download: c.campaign + "-report.csv", "data-k": "report-csv", text: "CSV" })));
 }
 
 function statusClass(k) {
