@@ -372,3 +372,44 @@ func TestDemoPageURLCarriesToken(t *testing.T) {
 	require.Equal(t, token, pageEval[string](t, bctx, `sessionStorage.getItem("codearts-recover-ui-token")`))
 	require.Equal(t, http.StatusUnauthorized, postAsPage(t, base, `{"reason":"client_error","error_code":"CB.00060214","up_to_seq":1}`, ""))
 }
+
+// TestStatusPageShowsCampaigns: a campaign enqueued with --campaign shows
+// on the page with its outcomes as `worker report` counts them, and its
+// report link downloads the CSV of every job, read-only.
+func TestStatusPageShowsCampaigns(t *testing.T) {
+	bctx := browser(t)
+	verifyNoLeaks(t)
+	sim := codeartssim.New(codeartssim.WithCredentials(testAK, testSK), codeartssim.WithOutcomes(codeartssim.StandardPrefixOutcomes()))
+	require.NoError(t, sim.Start("127.0.0.1:0"))
+	t.Cleanup(func() { _ = sim.Close() })
+	base, natsURL := startUIWorker(t, sim)
+
+	r := cli(t, "", append([]string{"enqueue", "--campaign", "outage-7", "--nats-url", natsURL}, append(ids("c", 20), ids("404", 3)...)...)...)
+	require.Zero(t, r.code, r.err)
+
+	require.NoError(t, chromedp.Do(bctx, chromedp.Navigate(base+"/")))
+	row := `document.querySelector('#campaigns tr[data-campaign="outage-7"]')`
+	cell := func(k string) string { return row + `?.querySelector('[data-k="` + k + `"]')?.textContent` }
+	waitPage(t, bctx, 60*time.Second, cell("in_flight")+` === "0" && `+cell("recovered")+` === "20"`, "the campaign drained on the page")
+	require.Equal(t, "23", pageEval[string](t, bctx, cell("enqueued")))
+	require.Equal(t, "3", pageEval[string](t, bctx, cell("dead_lettered")))
+	require.Equal(t, "done", pageEval[string](t, bctx, cell("eta")))
+	require.False(t, pageEval[bool](t, bctx, `document.getElementById('campaigns-card').hidden`))
+
+	rep := cli(t, "", "report", "--campaign", "outage-7", "--json", "--nats-url", natsURL)
+	require.Zero(t, rep.code, rep.err)
+	require.Contains(t, rep.out, `"recovered": 20`)
+	require.Contains(t, rep.out, `"dead_lettered": 3`)
+
+	href := pageEval[string](t, bctx, row+`.querySelector('[data-k="report-csv"]').href`)
+	require.True(t, strings.HasPrefix(href, base+"/api/campaigns/outage-7/report"), href)
+	resp, err := noKeepAlive().Get(href)
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	require.Equal(t, 24, strings.Count(string(body), "\n"), "a header and a row per job")
+	require.Equal(t, 20, strings.Count(string(body), ",recovered,"))
+	require.Equal(t, 3, strings.Count(string(body), ",dead_lettered,false,client_error,404,CB.00060214,"))
+}

@@ -10,6 +10,9 @@
 //	                        dead-lettered counts, API calls by status, current
 //	                        rate and limit, breakers, pause and its reason
 //	GET  /api/deadletters   dead letters grouped by reason and error code
+//	GET  /api/campaigns/{name}/report[?format=csv]
+//	                        a campaign's report with every job (as
+//	                        `worker report --json --jobs` / `--csv`)
 //	POST /api/replay        replay one group (only with Config.Actions and
 //	                        Config.Token)
 //
@@ -32,4 +35,8 @@
 //     cancels it and waits.
 //   - However many pages poll, the streams are read at most once per
 //     Config.Refresh, and the dead letters rescanned only when they changed.
+//   - Campaigns (Backend.Campaigns, admin.CampaignTracker) are read
+//     incrementally: a refresh reads only the result events stored since
+//     the last, memory is bounded (campaigns followed, job entries), and a
+//     report download is read at most once per a few seconds, one at a time.
 package ui

@@ -16,6 +16,7 @@ import (
 
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/admin"
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/ops"
+	"github.com/codearts-recover-worker/codearts-recover-worker/producer"
 	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
 	"github.com/codearts-recover-worker/codearts-recover-worker/worker"
 )
@@ -391,4 +392,110 @@ func TestReplayBounds(t *testing.T) {
 	for _, r := range b.streams.replays {
 		require.Equal(t, admin.ReplayBounds{UpTo: 40, Max: 5, Rate: 20}, r.Bounds, "at most ReplayMax of the group of 12")
 	}
+}
+
+// fakeCampaigns serves one campaign whose requests finish as set, and
+// counts the reports read.
+type fakeCampaigns struct {
+	mu       sync.Mutex
+	inFlight int64
+	reports  int
+}
+
+func (f *fakeCampaigns) Progress(context.Context) ([]admin.CampaignProgress, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	start := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
+	return []admin.CampaignProgress{{CampaignReport: admin.CampaignReport{
+		Campaign: "outage-1", StartedAt: start, Enqueued: 1000, Recovered: 1000 - f.inFlight - 5, DeadLettered: 5, InFlight: f.inFlight,
+	}, UpdatedAt: start}}, nil
+}
+
+func (f *fakeCampaigns) Report(_ context.Context, name string) (*admin.CampaignReport, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reports++
+	if name != "outage-1" {
+		return nil, producer.ErrNoCampaign
+	}
+	return &admin.CampaignReport{Campaign: name, Enqueued: 2, Recovered: 1, InFlight: 1, Jobs: []admin.JobOutcome{
+		{JobID: "0a1b2c3d4e5f60718293a4b5c6d7e8f9", Outcome: "recovered", Status: 200, Attempts: 1, StreamSeq: 3},
+		{JobID: "1b2c3d4e5f60718293a4b5c6d7e8f90a", Outcome: "in_flight", StreamSeq: 4},
+	}}, nil
+}
+
+func (f *fakeCampaigns) set(inFlight int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.inFlight = inFlight
+}
+
+// The page shows each campaign with its progress, a rate of its finished
+// requests and an ETA, and links to its report; the report downloads as
+// JSON or CSV, read-only, without a token.
+func TestCampaignsOnThePage(t *testing.T) {
+	b := setup(t, false)
+	camps := &fakeCampaigns{inFlight: 900}
+	b.srv.Attach(Backend{Streams: b.streams, Campaigns: camps})
+
+	var got statusResponse
+	for i, inFlight := range []int64{900, 880, 860} {
+		if i > 0 {
+			b.clock.advance(2 * time.Second)
+		}
+		camps.set(inFlight)
+		get(t, b.url+"/api/status", &got)
+	}
+	require.Len(t, got.Campaigns, 1)
+	c := got.Campaigns[0]
+	require.Equal(t, "outage-1", c.Campaign)
+	require.True(t, c.Active)
+	require.EqualValues(t, 860, c.InFlight)
+	require.EqualValues(t, 135, c.Recovered)
+	require.InDelta(t, 10, c.RatePerSecond, 1e-9, "40 finished in 4 s")
+	require.NotNil(t, c.ETASeconds)
+	require.InDelta(t, 86, *c.ETASeconds, 1e-9)
+	require.Equal(t, "api/campaigns/outage-1/report", c.Report)
+
+	var rep admin.CampaignReport
+	code, h := get(t, b.url+"/"+c.Report, &rep)
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, h.Get("Content-Disposition"), `filename="outage-1-report.json"`)
+	require.Len(t, rep.Jobs, 2)
+
+	resp, err := http.Get(b.url + "/" + c.Report + "?format=csv")
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "text/csv; charset=utf-8", resp.Header.Get("Content-Type"))
+	require.Equal(t, "job_id,outcome,verified,reason,status,error_code,request_id,attempts,at,stream_seq\n"+
+		"0a1b2c3d4e5f60718293a4b5c6d7e8f9,recovered,false,,200,,,1,,3\n"+
+		"1b2c3d4e5f60718293a4b5c6d7e8f90a,in_flight,false,,,,,0,,4\n", string(body))
+
+	for _, tt := range []struct {
+		givePath string
+		wantCode int
+	}{
+		{"/api/campaigns/nope/report", http.StatusNotFound},
+		{"/api/campaigns/bad%20name/report", http.StatusBadRequest},
+		{"/api/campaigns/outage-1/report?format=xml", http.StatusBadRequest},
+	} {
+		var e map[string]string
+		code, _ := get(t, b.url+tt.givePath, &e)
+		require.Equal(t, tt.wantCode, code, tt.givePath)
+		require.NotEmpty(t, e["error"])
+	}
+	resp, err = http.Post(b.url+"/"+c.Report, "application/json", strings.NewReader("{}"))
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode, "read-only")
+
+	// Done: ETA 0.
+	b.clock.advance(2 * time.Second)
+	camps.set(0)
+	get(t, b.url+"/api/status", &got)
+	require.NotNil(t, got.Campaigns[0].ETASeconds)
+	require.Zero(t, *got.Campaigns[0].ETASeconds)
 }
