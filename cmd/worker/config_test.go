@@ -111,13 +111,23 @@ func TestDemo(t *testing.T) {
 	require.Zero(t, code, stderr.String())
 	var sum demoSummary
 	require.NoError(t, json.Unmarshal(stdout.Bytes(), &sum))
-	require.Equal(t, 300, sum.Requests)
+	// The campaign beside the 300: 200 jobs in the simulator, 100 disabled,
+	// discovered, enqueued, drained, none still disabled after, reported.
+	c := sum.Campaign
+	require.NotNil(t, c)
+	require.Equal(t, 200, c.Listed)
+	require.Equal(t, 100, c.Disabled)
+	require.Zero(t, c.StillDisabled, "every job of the campaign is enabled after the drain")
+	require.EqualValues(t, 100, c.Report.Enqueued)
+	require.EqualValues(t, 100, c.Report.Recovered)
+	require.Zero(t, c.Report.InFlight)
+	require.Equal(t, 300+100, sum.Requests)
 	require.Zero(t, sum.Lost)
 	dead := 0
 	for _, n := range sum.DeadLettered {
 		dead += n
 	}
-	require.Equal(t, 300, sum.Recovered+dead)
+	require.Equal(t, 400, sum.Recovered+dead)
 	require.Equal(t, 3, sum.DeadLettered["invalid_request"], "1% of 300 poison messages")
 	require.Equal(t, 12, sum.DeadLettered["client_error"], "3% 404 + 1% 403 of 300")
 	require.Zero(t, sum.FalselyRecovered, "every job reported recovered was recovered by the API")

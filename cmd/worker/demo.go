@@ -55,22 +55,32 @@ type demoOptions struct {
 	uiAddrGiven   bool
 	hold          bool
 	uiActions     bool
+	// campaignJobs is the size of the simulator's job catalog the demo's
+	// campaign discovers (half disabled); 0 = no campaign.
+	campaignJobs int
 }
 
 func newDemoCmd() *cobra.Command {
 	o := demoOptions{
 		requests: 1000, concurrency: 32, latency: 20 * time.Millisecond, errorRate: 0.05, throttle: 0.005,
 		gwThrottle: 0.001, notFound: 0.03, forbidden: 0.01, invalid: 0.01, timeout: 2 * time.Minute, logLevel: "error",
-		httpAddr: "127.0.0.1:8080", uiAddr: "127.0.0.1:8081",
+		httpAddr: "127.0.0.1:8080", uiAddr: "127.0.0.1:8081", campaignJobs: 200,
 	}
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run the whole system on this machine: embedded NATS, simulated API, N requests",
 		Long: `demo starts an embedded NATS server with JetStream (in a temporary directory),
 the simulated CodeArts API with faults (latency, 5xx, throttles, 403/404 jobs),
-enqueues N recover requests (some invalid), drains them with the worker pool
-through the real SDK, and prints a summary. It exits 0 only when no request
-was lost (recovered + dead-lettered = N).
+enqueues N recover requests (some invalid), and runs a small campaign beside
+them: the simulator holds --campaign-jobs build jobs in two projects, half of
+them disabled; the demo discovers the disabled ones (as worker discover does),
+enqueues them as campaign "demo" (as enqueue --campaign does), drains
+everything with one worker pool through the real SDK, verifies the campaign
+by listing the projects again (none of its jobs may still be disabled) and
+reads its report (as worker report --campaign demo does). It prints a
+summary and exits 0 only when no request was lost (recovered +
+dead-lettered = every request enqueued, and no job reported recovered is
+still disabled).
 
 While it runs it serves the live status page on --ui-addr (127.0.0.1:8081)
 and /metrics on --http-addr (127.0.0.1:8080), or free ports when those are
@@ -125,6 +135,7 @@ worker and the page up after the drain until Ctrl-C.`,
 	fs.StringVar(&o.httpAddr, "http-addr", o.httpAddr, "address of /metrics, /healthz and /readyz, a free port when taken (empty = off)")
 	fs.StringVar(&o.uiAddr, "ui-addr", o.uiAddr, "address of the status page, a free port when taken (empty = off)")
 	fs.BoolVar(&o.hold, "hold", false, "after the drain and the summary, keep the worker and the status page up until Ctrl-C")
+	fs.IntVar(&o.campaignJobs, "campaign-jobs", o.campaignJobs, "build jobs in the simulator's two projects, half disabled, for the demo's campaign (0 = no campaign)")
 	fs.BoolVar(&o.uiActions, "ui-actions", false, "let the status page replay dead letters (with a token made for this run, printed in the page's URL)")
 	return cmd
 }
@@ -133,6 +144,8 @@ func (o demoOptions) validate() error {
 	switch {
 	case o.requests < 1:
 		return fmt.Errorf("requests: %d is below 1", o.requests)
+	case o.campaignJobs < 0:
+		return fmt.Errorf("campaign-jobs: %d is negative", o.campaignJobs)
 	case o.concurrency < 1:
 		return fmt.Errorf("concurrency: %d is below 1", o.concurrency)
 	case o.latency < 0:
@@ -167,6 +180,9 @@ type demoSummary struct {
 	Retries          map[string]int64 `json:"retries"`
 	ElapsedSeconds   float64          `json:"elapsed_seconds"`
 	Throughput       float64          `json:"throughput_per_second"`
+	// Campaign is the demo's campaign (its requests are counted above
+	// too); absent with --campaign-jobs 0.
+	Campaign *demoCampaignSummary `json:"campaign,omitempty"`
 }
 
 func (s demoSummary) print(w io.Writer) error {
@@ -193,7 +209,13 @@ func (s demoSummary) print(w io.Writer) error {
 	fmt.Fprintf(tw, "throughput\t%.0f req/s\n", s.Throughput)
 	fmt.Fprintf(tw, "lost\t%d\n", s.Lost)
 	fmt.Fprintf(tw, "falsely recovered\t%d\n", s.FalselyRecovered)
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if s.Campaign != nil {
+		s.Campaign.print(w)
+	}
+	return nil
 }
 
 // demoCounter counts outcomes for progress and the summary.
@@ -303,6 +325,9 @@ func runDemo(ctx context.Context, o demoOptions, stderr io.Writer, report func(d
 	if o.seed != 0 {
 		simOpts = append(simOpts, codeartssim.WithSeed(o.seed))
 	}
+	if o.campaignJobs > 0 {
+		simOpts = append(simOpts, demoCampaignSim(o.campaignJobs, o.seed))
+	}
 	sim := codeartssim.New(simOpts...)
 	if err := sim.Start("127.0.0.1:0"); err != nil { //nolint:contextcheck // serves until Close, deferred below
 		return demoSummary{}, err
@@ -351,6 +376,18 @@ func runDemo(ctx context.Context, o demoOptions, stderr io.Writer, report func(d
 	limiter := pool.Limiter
 	page.attach(conn, pool.Pool, limiter, o, log)
 
+	// The campaign: discovered under the pool's own limiter (the fleet's
+	// rate of the region: discovery spends the same quota), enqueued beside
+	// the demo's requests, drained by the same pool.
+	var camp *demoCampaignSummary
+	requests := o.requests
+	if o.campaignJobs > 0 {
+		if camp, err = discoverDemoCampaign(ctx, conn, api, sim, limiter); err != nil {
+			return demoSummary{}, err
+		}
+		requests += len(camp.ids)
+	}
+
 	start := time.Now()
 	poolCtx, stopPool := context.WithCancel(ctx)
 	defer stopPool()
@@ -369,7 +406,7 @@ func runDemo(ctx context.Context, o demoOptions, stderr io.Writer, report func(d
 
 	drainCtx, stopDrain := context.WithTimeout(ctx, o.timeout)
 	defer stopDrain()
-	bar := newProgressReporter(stderr, "draining", o.requests, !isTerminal(stderr), time.Second) // a bar on a terminal, else nothing
+	bar := newProgressReporter(stderr, "draining", requests, !isTerminal(stderr), time.Second) // a bar on a terminal, else nothing
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 wait:
@@ -378,7 +415,7 @@ wait:
 		case <-tick.C:
 			n := int(counter.terminal.Load())
 			bar.update(n)
-			if n >= o.requests {
+			if n >= requests {
 				break wait
 			}
 		case <-drainCtx.Done():
@@ -396,7 +433,7 @@ wait:
 	// The figures come from the streams and the simulator, not only from
 	// the pool's own counters.
 	sum := demoSummary{
-		Requests: o.requests, Recovered: int(counter.recovered.Load()), DeadLettered: map[string]int{},
+		Requests: requests, Recovered: int(counter.recovered.Load()), DeadLettered: map[string]int{},
 		APICalls: map[string]int64{}, Retries: map[string]int64{}, ElapsedSeconds: elapsed.Seconds(),
 	}
 	err = conn.Scan(ctx, qcfg.DLQStream, func(m queue.StoredMsg) error {
@@ -414,8 +451,15 @@ wait:
 	for _, v := range sum.DeadLettered {
 		dead += v
 	}
-	sum.Lost = o.requests - sum.Recovered - dead
+	sum.Lost = requests - sum.Recovered - dead
 	sum.FalselyRecovered = counter.falselyRecovered(sim)
+	if camp != nil {
+		if err := camp.finish(ctx, conn, api, sim, limiter); err != nil {
+			return demoSummary{}, err
+		}
+		sum.Campaign = camp
+		sum.Lost += camp.lost()
+	}
 	for status, n := range sim.Stats().ByStatus {
 		sum.APICalls[fmt.Sprint(status)] = n
 	}
