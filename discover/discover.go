@@ -17,6 +17,11 @@
 //     error rather than loop.
 //   - A list ends when the jobs seen reach the answer's total, at an empty
 //     page, or, when the answer gives no total, at a short page.
+//   - The reads of a run share one circuit breaker (retry.Breaker, the
+//     worker's state machine): when most recent reads failed with a 5xx or
+//     a timeout it opens, and every read waits while one half-open probe at
+//     a time asks the API, so an outage costs the probes, not a retry per
+//     read in flight; the first successful probe closes it.
 package discover
 
 import (
@@ -96,6 +101,9 @@ type Config struct {
 	Policy retry.Policy
 	// Classifier classifies failed reads; nil means retry.Classify.
 	Classifier *retry.Classifier
+	// Breaker tunes the run's circuit breaker (zero: the worker's
+	// defaults).
+	Breaker retry.BreakerConfig
 	// MaxUnreadable is how many times an unreadable answer is tried before
 	// the run ends with it. Default 3.
 	MaxUnreadable int
@@ -165,6 +173,9 @@ type Progress struct {
 	// throttle.
 	Retries   int `json:"retries"`
 	Throttles int `json:"throttles"`
+	// BreakerOpened counts the times the reads' breaker opened (an
+	// outage: reads then wait for its probes).
+	BreakerOpened int `json:"breaker_opened"`
 	// Elapsed is the time since Run began.
 	Elapsed time.Duration `json:"elapsed_ns"`
 }
@@ -185,7 +196,8 @@ func Run(ctx context.Context, cfg Config, emit func(Job) error) (Progress, error
 	if cfg.StateReads == 0 {
 		cfg.StateReads = 8
 	}
-	d := &run{cfg: cfg, emit: emit, start: time.Now(), seen: make(map[string]struct{})}
+	d := &run{cfg: cfg, emit: emit, start: time.Now(), seen: make(map[string]struct{}),
+		br: retry.NewBreaker(cfg.Breaker), brChanged: make(chan struct{})}
 	d.p.Total = -1
 	if cfg.AllProjects {
 		err := d.list(ctx, "")
@@ -208,6 +220,64 @@ type run struct {
 	mu   sync.Mutex
 	p    Progress
 	seen map[string]struct{} // across lists: a job is reported once
+
+	// bmu guards the breaker; brChanged is closed (and replaced) when a
+	// probe's answer is recorded, waking the reads that wait for it.
+	bmu       sync.Mutex
+	br        *retry.Breaker
+	brChanged chan struct{}
+}
+
+// admit waits until the breaker lets a read go out, and says whether it is
+// the probe. key names the read, so a read whose probe failed yields the
+// next probe to another.
+func (d *run) admit(ctx context.Context, key string) (probe bool, err error) {
+	for {
+		d.bmu.Lock()
+		a := d.br.Admit(time.Now(), key)
+		changed := d.brChanged
+		d.bmu.Unlock()
+		if a.Go {
+			return a.Probe, nil
+		}
+		if err := waitChange(ctx, changed, a.Wait); err != nil {
+			return false, err
+		}
+	}
+}
+
+// waitChange waits for changed to close or, when d > 0, for d.
+func waitChange(ctx context.Context, changed <-chan struct{}, d time.Duration) error {
+	var timeout <-chan time.Time
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-changed:
+	case <-timeout:
+	}
+	return nil
+}
+
+// record feeds a read's answer to the breaker; a probe's answer wakes the
+// reads waiting for it.
+func (d *run) record(class retry.Class, probe bool) {
+	d.bmu.Lock()
+	defer d.bmu.Unlock()
+	was := d.br.Record(time.Now(), retry.VerdictOf(class), probe)
+	if probe || was != d.br.State() {
+		close(d.brChanged)
+		d.brChanged = make(chan struct{})
+	}
+	if d.br.State() != retry.BreakerClosed && was == retry.BreakerClosed {
+		d.mu.Lock()
+		d.p.BreakerOpened++
+		d.mu.Unlock()
+	}
 }
 
 func (d *run) progress() Progress {
@@ -233,7 +303,7 @@ func (d *run) list(ctx context.Context, project string) error {
 	total, index, refused := -1, 0, false
 	for {
 		var page codearts.Page
-		err := d.call(ctx, func(ctx context.Context) (err error) {
+		err := d.call(ctx, fmt.Sprint(what, "/", index), func(ctx context.Context) (err error) {
 			if project == "" {
 				page, err = d.cfg.API.ListJobs(ctx, index, d.cfg.PageSize)
 			} else {
@@ -357,7 +427,7 @@ func (d *run) considerPage(ctx context.Context, disabled []codearts.JobSummary) 
 // enabled or deleted since the list, or the filter drops it.
 func (d *run) state(ctx context.Context, j codearts.JobSummary) (*Job, error) {
 	var st codearts.JobState
-	err := d.call(ctx, func(ctx context.Context) (err error) {
+	err := d.call(ctx, j.ID, func(ctx context.Context) (err error) {
 		st, err = d.cfg.API.JobState(ctx, j.ID, "")
 		return err
 	})
@@ -406,26 +476,35 @@ func (d *run) classify(err error) retry.Class {
 
 // call makes one read, retrying throttles and transient failures until
 // ctx ends; see the package's invariants.
-func (d *run) call(ctx context.Context, read func(context.Context) error) error {
+func (d *run) call(ctx context.Context, key string, read func(context.Context) error) error {
 	bo := d.cfg.Policy.New()
 	unreadable := 0
 	for {
+		probe, err := d.admit(ctx, key)
+		if err != nil {
+			return err
+		}
 		if d.cfg.Limiter != nil {
 			if err := d.cfg.Limiter.Wait(ctx); err != nil {
+				d.record(retry.Canceled, probe) // a probe not sent says nothing
 				return err
 			}
 		}
-		err := read(ctx)
+		err = read(ctx)
 		if err == nil {
+			d.record(retry.Success, probe)
 			if d.cfg.Limiter != nil {
 				d.cfg.Limiter.Succeeded()
 			}
 			return nil
 		}
 		if ctx.Err() != nil {
+			d.record(retry.Canceled, probe)
 			return ctx.Err()
 		}
-		switch class := d.classify(err); {
+		class := d.classify(err)
+		d.record(class, probe)
+		switch {
 		case errors.Is(err, codearts.ErrUnreadable):
 			if unreadable++; unreadable >= d.cfg.MaxUnreadable {
 				return err
