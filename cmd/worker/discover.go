@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/codearts-recover-worker/codearts-recover-worker/codearts"
 	"github.com/codearts-recover-worker/codearts-recover-worker/discover"
+	"github.com/codearts-recover-worker/codearts-recover-worker/internal/wire"
 	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
 )
 
@@ -55,10 +57,16 @@ GET /v3/{project_id}/jobs) or of every project the credentials see
 (--all-projects: ListJob, GET /v1/job/list), page by page, and keeps the
 disabled ones.
 
-Paging goes through the worker's rate limiter (--rate-limit), classification
-and backoff: a throttle or a 5xx in the middle is retried, never skipped, for
-as long as it lasts (Ctrl-C stops); an answer that is wrong for every page
-(401, 403, 404 APIG.0101, 400) stops discover with that error. Both answer
+Paging goes through the worker's rate limiter, circuit breaker,
+classification and backoff: a throttle or a 5xx in the middle is retried,
+never skipped, for as long as it lasts (Ctrl-C stops); during an outage the
+breaker opens and the reads wait for its half-open probes instead of each
+retrying; an answer that is wrong for every page (401, 403, 404 APIG.0101,
+400) stops discover with that error. With NATS (--enqueue, or --nats-url /
+NATS_URL / --context given) the reads take a share of the fleet's rate of
+the workers' default region under the fleet's cap (worker run's
+--rate-limit), so discovery spends the workers' quota, not a second one;
+without NATS, --rate-limit paces this process alone. Both answer
 shapes of the v3 list are read ({"jobs":…} and {"result":{"job_list":…}}),
 and lists counting pages from 0 or from 1.
 
@@ -162,6 +170,49 @@ func (o *discoverOptions) config(now time.Time) (discover.Config, error) {
 	return cfg, nil
 }
 
+// limiter paces discover's reads. When NATS is configured (--enqueue, or
+// --nats-url/NATS_URL/--context given) it is a share of the fleet's rate
+// of the workers' default region, under the fleet's cap: discovery spends
+// the workers' quota, not a second one. Otherwise, or when NATS cannot be
+// reached without --enqueue (a warning), --rate-limit paces this process.
+func (o *discoverOptions) limiter(cmd *cobra.Command) (*retry.Limiter, func(), error) {
+	lc := retry.LimiterConfig{Rate: o.rateLimit, Burst: o.rateBurst}
+	own := func() (*retry.Limiter, func(), error) {
+		lim, err := retry.NewLimiter(lc)
+		if err != nil {
+			return nil, nil, fmt.Errorf("rate-limit: %w", err)
+		}
+		return lim, func() {}, nil
+	}
+	_, envURL := os.LookupEnv("NATS_URL")
+	fs := cmd.Flags()
+	if !o.enqueue && !envURL && !fs.Changed("nats-url") && !fs.Changed("context") {
+		return own()
+	}
+	stderr := cmd.ErrOrStderr()
+	conn, err := o.eq.nats.connect(cmd)
+	if err != nil {
+		if o.enqueue {
+			return nil, nil, err
+		}
+		fmt.Fprintf(stderr, "discover: NATS not reachable (%v): reads paced by --rate-limit alone, not by the fleet's rate\n", err)
+		return own()
+	}
+	j, err := wire.JoinFleet(cmd.Context(), conn, "discover", lc)
+	if err != nil {
+		closeConn(conn)
+		fmt.Fprintf(stderr, "discover: the fleet's rate could not be joined (%v): reads paced by --rate-limit alone\n", err)
+		return own()
+	}
+	if fs.Changed("rate-limit") && j.Cap != o.rateLimit {
+		fmt.Fprintf(stderr, "discover: --rate-limit %g replaced by the fleet's cap %g (worker run's --rate-limit)\n", o.rateLimit, j.Cap)
+	}
+	return j.Limiter, func() {
+		j.Leave()
+		closeConn(conn)
+	}, nil
+}
+
 // parseSince reads an RFC 3339 time or a duration before now.
 func parseSince(v string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
@@ -206,10 +257,11 @@ func (o *discoverOptions) run(cmd *cobra.Command) error {
 		return err
 	}
 	defer func() { _ = api.Close() }()
-	lim, err := retry.NewLimiter(retry.LimiterConfig{Rate: o.rateLimit, Burst: o.rateBurst})
+	lim, leave, err := o.limiter(cmd)
 	if err != nil {
-		return fmt.Errorf("rate-limit: %w", err)
+		return err
 	}
+	defer leave()
 	cfg.API, cfg.Limiter = api, lim
 
 	rep := newProgressReporter(stderr, "discover: jobs listed", -1, o.quiet, o.every)
