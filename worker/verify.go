@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"sync"
 
 	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
 )
@@ -37,16 +38,39 @@ type verifier struct {
 	states       StateReader
 	lim          Limiter
 	verify, skip bool
+
+	// unread holds the requests whose recover answered success but whose
+	// read back failed: their next try reads first and recovers again
+	// only if the job is still disabled. Bounded by maxUnread.
+	mu     sync.Mutex
+	unread map[unreadKey]struct{}
 }
 
+// unreadKey names a request to the verifier: its job in its region.
+type unreadKey struct{ job, region string }
+
+// maxUnread bounds verifier.unread: past it an arbitrary entry is dropped
+// (its next try recovers again, which is harmless, only dearer).
+const maxUnread = 10_000
+
 func (v *verifier) Recover(ctx context.Context, req Request) (string, error) {
-	if v.skip {
+	key := unreadKey{req.JobID, req.Region}
+	unread := v.verify && v.take(key)
+	if v.skip || unread {
 		disabled, rid, err := v.states.Disabled(ctx, req)
 		if err != nil {
+			if unread {
+				v.mark(key) // still unread
+			}
 			return rid, err
 		}
-		if !disabled {
+		switch {
+		case !disabled && !unread:
 			return rid, errAlreadyEnabled
+		case !disabled:
+			// A previous try recovered it; its read failed, this one says
+			// enabled: recovered and verified, without a second recover.
+			return rid, nil
 		}
 		if err := v.wait(ctx, req.Region); err != nil {
 			return "", err
@@ -57,18 +81,44 @@ func (v *verifier) Recover(ctx context.Context, req Request) (string, error) {
 		return rid, err
 	}
 	if err := v.wait(ctx, req.Region); err != nil {
+		v.mark(key)
 		return rid, err
 	}
 	disabled, _, err := v.states.Disabled(ctx, req)
 	switch {
 	case err != nil:
 		// The recover was applied; the read failed. The try is retried as
-		// the read's answer says (a recover of an enabled job is harmless).
+		// the read's answer says, and reads before it recovers again.
+		v.mark(key)
 		return rid, err
 	case disabled:
 		return rid, ErrStillDisabled
 	}
 	return rid, nil
+}
+
+// take reports whether key's recover was applied unread, and forgets it.
+func (v *verifier) take(key unreadKey) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	_, ok := v.unread[key]
+	delete(v.unread, key)
+	return ok
+}
+
+func (v *verifier) mark(key unreadKey) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.unread == nil {
+		v.unread = make(map[unreadKey]struct{})
+	}
+	if len(v.unread) >= maxUnread {
+		for k := range v.unread {
+			delete(v.unread, k)
+			break
+		}
+	}
+	v.unread[key] = struct{}{}
 }
 
 func (v *verifier) wait(ctx context.Context, region string) error {

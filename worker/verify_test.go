@@ -122,3 +122,37 @@ func TestRefusingJobEndsNotRecoveredWithVerify(t *testing.T) {
 		})
 	}
 }
+
+// A try whose recover was applied but whose read back failed (a 503 on
+// ShowDisable) is followed by a try that reads first: the job is enabled,
+// so the request ends recovered and verified without a second recover.
+// The family: a retried try must not repeat the part of the work the
+// previous try finished; the other member, --skip-enabled, reads first
+// anyway.
+func TestFailedVerifyReadIsNotASecondRecover(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Sim: []codeartssim.Option{
+		codeartssim.WithJobs(codeartssim.JobSeed{Projects: 1, Jobs: 10, Disabled: 1, Seed: 4}),
+	}})
+	var ids []string
+	for _, j := range env.Sim.Jobs() {
+		ids = append(ids, j.ID)
+	}
+	// The first three reads (whichever jobs they verify) fail.
+	env.Sim.ScriptReads(1, codeartssim.StandardOutcome(503), codeartssim.StandardOutcome(503), codeartssim.StandardOutcome(503))
+	rec := testenv.NewRecorder()
+	cfg := poolConfig(rec)
+	cfg.Verify = true
+	drain(t, env, cfg, rec, "c1", ids)
+
+	require.Equal(t, 10, rec.Count(worker.OutcomeRecovered))
+	require.Empty(t, env.DeadLetters())
+	st := env.Sim.Stats()
+	for _, id := range ids {
+		require.Equal(t, int64(1), st.Jobs[id].Calls, "job %s recovered once", id)
+	}
+	require.Equal(t, int64(13), st.Reads[codeartssim.ReadDisable], "a read per job, and one more per failed read")
+	for _, r := range env.Results() {
+		require.True(t, r.Verified, "job %s verified", r.JobID)
+	}
+	require.Empty(t, env.Sim.DisabledJobs())
+}

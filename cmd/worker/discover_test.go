@@ -202,3 +202,68 @@ func TestCampaignRoundTrip(t *testing.T) {
 	require.Equal(t, 3, r.code)
 	require.Contains(t, r.out, "not_recovered")
 }
+
+// A campaign's dead letter replayed (worker dlq replay) keeps its campaign
+// and counts once, with its final outcome; the campaign's size does not
+// grow. The same job enqueued in a second campaign within the duplicate
+// window is that campaign's request, not a duplicate dropped into the
+// first.
+func TestCampaignReplayAndSecondCampaign(t *testing.T) {
+	env, nats := discoverEnv(t, codeartssim.JobSeed{Projects: 1, Jobs: 20, Disabled: 0.5, Seed: 5})
+	disabled := env.Sim.DisabledJobs()
+	require.Len(t, disabled, 10)
+	refusing := disabled[3]
+	env.Sim.Refuse(refusing, true)
+
+	r := cli(t, "", withFlags([]string{"enqueue", "--campaign", "first"}, nats, disabled...)...)
+	require.Zero(t, r.code, r.err)
+	rec := testenv.NewRecorder()
+	cfg := worker.Config{Concurrency: 4, Verify: true, TriesPerDelivery: 2, Observer: rec, DrainTimeout: 10 * time.Second,
+		Backoff: retry.Policy{Initial: time.Millisecond, Max: 10 * time.Millisecond, NakInitial: 50 * time.Millisecond, NakMax: 100 * time.Millisecond}}
+	run := env.Start(env.Pool(nil, cfg))
+	testenv.Eventually(t, 60*time.Second, func() bool { return rec.Terminal() >= 10 }, "terminal %d of 10", rec.Terminal())
+
+	report := func(name string) admin.CampaignReport {
+		t.Helper()
+		r := cli(t, "", withFlags([]string{"report"}, nats, "--campaign", name, "--json")...)
+		require.Zero(t, r.code, r.err)
+		var rep admin.CampaignReport
+		require.NoError(t, json.Unmarshal([]byte(r.out), &rep))
+		return rep
+	}
+	rep := report("first")
+	require.EqualValues(t, 9, rep.Recovered)
+	require.EqualValues(t, 1, rep.DeadLettered)
+
+	// The job can be enabled now: replay its dead letter.
+	env.Sim.Refuse(refusing, false)
+	r = cli(t, "", withFlags([]string{"dlq", "replay", "--reason", worker.ReasonNotRecovered}, nats)...)
+	require.Zero(t, r.code, r.err)
+	testenv.Eventually(t, 60*time.Second, func() bool { return rec.Terminal() >= 11 }, "terminal %d of 11", rec.Terminal())
+	testenv.Eventually(t, 10*time.Second, func() bool { return report("first").Recovered == 10 }, "the replayed job's result")
+	rep = report("first")
+	require.EqualValues(t, 10, rep.Enqueued, "a replay adds nothing to the campaign's size")
+	require.EqualValues(t, 10, rep.Recovered)
+	require.EqualValues(t, 10, rep.Verified)
+	require.Zero(t, rep.DeadLettered, "the replayed job counts once, with its final outcome")
+	require.Empty(t, rep.ByReason)
+	require.EqualValues(t, 1, rep.Repeated)
+	require.Zero(t, rep.InFlight)
+	job, ok := env.Sim.Job(refusing)
+	require.True(t, ok)
+	require.False(t, job.Disabled)
+
+	// The same job in a second campaign, within the duplicate window.
+	r = cli(t, "", withFlags([]string{"enqueue", "--campaign", "second", "--json"}, nats, disabled[0])...)
+	require.Zero(t, r.code, r.err)
+	sum := parseEnqueueSummary(t, r)
+	require.EqualValues(t, 1, sum.Published)
+	require.Zero(t, sum.Duplicates)
+	testenv.Eventually(t, 60*time.Second, func() bool { return rec.Terminal() >= 12 }, "terminal %d of 12", rec.Terminal())
+	run.Stop(t)
+	testenv.Eventually(t, 10*time.Second, func() bool { return report("second").InFlight == 0 }, "the second campaign's result")
+	second := report("second")
+	require.EqualValues(t, 1, second.Enqueued)
+	require.EqualValues(t, 1, second.Recovered)
+	require.EqualValues(t, 10, report("first").Recovered, "the first campaign unchanged")
+}

@@ -88,10 +88,12 @@ memory. Invalid entries are reported by line number and never published.
 twice, checking every entry first (stdin is kept in a temporary file
 meanwhile).
 
-Each request carries Nats-Msg-Id (--dedup-key: the job id by default), so the
-request stream drops repeats within its duplicate window (2m by default): a
-job id repeated in the input, or rerunning the same file within the window,
-publishes nothing twice, and the summary counts those as duplicates.
+Each request carries Nats-Msg-Id (--dedup-key: the job id by default, as
+CAMPAIGN:JOB_ID for a request of a campaign), so the request stream drops
+repeats within its duplicate window (2m by default): a job id repeated in the
+input, or rerunning the same file within the window, publishes nothing twice,
+and the summary counts those as duplicates. A job enqueued in another
+campaign within the window is that campaign's request, not a duplicate.
 Publishing is asynchronous with at most --window requests awaiting their
 acknowledgement; every ack is awaited.
 
@@ -128,7 +130,7 @@ and RECOVER_MAX_BODY_BYTES too, so validation matches the worker's settings.`,
 	o.nats.addFlags(fs)
 	fs.StringVarP(&o.file, "file", "f", "", "read entries from this file (- for stdin)")
 	fs.StringVar(&o.format, "format", o.format, "file format: auto, lines (ids or JSON lines) or csv")
-	fs.StringVar(&o.dedupKey, "dedup-key", o.dedupKey, `Nats-Msg-Id of each request: job_id, none, or a template such as "{{.JobID}}-{{.Region}}" (fields JobID, Region, Reason, RequestedBy)`)
+	fs.StringVar(&o.dedupKey, "dedup-key", o.dedupKey, `Nats-Msg-Id of each request: job_id (CAMPAIGN:JOB_ID in a campaign), none, or a template such as "{{.JobID}}-{{.Region}}" (fields JobID, Region, Reason, RequestedBy)`)
 	fs.Float64Var(&o.rate, "rate", 0, "publish at most this many requests per second (0 = no limit)")
 	fs.IntVar(&o.window, "window", o.window, "requests published but not yet acknowledged, at most")
 	fs.StringVar(&o.reason, "reason", "", "reason of requests that give none (max 256 characters)")
@@ -534,7 +536,15 @@ func (e *enqueuer) add(ctx context.Context, l srcLoc, raw []byte) error {
 func dedupKeyFunc(spec string) (func(producer.Request) (string, error), error) {
 	switch spec {
 	case "job_id", "":
-		return nil, nil // the library's default
+		// The job id, within its campaign: a job enqueued in a second
+		// campaign inside the duplicate window is a request of that
+		// campaign, not a duplicate of the first one's.
+		return func(r producer.Request) (string, error) {
+			if r.Campaign == "" {
+				return r.JobID, nil
+			}
+			return r.Campaign + ":" + r.JobID, nil
+		}, nil
 	case "none":
 		return func(producer.Request) (string, error) { return "", nil }, nil
 	}
