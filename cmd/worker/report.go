@@ -42,7 +42,12 @@ its latest outcome (job_id, outcome, verified, reason, status, error_code,
 request_id, attempts, at, stream_seq), what goes into the incident's
 postmortem. Jobs still in flight are read from the request stream.
 
-Counts are of requests: each has exactly one result event. Result events are
+Outcomes count jobs, each by its latest result: a dead letter replayed with
+worker dlq replay (it keeps its campaign, and adds nothing to the size) that
+then recovers counts as recovered, once; "repeated" says how many results
+replaced an earlier one. In flight counts requests enqueued without a result
+yet. The result stream is read from the campaign's start (less 5 minutes for
+clock skew), found by time, not from its first message. Result events are
 kept for --result-max-age (7 days by default): report within it.
 Exit status: 0, or 3 with --strict when requests are still in flight or
 dead-lettered.
@@ -117,6 +122,9 @@ func printReport(w io.Writer, r *admin.CampaignReport, now time.Time) error {
 		fmt.Fprintf(tw, "  %s\t%d\n", sanitizeCell(label), rc.Count)
 	}
 	fmt.Fprintf(tw, "in flight\t%d\t%s\n", r.InFlight, pct(r.InFlight, r.Enqueued))
+	if r.Repeated > 0 {
+		fmt.Fprintf(tw, "repeated\t%d\t(later results of the same jobs: replays, repeats; each job counts once, by its latest)\n", r.Repeated)
+	}
 	if !r.LastResultAt.IsZero() {
 		fmt.Fprintf(tw, "last result\t%s\n", r.LastResultAt.UTC().Format(time.RFC3339))
 	}

@@ -19,7 +19,7 @@ import (
 
 // recordCampaign writes a campaign's record as enqueue does, with the
 // given start and size.
-func recordCampaign(t *testing.T, env *testenv.Env, name string, start time.Time, size int64) {
+func recordCampaign(t testing.TB, env *testenv.Env, name string, start time.Time, size int64) {
 	t.Helper()
 	ctx := context.Background()
 	kv, err := env.Conn.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: producer.CampaignBucket(env.Conn.Config().Stream), History: 1})
