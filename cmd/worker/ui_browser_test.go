@@ -412,4 +412,13 @@ func TestStatusPageShowsCampaigns(t *testing.T) {
 	require.Equal(t, 24, strings.Count(string(body), "\n"), "a header and a row per job")
 	require.Equal(t, 20, strings.Count(string(body), ",recovered,"))
 	require.Equal(t, 3, strings.Count(string(body), ",dead_lettered,false,client_error,404,CB.00060214,"))
+
+	// The listener's Host allow-list covers the download too.
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, href, nil)
+	require.NoError(t, err)
+	req.Host = "attacker.example"
+	resp, err = noKeepAlive().Do(req)
+	require.NoError(t, err)
+	require.NoError(t, resp.Body.Close())
+	require.Equal(t, http.StatusMisdirectedRequest, resp.StatusCode)
 }
