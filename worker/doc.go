@@ -34,7 +34,9 @@
 //   - With Config.Verify a request is recovered only once its job was read
 //     back enabled (verified in the result event); with
 //     Config.SkipEnabled a job read enabled first ends already_enabled
-//     without a recover. Their reads wait for the limiter as calls do.
+//     without a recover. Their reads wait for the limiter as calls do. A
+//     try after one whose recover was applied but whose read back failed
+//     reads first, and recovers again only if the job is still disabled.
 //   - The request's campaign, when it has one, is repeated in its result
 //     event and dead letter.
 //   - Shutdown stops fetching, lets in-flight requests finish within the
@@ -69,6 +71,7 @@
 //	lease lost → dropped, not acked                TestLeaseLostIsDropped
 //	--skip-enabled, job not disabled → already_enabled, no recover  TestSkipEnabledMakesNoRecoverForEnabledJobs
 //	--verify, still disabled → retried, then not_recovered          TestRefusingJobEndsNotRecoveredWithVerify
+//	--verify, read back failed → next try reads, no second recover  TestFailedVerifyReadIsNotASecondRecover
 //	one result event per request                   TestMixedWorkload
 //	one trace per request, calls as child spans   TestTracing, TestRequestTrace
 //	trace id in dead letters, results, logs        TestTracing, TestTraceIDWithTracingOff
