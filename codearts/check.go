@@ -2,14 +2,12 @@ package codearts
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/huaweicloud/huaweicloud-sdk-go-v3/core/sdkerr"
+	v3 "github.com/huaweicloud/huaweicloud-sdk-go-v3/services/codeartsbuild/v3"
 	"github.com/huaweicloud/huaweicloud-sdk-go-v3/services/codeartsbuild/v3/model"
 )
 
@@ -68,55 +66,18 @@ func (c *Client) Check(ctx context.Context, region, project string) (Check, erro
 		project = strings.Repeat("0", 32)
 	}
 	chk.Project = project
-	sdk, err := c.sdkClient(region)
-	if err != nil {
-		return chk, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
-	defer cancel()
-	cl := &call{ctx: ctx}
-	key := strconv.FormatUint(c.seq.Add(1), 36)
-	c.rt.calls.Store(key, cl)
-	defer c.rt.calls.Delete(key)
-
-	inv := sdk.ShowJobListByProjectIdInvoker(&model.ShowJobListByProjectIdRequest{ProjectId: project, PageIndex: 0, PageSize: 1})
-	inv.AddHeaders(map[string]string{callHeader: key})
-	resp, err := inv.Invoke()
-	chk.RequestID, chk.At = cl.requestID, cl.at
-	if d, perr := http.ParseTime(cl.date); perr == nil {
+	_, meta, err := c.readCall(ctx, region, func(sdk *v3.CodeArtsBuildClient, hdr map[string]string) error {
+		inv := sdk.ShowJobListByProjectIdInvoker(&model.ShowJobListByProjectIdRequest{ProjectId: project, PageIndex: 0, PageSize: 1})
+		inv.AddHeaders(hdr)
+		_, err := inv.Invoke()
+		return err
+	})
+	chk.StatusCode, chk.RequestID, chk.At = meta.status, meta.requestID, meta.at
+	if d, perr := http.ParseTime(meta.date); perr == nil {
 		chk.Date = d
 	}
-	var sre *sdkerr.ServiceResponseError
-	switch {
-	case err == nil:
-		chk.StatusCode = resp.HttpStatusCode
-	case errors.As(err, &sre):
-		chk.StatusCode = sre.StatusCode
-	default:
-		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
-			err = fmt.Errorf("%w: %w", ctxErr, err)
-		}
+	if err != nil {
 		return chk, fmt.Errorf("list jobs: %w", err)
 	}
-	if chk.StatusCode >= 200 && chk.StatusCode < 300 {
-		return chk, nil
-	}
-	ans := parseAnswer(cl.body.buf)
-	code, msg := ans.ErrorCode, ans.ErrorMsg
-	if code == "" && sre != nil {
-		code = sre.ErrorCode
-	}
-	if msg == "" && sre != nil {
-		msg = summarize([]byte(sre.ErrorMessage))
-	}
-	if msg == "" {
-		msg = http.StatusText(chk.StatusCode)
-	}
-	sdkRequestID := ""
-	if sre != nil {
-		sdkRequestID = sre.RequestId
-	}
-	apiErr := c.apiError(cl, chk.StatusCode, code, msg, sdkRequestID)
-	chk.RequestID = apiErr.RequestID
-	return chk, fmt.Errorf("list jobs: %w", apiErr)
+	return chk, nil
 }

@@ -160,18 +160,35 @@ func checkPage(index, size int) error {
 // into its model is still read here: the body, not the model, is the
 // answer.
 func (c *Client) read(ctx context.Context, region string, invoke func(*v3.CodeArtsBuildClient, map[string]string) error) ([]byte, error) {
+	body, _, err := c.readCall(ctx, region, invoke)
+	return body, err
+}
+
+// callMeta is what a read's answer said besides its body: its status (0:
+// no answer), the request id, the Date header and when the headers
+// arrived by the local clock.
+type callMeta struct {
+	status    int
+	requestID string
+	date      string
+	at        time.Time
+}
+
+// readCall is read, also returning the answer's callMeta (for doctor's
+// clock and request id).
+func (c *Client) readCall(ctx context.Context, region string, invoke func(*v3.CodeArtsBuildClient, map[string]string) error) (body []byte, meta callMeta, err error) {
 	if region == "" {
 		region = c.cfg.Region
 	}
 	if !c.AllowedRegion(region) {
-		return nil, fmt.Errorf("region %q: %w", truncate(region, 64), ErrUnknownRegion)
+		return nil, meta, fmt.Errorf("region %q: %w", truncate(region, 64), ErrUnknownRegion)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, meta, err
 	}
 	sdk, err := c.sdkClient(region)
 	if err != nil {
-		return nil, err
+		return nil, meta, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
@@ -183,24 +200,26 @@ func (c *Client) read(ctx context.Context, region string, invoke func(*v3.CodeAr
 	err = invoke(sdk, map[string]string{callHeader: key})
 	var sre *sdkerr.ServiceResponseError
 	status := cl.status
+	meta = callMeta{status: status, requestID: cl.requestID, date: cl.date, at: cl.at}
 	switch {
 	case err == nil:
 	case errors.As(err, &sre):
 		status = sre.StatusCode
+		meta.status = status
 	case cl.status >= 200 && cl.status < 300 && len(cl.body.buf) > 0:
 		// The SDK failed to read a 2xx into its model; judge the body.
 	default:
 		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
 			err = fmt.Errorf("%w: %w", ctxErr, err)
 		}
-		return nil, err
+		return nil, meta, err
 	}
 	if len(cl.body.buf) > maxReadCapture {
-		return nil, fmt.Errorf("%w: %w", ErrUnreadable, ErrAnswerTooLarge)
+		return nil, meta, fmt.Errorf("%w: %w", ErrUnreadable, ErrAnswerTooLarge)
 	}
 	ans := parseAnswer(cl.body.buf)
 	if status >= 200 && status < 300 && ans.JSON && ans.ErrorCode == "" && ans.Status != "fail" {
-		return cl.body.buf, nil
+		return cl.body.buf, meta, nil
 	}
 	code, msg := ans.ErrorCode, ans.ErrorMsg
 	if code == "" && sre != nil {
@@ -218,7 +237,9 @@ func (c *Client) read(ctx context.Context, region string, invoke func(*v3.CodeAr
 	if sre != nil {
 		sdkRequestID = sre.RequestId
 	}
-	return nil, c.apiError(cl, status, code, msg, sdkRequestID)
+	apiErr := c.apiError(cl, status, code, msg, sdkRequestID)
+	meta.requestID = apiErr.RequestID
+	return nil, meta, apiErr
 }
 
 // ParsePage reads a list answer in either shape ({"jobs":[…],"total":N} or

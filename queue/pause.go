@@ -6,11 +6,27 @@ import (
 	"time"
 )
 
+// clock is the local clock the callers of PauseConsumer read until from;
+// internal tests skew it.
+var clock = time.Now
+
 // PauseConsumer pauses delivery of the worker's consumer to every replica
-// until the given time (JetStream consumer pause, nats-server 2.11+). The
-// pause ends by itself at until, so a replica that dies while paused does
-// not stop the fleet for longer than that.
+// until the given time, read from this replica's clock (JetStream consumer
+// pause, nats-server 2.11+). The pause ends by itself, so a replica that
+// dies while paused does not stop the fleet for longer than its lease.
+//
+// The server ends a pause by its own clock: until is sent as the server's
+// time (the consumer info's timestamp) plus the lease it leaves, so a
+// replica whose clock runs an hour ahead does not pause the fleet for an
+// hour past the lease, nor one an hour behind send a pause that already
+// ended. Without the consumer's info it is sent as given.
 func (c *Conn) PauseConsumer(ctx context.Context, until time.Time) error {
+	lease := until.Sub(clock())
+	if cons, err := c.JS.Consumer(ctx, c.cfg.Stream, c.cfg.Consumer); err == nil {
+		if ts := cons.CachedInfo().TimeStamp; !ts.IsZero() {
+			until = ts.Add(lease)
+		}
+	}
 	if _, err := c.JS.PauseConsumer(ctx, c.cfg.Stream, c.cfg.Consumer, until); err != nil {
 		return fmt.Errorf("pause consumer %s: %w", c.cfg.Consumer, err)
 	}

@@ -159,12 +159,17 @@ func (c LimiterConfig) withDefaults() LimiterConfig {
 type Limiter struct {
 	cfg LimiterConfig
 	rl  *rate.Limiter
+	// epoch is the clock's reading at NewLimiter; the atomic instants are
+	// durations since it, so with time.Now they are on the monotonic clock
+	// (a Unix-nanosecond instant is wall time: an NTP step back of an hour
+	// would stretch a 1 s Retry-After pause to an hour).
+	epoch time.Time
 
 	unlimited   atomic.Bool   // the limit is +Inf: Wait skips rl
 	reduced     atomic.Bool   // the limit is below the ceiling: Succeeded may raise it
-	pausedUntil atomic.Int64  // Unix ns; 0: never paused. Written under mu.
-	nextRaise   atomic.Int64  // Unix ns before which Succeeded does not raise
-	rollAt      atomic.Int64  // Unix ns when the measuring window rolls over
+	pausedUntil atomic.Int64  // ns since epoch; 0: never paused. Written under mu.
+	nextRaise   atomic.Int64  // ns since epoch before which Succeeded does not raise
+	rollAt      atomic.Int64  // ns since epoch when the measuring window rolls over
 	admitted    atomic.Uint64 // calls admitted by Wait, ever
 	succeeded   atomic.Uint64 // calls reported by Succeeded, ever
 	fleet       atomic.Pointer[fleetRef]
@@ -207,9 +212,10 @@ func NewLimiter(cfg LimiterConfig) (*Limiter, error) {
 	l.rl = rate.NewLimiter(rate.Limit(initial), l.burstFor(initial))
 	l.unlimited.Store(cfg.Rate == 0)
 	now := cfg.Clock()
+	l.epoch = now
 	l.prev = mark{at: now}
 	l.cur = l.prev
-	l.rollAt.Store(now.Add(cfg.Window).UnixNano())
+	l.rollAt.Store(l.ns(now.Add(cfg.Window)))
 	return l, nil
 }
 
@@ -252,14 +258,14 @@ func (l *Limiter) Wait(ctx context.Context) error {
 }
 
 func (l *Limiter) paused(now time.Time) bool {
-	return now.UnixNano() < l.pausedUntil.Load()
+	return l.ns(now) < l.pausedUntil.Load()
 }
 
 // pausedSince reports whether a pause that began (or was extended) after the one ending at
 // seen (a pausedUntil value) is on. It reads the clock only if there is such a pause.
 func (l *Limiter) pausedSince(seen int64) bool {
 	n := l.pausedUntil.Load()
-	return n != seen && l.cfg.Clock().UnixNano() < n
+	return n != seen && l.ns(l.cfg.Clock()) < n
 }
 
 // Throttled records a throttle answer from the API and its Retry-After hint (0 if none):
@@ -276,7 +282,7 @@ func (l *Limiter) Throttled(retryAfter time.Duration) {
 	cooling := !l.lastCut.IsZero() && now.Sub(l.lastCut) < l.cfg.Cooldown
 	fleet := l.fleet.Load()
 	if retryAfter > 0 && (retryAfter > l.cfg.PauseOver || fleet == nil && !paused && !cooling && l.persistent()) {
-		if until := now.Add(min(retryAfter, l.cfg.MaxPause)).UnixNano(); until > l.pausedUntil.Load() {
+		if until := l.ns(now.Add(min(retryAfter, l.cfg.MaxPause))); until > l.pausedUntil.Load() {
 			if !paused {
 				l.pauseStart = now
 			}
@@ -315,7 +321,7 @@ func (l *Limiter) Throttled(retryAfter time.Duration) {
 	l.setLimit(now, next)
 	l.lastCut = now
 	l.cutThrottles, l.cutSucceeded = l.throttles, l.succeeded.Load()
-	l.nextRaise.Store(now.Add(l.cfg.Window).UnixNano())
+	l.nextRaise.Store(l.ns(now.Add(l.cfg.Window)))
 	// Without a cap there is always a way back: to unlimited, even from Min.
 	l.reduced.Store(next < l.ceiling || l.cfg.Rate == 0)
 }
@@ -342,12 +348,12 @@ func (l *Limiter) Succeeded() {
 		f.Succeeded()
 		return
 	}
-	if !l.reduced.Load() || now.UnixNano() < l.nextRaise.Load() {
+	if !l.reduced.Load() || l.ns(now) < l.nextRaise.Load() {
 		return
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.reduced.Load() || now.UnixNano() < l.nextRaise.Load() {
+	if !l.reduced.Load() || l.ns(now) < l.nextRaise.Load() {
 		return // another goroutine raised it in the meantime
 	}
 	next := l.limit + l.increase
@@ -360,7 +366,7 @@ func (l *Limiter) Succeeded() {
 		l.reduced.Store(false)
 	}
 	l.setLimit(now, next)
-	l.nextRaise.Store(now.Add(l.cfg.Window).UnixNano())
+	l.nextRaise.Store(l.ns(now.Add(l.cfg.Window)))
 }
 
 type fleetRef struct{ FleetSync }
@@ -376,7 +382,7 @@ func (l *Limiter) JoinFleet(f FleetSync) {
 	l.mu.Lock()
 	l.prev = mark{at: now, admitted: l.admitted.Load(), succeeded: l.succeeded.Load()}
 	l.cur = l.prev
-	l.rollAt.Store(now.Add(l.cfg.Window).UnixNano())
+	l.rollAt.Store(l.ns(now.Add(l.cfg.Window)))
 	l.mu.Unlock()
 	l.fleet.Store(&fleetRef{f})
 }
@@ -423,7 +429,7 @@ func (l *Limiter) Rate() float64 {
 // Time if there never was one. Callers are paused while it is in the future.
 func (l *Limiter) PausedUntil() time.Time {
 	if n := l.pausedUntil.Load(); n != 0 {
-		return time.Unix(0, n)
+		return l.epoch.Add(time.Duration(n))
 	}
 	return time.Time{}
 }
@@ -449,7 +455,7 @@ func (l *Limiter) burstFor(r float64) int {
 
 // tick rolls the measuring window over when it has ended; the check is one atomic load.
 func (l *Limiter) tick(now time.Time) {
-	if now.UnixNano() < l.rollAt.Load() {
+	if l.ns(now) < l.rollAt.Load() {
 		return
 	}
 	l.mu.Lock()
@@ -469,7 +475,7 @@ func (l *Limiter) roll(now time.Time) {
 		l.prev = l.cur
 	}
 	l.cur = m
-	l.rollAt.Store(now.Add(l.cfg.Window).UnixNano())
+	l.rollAt.Store(l.ns(now.Add(l.cfg.Window)))
 }
 
 // rates returns the admitted and successful calls per second since the previous window
@@ -478,7 +484,7 @@ func (l *Limiter) roll(now time.Time) {
 func (l *Limiter) rates(now time.Time) (admitted, succeeded float64) {
 	span := now.Sub(l.prev.at)
 	if n := l.pausedUntil.Load(); n != 0 {
-		from, to := maxTime(l.prev.at, l.pauseStart), minTime(now, time.Unix(0, n))
+		from, to := maxTime(l.prev.at, l.pauseStart), minTime(now, l.epoch.Add(time.Duration(n)))
 		if to.After(from) {
 			span -= to.Sub(from)
 		}
@@ -487,6 +493,9 @@ func (l *Limiter) rates(now time.Time) (admitted, succeeded float64) {
 	return float64(l.admitted.Load()-l.prev.admitted) / span.Seconds(),
 		float64(l.succeeded.Load()-l.prev.succeeded) / span.Seconds()
 }
+
+// ns is t as the atomic instants hold it: nanoseconds since l.epoch.
+func (l *Limiter) ns(t time.Time) int64 { return int64(t.Sub(l.epoch)) }
 
 func maxTime(a, b time.Time) time.Time {
 	if a.After(b) {
@@ -510,7 +519,7 @@ func (l *Limiter) waitPause(ctx context.Context) (int64, error) {
 		if until == 0 {
 			return 0, nil
 		}
-		d := time.Duration(until - l.cfg.Clock().UnixNano())
+		d := time.Duration(until - l.ns(l.cfg.Clock()))
 		if d <= 0 {
 			return until, nil
 		}

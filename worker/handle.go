@@ -15,7 +15,7 @@ import (
 // task is one delivery being worked on.
 type task struct {
 	// lastBeat is when the server last surely heard of this delivery
-	// (receipt, or an InProgress it confirmed received), in unix nanos.
+	// (receipt, or an InProgress it confirmed received), as Pool.mono.
 	lastBeat atomic.Int64
 	// leaseGone is set once the server went AckWait or longer without
 	// hearing of this delivery, even if it hears of it again later: it may
@@ -78,7 +78,7 @@ func (t *task) logger() *zap.Logger {
 func (p *Pool) newTask(d Delivery) *task {
 	lin := lineageOf(d.Header(), d.StreamSeq(), d.Timestamp())
 	t := &task{d: d, seq: lin.seq, stored: lin.stored, lin: lin, n: d.NumDelivered(), start: time.Now(), base: p.log}
-	t.lastBeat.Store(t.start.UnixNano())
+	t.lastBeat.Store(int64(t.start.Sub(p.epoch)))
 	return t
 }
 
@@ -408,7 +408,7 @@ func (p *Pool) ack(ctx context.Context, t *task, kind, reason string) {
 // that comes back after such a gap does not give the lease back. Dropping
 // it is safe: the other delivery finishes.
 func (p *Pool) leaseLost(t *task) bool {
-	silent := time.Since(time.Unix(0, t.lastBeat.Load()))
+	silent := time.Duration(p.mono() - t.lastBeat.Load())
 	if silent < p.cfg.AckWait && !t.leaseGone.Load() {
 		return false
 	}

@@ -246,7 +246,14 @@ type Pool struct {
 	maxDeliver uint64
 	gate       *gate
 	leaseDrops atomic.Int64
+	// epoch anchors the heartbeat instants (task.lastBeat): nanoseconds
+	// since it are on the monotonic clock, so a wall-clock step (NTP, a VM
+	// resumed) neither drops every lease nor hides a lost one.
+	epoch time.Time
 }
+
+// mono is the monotonic time since the pool was made, as lastBeat holds it.
+func (p *Pool) mono() int64 { return int64(time.Since(p.epoch)) }
 
 // New returns a Pool; it does nothing until Run.
 func New(cfg Config, src Source, rec Recoverer, dlq DeadLetterer) (*Pool, error) {
@@ -285,6 +292,7 @@ func New(cfg Config, src Source, rec Recoverer, dlq DeadLetterer) (*Pool, error)
 		inflight:   make(map[*task]struct{}),
 		maxDeliver: uint64(cfg.MaxDeliver), //nolint:gosec // validated >= 1
 		gate:       newGate(gateConfig(cfg), cfg.Logger, cfg.Pauser, cfg.BeforeProbe),
+		epoch:      time.Now(),
 	}, nil
 }
 
@@ -529,7 +537,7 @@ func (p *Pool) heartbeat(ctx context.Context, stop <-chan struct{}) {
 			batch = append(batch, tk)
 		}
 		p.mu.Unlock()
-		now := time.Now().UnixNano()
+		now := p.mono()
 		sent := batch[:0]
 		for _, tk := range batch {
 			if err := tk.d.InProgress(); err != nil {

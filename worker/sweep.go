@@ -66,7 +66,7 @@ func (p *Pool) settleStranded(ctx context.Context, s StrandedMsg) error {
 	}
 	lin := lineageOf(s.Header, s.StreamSeq, s.Stored)
 	t := &task{seq: lin.seq, stored: lin.stored, lin: lin, n: s.Deliveries, start: time.Now(), d: strandedDelivery{s}}
-	t.lastBeat.Store(time.Now().Add(24 * time.Hour).UnixNano()) // not leased: never "lost"
+	t.lastBeat.Store(p.mono() + int64(24*time.Hour)) // not leased: never "lost"
 	if req, err := Decode(s.Body, s.Header, p.cfg.Decode); err == nil {
 		t.req = req
 	}

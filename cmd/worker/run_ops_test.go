@@ -247,10 +247,8 @@ func TestHealthyWhileNATSUnreachable(t *testing.T) {
 func verifyNoLeaks(t *testing.T) {
 	t.Helper()
 	ignore := goleak.IgnoreCurrent()
-	// nats.go v1.55's async publisher parks this on a nil channel when the
-	// connection closes right after its first async publish: the library's.
 	t.Cleanup(func() {
-		goleak.VerifyNone(t, ignore, goleak.IgnoreTopFunction("github.com/nats-io/nats.go/jetstream.(*jetStream).resetPendingAcksOnReconnect"))
+		goleak.VerifyNone(t, ignore)
 	})
 }
 

@@ -2,12 +2,10 @@ package codeartssim
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/codearts-recover-worker/codearts-recover-worker/internal/jobid"
 )
@@ -82,52 +80,14 @@ func (s *Server) ScriptReads(at int64, steps ...Outcome) {
 // 502, string bodies, 200 with an error code), then the catalog's answer.
 func (s *Server) serveRead(w http.ResponseWriter, r *http.Request, cfg *settings, rt readRoute) {
 	s.readsBy[rt.kind].Add(1)
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err != nil {
-		s.fail(w, Outcome{http.StatusBadRequest, CodeInvalidParam, "Invalid request body"}, 0)
-		return
-	}
-	if inWindow(cfg.unauthWindows, time.Now()) {
-		s.faults[faultUnauthorized].Add(1)
-		s.fail(w, Outcome{http.StatusUnauthorized, CodeAuthFailed, "Incorrect IAM authentication information: the access key is locked after repeated failures"}, 0)
-		return
-	}
-	if err := authenticate(cfg, r, body, time.Now()); err != nil {
-		s.fail(w, Outcome{http.StatusUnauthorized, CodeAuthFailed, "Incorrect IAM authentication information: " + err.Error()}, 0)
-		return
-	}
-	if !s.wait(r.Context(), s.latency(cfg)) {
-		return
-	}
-	if cfg.inOutage(time.Now()) {
-		s.reject(w, cfg, StandardOutcome(http.StatusServiceUnavailable), 0)
-		return
-	}
-	if cfg.limiter != nil && !cfg.limiter.Allow() {
-		s.reject(w, cfg, StandardOutcome(http.StatusTooManyRequests), limiterRetryAfter(cfg))
+	if !s.admit(w, r, cfg) {
 		return
 	}
 	if o, ok := s.reads.next(); ok {
 		s.reject(w, cfg, o, cfg.retryAfter)
 		return
 	}
-	switch {
-	case s.chance(cfg.throttle):
-		s.reject(w, cfg, StandardOutcome(http.StatusTooManyRequests), cfg.retryAfter)
-		return
-	case s.chance(cfg.backendThrottle):
-		s.reject(w, cfg, BackendThrottle, 0)
-		return
-	case s.chance(cfg.errRate) && len(cfg.errStatuses) > 0:
-		s.reject(w, cfg, StandardOutcome(cfg.errStatuses[s.intn(len(cfg.errStatuses))]), 0)
-		return
-	case s.chance(cfg.htmlErrors):
-		s.faults[faultHTML502].Add(1)
-		s.answer(w, http.StatusBadGateway, contentHTML, htmlBadGateway)
-		return
-	case s.chance(cfg.errorOn200):
-		s.faults[faultErrorOn200].Add(1)
-		s.answer(w, http.StatusOK, contentJSON, errorBody(Outcome{http.StatusOK, CodeInternal, "Internal server error"}))
+	if s.randomFault(w, cfg, false) {
 		return
 	}
 	switch rt.kind {

@@ -273,29 +273,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serveRecover answers a recover of jobID; job is nil when jobID is not a
 // valid job id.
 func (s *Server) serveRecover(w http.ResponseWriter, r *http.Request, cfg *settings, jobID string, job *jobRecord) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err != nil {
-		s.fail(w, Outcome{http.StatusBadRequest, CodeInvalidParam, "Invalid request body"}, 0)
-		return
-	}
-	if inWindow(cfg.unauthWindows, time.Now()) {
-		s.faults[faultUnauthorized].Add(1)
-		s.fail(w, Outcome{http.StatusUnauthorized, CodeAuthFailed, "Incorrect IAM authentication information: the access key is locked after repeated failures"}, 0)
-		return
-	}
-	if err := authenticate(cfg, r, body, time.Now()); err != nil {
-		s.fail(w, Outcome{http.StatusUnauthorized, CodeAuthFailed, "Incorrect IAM authentication information: " + err.Error()}, 0)
-		return
-	}
-	if !s.wait(r.Context(), s.latency(cfg)) {
-		return // the client went away or the server is closing: no answer
-	}
-	if cfg.inOutage(time.Now()) {
-		s.reject(w, cfg, StandardOutcome(http.StatusServiceUnavailable), 0)
-		return
-	}
-	if cfg.limiter != nil && !cfg.limiter.Allow() {
-		s.reject(w, cfg, StandardOutcome(http.StatusTooManyRequests), limiterRetryAfter(cfg))
+	if !s.admit(w, r, cfg) {
 		return
 	}
 	if job == nil {
@@ -306,31 +284,7 @@ func (s *Server) serveRecover(w http.ResponseWriter, r *http.Request, cfg *setti
 		s.give(w, cfg, job, o)
 		return
 	}
-	switch {
-	case s.chance(cfg.throttle):
-		s.reject(w, cfg, StandardOutcome(http.StatusTooManyRequests), cfg.retryAfter)
-		return
-	case s.chance(cfg.backendThrottle):
-		s.reject(w, cfg, BackendThrottle, 0)
-		return
-	case s.chance(cfg.errRate) && len(cfg.errStatuses) > 0:
-		s.reject(w, cfg, StandardOutcome(cfg.errStatuses[s.intn(len(cfg.errStatuses))]), 0)
-		return
-	case s.chance(cfg.htmlErrors):
-		s.faults[faultHTML502].Add(1)
-		s.answer(w, http.StatusBadGateway, contentHTML, htmlBadGateway)
-		return
-	case s.chance(cfg.failStatus):
-		s.faults[faultFail200].Add(1)
-		s.answer(w, http.StatusOK, contentJSON, failBody)
-		return
-	case s.chance(cfg.errorOn200):
-		s.faults[faultErrorOn200].Add(1)
-		s.answer(w, http.StatusOK, contentJSON, errorBody(Outcome{http.StatusOK, CodeInternal, "Internal server error"}))
-		return
-	case s.chance(cfg.htmlSuccess):
-		s.faults[faultHTML200].Add(1)
-		s.answer(w, http.StatusOK, contentHTMLUTF8, htmlProxyPage)
+	if s.randomFault(w, cfg, true) {
 		return
 	}
 	if o, ok := cfg.outcomeFor(jobID); ok {
@@ -347,6 +301,68 @@ func (s *Server) serveRecover(w http.ResponseWriter, r *http.Request, cfg *setti
 		return
 	}
 	s.succeed(w, job)
+}
+
+// admit makes the gateway's checks every call passes before it is served
+// (body, 401 window, signature, latency, outage, quota) and answers a call
+// that fails one; false means the call is answered (or the client left).
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, cfg *settings) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		s.fail(w, Outcome{http.StatusBadRequest, CodeInvalidParam, "Invalid request body"}, 0)
+		return false
+	}
+	if inWindow(cfg.unauthWindows, time.Now()) {
+		s.faults[faultUnauthorized].Add(1)
+		s.fail(w, Outcome{http.StatusUnauthorized, CodeAuthFailed, "Incorrect IAM authentication information: the access key is locked after repeated failures"}, 0)
+		return false
+	}
+	if err := authenticate(cfg, r, body, time.Now()); err != nil {
+		s.fail(w, Outcome{http.StatusUnauthorized, CodeAuthFailed, "Incorrect IAM authentication information: " + err.Error()}, 0)
+		return false
+	}
+	if !s.wait(r.Context(), s.latency(cfg)) {
+		return false // the client went away or the server is closing: no answer
+	}
+	if cfg.inOutage(time.Now()) {
+		s.reject(w, cfg, StandardOutcome(http.StatusServiceUnavailable), 0)
+		return false
+	}
+	if cfg.limiter != nil && !cfg.limiter.Allow() {
+		s.reject(w, cfg, StandardOutcome(http.StatusTooManyRequests), limiterRetryAfter(cfg))
+		return false
+	}
+	return true
+}
+
+// randomFault answers the call with one of the configured random faults,
+// or returns false. The draws are made in one fixed order (seeded runs
+// replay); a read skips the success-shaped faults (200 status:fail, an
+// HTML 200), which only a recover answers.
+func (s *Server) randomFault(w http.ResponseWriter, cfg *settings, recover bool) bool {
+	switch {
+	case s.chance(cfg.throttle):
+		s.reject(w, cfg, StandardOutcome(http.StatusTooManyRequests), cfg.retryAfter)
+	case s.chance(cfg.backendThrottle):
+		s.reject(w, cfg, BackendThrottle, 0)
+	case s.chance(cfg.errRate) && len(cfg.errStatuses) > 0:
+		s.reject(w, cfg, StandardOutcome(cfg.errStatuses[s.intn(len(cfg.errStatuses))]), 0)
+	case s.chance(cfg.htmlErrors):
+		s.faults[faultHTML502].Add(1)
+		s.answer(w, http.StatusBadGateway, contentHTML, htmlBadGateway)
+	case recover && s.chance(cfg.failStatus):
+		s.faults[faultFail200].Add(1)
+		s.answer(w, http.StatusOK, contentJSON, failBody)
+	case s.chance(cfg.errorOn200):
+		s.faults[faultErrorOn200].Add(1)
+		s.answer(w, http.StatusOK, contentJSON, errorBody(Outcome{http.StatusOK, CodeInternal, "Internal server error"}))
+	case recover && s.chance(cfg.htmlSuccess):
+		s.faults[faultHTML200].Add(1)
+		s.answer(w, http.StatusOK, contentHTMLUTF8, htmlProxyPage)
+	default:
+		return false
+	}
+	return true
 }
 
 // give answers a scripted or prefix outcome: success for a 2xx, else an
