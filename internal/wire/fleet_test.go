@@ -12,11 +12,7 @@ import (
 	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
 )
 
-func TestMain(m *testing.M) {
-	// nats.go v1.55's async publisher parks this on a nil channel when the
-	// connection closes right after its first async publish: the library's.
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/nats-io/nats.go/jetstream.(*jetStream).resetPendingAcksOnReconnect"))
-}
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // A program that joins the fleet (worker discover) paces itself at its
 // share of the fleet's current rate, not at its own cap: after a worker
