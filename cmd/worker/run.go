@@ -310,7 +310,7 @@ func (o *runOptions) open(ctx context.Context, stderr io.Writer) (_ *service, er
 		}
 	}
 	pc.Logger = log
-	pc.Tracer = s.tracing.provider()
+	pc.Tracer, pc.Propagator = s.tracing.provider(), s.tracing.propagator()
 	pc.Observer = worker.Observers{s.metrics, &s.tally}
 	// Always a limiter: even without --rate-limit, throttle answers lower
 	// the rate. With the fleet scope (the default) the rate is learned and
