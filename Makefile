@@ -194,8 +194,9 @@ chart-lint: $(HELM_STAMP) ## helm lint --strict and helm template the chart with
 	$(HELM) lint --strict $(CHART) -f $(CHART)/examples/production-values.yaml
 
 .PHONY: chart-test
-chart-test: $(HELM_STAMP) $(PROMTOOL_STAMP) ## Go render tests of the chart (own module under deploy/helm/test), then promtool check and unit-test the alerting rules
+chart-test: $(HELM_STAMP) $(PROMTOOL_STAMP) ## Go render tests of the chart (own modules: deploy/helm/test for the newest Kubernetes, its oldest/ for 1.25), then promtool check and unit-test the alerting rules
 	cd deploy/helm/test && HELM=$(HELM) PROMTOOL=$(BIN)/promtool $(GO) test -count=1 ./...
+	cd deploy/helm/test/oldest && HELM=$(HELM) $(GO) test -count=1 ./...
 	$(BIN)/promtool check rules deploy/prometheus/codearts-recover-worker-rules.yaml
 	$(BIN)/promtool test rules deploy/prometheus/codearts-recover-worker-rules.test.yaml
 
