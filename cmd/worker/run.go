@@ -500,7 +500,7 @@ func liveState(pool *worker.Pool, limiter *retry.Limiter, concurrency int, rateL
 // wire feeds the metrics and readiness from the running pieces.
 func (s *service) wire(cons *queue.Consumer) {
 	pool := s.pool
-	s.metrics.SetState(ops.State{InFlight: pool.InFlight, Regions: regionGauges(s.pool, s.api.Regions())})
+	s.metrics.SetState(ops.State{InFlight: pool.InFlight, Regions: regionGauges(pool.Pool, pool.Limiters.Region, s.api.Regions())})
 	s.lag = &ops.LagPoller{Consumer: cons, Metrics: s.metrics, Logger: s.log}
 	if s.ops != nil {
 		s.ops.AddCheck("nats", func() error {
@@ -535,7 +535,7 @@ func (s *service) wire(cons *queue.Consumer) {
 // regionGauges reads each allowed region's flow control for the gauges:
 // its breaker and pause from the pool (which keys the default region "")
 // and its rate and Retry-After pause from its limiter.
-func regionGauges(pool *wire.Pool, allowed []string) func() []ops.RegionState {
+func regionGauges(pool *worker.Pool, limiter func(region string) *retry.Limiter, allowed []string) func() []ops.RegionState {
 	regions := append(allowed[:1:1], slices.Sorted(slices.Values(allowed[1:]))...)
 	return func() []ops.RegionState {
 		st, now := pool.State(), time.Now()
@@ -545,7 +545,7 @@ func regionGauges(pool *wire.Pool, allowed []string) func() []ops.RegionState {
 			if i == 0 {
 				key = ""
 			}
-			rs, lim := st.Regions[key], pool.Limiters.Region(name)
+			rs, lim := st.Regions[key], limiter(name)
 			g := ops.RegionState{Region: name, Breaker: rs.Breaker, RateLimit: lim.Rate()}
 			switch {
 			case rs.Paused:
