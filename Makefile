@@ -14,6 +14,7 @@ NATS_SERVER_VERSION   := v2.15.2
 HELM_VERSION          := v3.22.0
 GOVULNCHECK_VERSION   := v1.9.0
 CYCLONEDX_VERSION     := v1.10.0
+PROMTOOL_VERSION      := v0.316.0
 
 # make demo drains at most 100 req/s (15-20 s for 1000 requests) so the status
 # page it prints can be watched; DEMO_ARGS= runs it at full speed.
@@ -107,6 +108,11 @@ $(CYCLONEDX_STAMP):
 	GOBIN=$(BIN) $(GO) install github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@$(CYCLONEDX_VERSION)
 	@touch $@
 
+PROMTOOL_STAMP := $(BIN)/.promtool-$(PROMTOOL_VERSION)
+$(PROMTOOL_STAMP):
+	GOBIN=$(BIN) $(GO) install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
+	@touch $@
+
 .PHONY: tools
 tools: $(BIN)/golangci-lint $(BIN)/nats-server ## Install the pinned tools into ./bin
 
@@ -188,8 +194,11 @@ chart-lint: $(HELM_STAMP) ## helm lint --strict and helm template the chart with
 	$(HELM) lint --strict $(CHART) -f $(CHART)/examples/production-values.yaml
 
 .PHONY: chart-test
-chart-test: $(HELM_STAMP) ## Go render tests of the chart (own module under deploy/helm/test)
-	cd deploy/helm/test && HELM=$(HELM) $(GO) test -count=1 ./...
+chart-test: $(HELM_STAMP) $(PROMTOOL_STAMP) ## Go render tests of the chart (own modules: deploy/helm/test for the newest Kubernetes, its oldest/ for 1.25), then promtool check and unit-test the alerting rules
+	cd deploy/helm/test && HELM=$(HELM) PROMTOOL=$(BIN)/promtool $(GO) test -count=1 ./...
+	cd deploy/helm/test/oldest && HELM=$(HELM) $(GO) test -count=1 ./...
+	$(BIN)/promtool check rules deploy/prometheus/codearts-recover-worker-rules.yaml
+	$(BIN)/promtool test rules deploy/prometheus/codearts-recover-worker-rules.test.yaml
 
 .PHONY: image
 image: ## Build the container image (IMAGE=name:tag) with docker or podman

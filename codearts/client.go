@@ -101,6 +101,15 @@ func (c *Client) Regions() []string {
 	return out
 }
 
+// Endpoint is the endpoint URL of region's API ("" = the default region),
+// "" for a region that is not allowed.
+func (c *Client) Endpoint(region string) string {
+	if region == "" {
+		region = c.cfg.Region
+	}
+	return c.endpoints[region]
+}
+
 // AllowedRegion reports whether a request may name region r; "" stands for
 // the default region and is always allowed.
 func (c *Client) AllowedRegion(r string) bool {

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -29,6 +30,11 @@ type Config struct {
 	// global provider (a no-op unless the program set one): without
 	// tracing, a request carries a traceparent only when ctx holds a span.
 	TracerProvider trace.TracerProvider
+	// Propagator writes the trace context (and baggage, if it carries
+	// baggage) of each request into its headers (OTEL_PROPAGATORS). nil =
+	// W3C trace context, which the worker reads; an empty composite writes
+	// nothing.
+	Propagator propagation.TextMapPropagator
 }
 
 // Validate names the first field that cannot work.
@@ -68,6 +74,9 @@ func New(nc *nats.Conn, cfg Config) (*Client, error) {
 	}
 	if cfg.TracerProvider == nil {
 		cfg.TracerProvider = otel.GetTracerProvider()
+	}
+	if cfg.Propagator == nil {
+		cfg.Propagator = propagation.TraceContext{}
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -132,8 +133,10 @@ func TestEnqueueTrace(t *testing.T) {
 	require.Equal(t, trace.SpanKindProducer, send.SpanKind())
 	require.Equal(t, parent.SpanContext().SpanID(), send.Parent().SpanID(), "a child of the caller's span")
 	require.Equal(t, map[attribute.Key]string{
-		"messaging.system": "nats", "messaging.operation.type": "send", "messaging.destination.name": queue.DefaultSubject,
-		"messaging.message.id": goodID, "job_id": goodID, "stream_seq": "1", "duplicate": "false",
+		"messaging.system": "nats", "messaging.operation.type": "send", "messaging.operation.name": "send",
+		"messaging.destination.name": queue.DefaultSubject, "messaging.message.id": goodID,
+		"messaging.message.body.size": strconv.Itoa(len(`{"job_id":"` + goodID + `"}`)),
+		"codearts_recover.job_id":     goodID, "codearts_recover.stream_seq": "1", "codearts_recover.duplicate": "false",
 	}, spanAttrs(send))
 	sc := send.SpanContext()
 	require.Equal(t, []string{fmt.Sprintf("00-%s-%s-01", sc.TraceID(), sc.SpanID())}, b.stored(t, res.Seq).Header["traceparent"])
@@ -149,7 +152,7 @@ func TestEnqueueTrace(t *testing.T) {
 	require.NotEqual(t, parent.SpanContext().TraceID(), root.SpanContext().TraceID())
 	require.Len(t, root.Links(), 1)
 	require.Equal(t, parent.SpanContext().SpanID(), root.Links()[0].SpanContext.SpanID())
-	require.Equal(t, other, spanAttrs(root)["job_id"])
+	require.Equal(t, other, spanAttrs(root)["codearts_recover.job_id"])
 
 	// Tracing off: the no-op global provider, no span in ctx.
 	off, err := producer.New(b.nc, producer.Config{})

@@ -6,12 +6,21 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 )
 
 // scope is the instrumentation scope of the producer spans.
 const scope = "github.com/codearts-recover-worker/codearts-recover-worker/producer"
+
+// The producer's own span attributes, in the worker's namespace
+// (worker.AttrNamespace, "codearts_recover."): the same keys on the send
+// span as on the delivery spans that follow it.
+const (
+	attrJobID     = attribute.Key("codearts_recover.job_id")
+	attrStreamSeq = attribute.Key("codearts_recover.stream_seq")
+	attrDuplicate = attribute.Key("codearts_recover.duplicate")
+)
 
 // startSpan starts the producer span of m (kind producer, named "send
 // SUBJECT"), injects its context into header and returns the span.
@@ -28,18 +37,19 @@ func (c *Client) startSpan(ctx context.Context, m *Message, header map[string][]
 	}
 	ctx, span := c.tracer.Start(ctx, c.spanName, append(opts, trace.WithSpanKind(trace.SpanKindProducer))...)
 	if span.IsRecording() {
-		attrs := make([]attribute.KeyValue, 0, 5)
-		attrs = append(attrs, attribute.String("messaging.system", "nats"), attribute.String("messaging.operation.type", "send"),
-			attribute.String("messaging.destination.name", c.cfg.Subject))
+		attrs := make([]attribute.KeyValue, 0, 7)
+		attrs = append(attrs, semconv.MessagingSystemKey.String("nats"), semconv.MessagingOperationTypeSend,
+			semconv.MessagingOperationName("send"), semconv.MessagingDestinationName(c.cfg.Subject),
+			semconv.MessagingMessageBodySize(len(m.Data)))
 		if m.MsgID != "" {
-			attrs = append(attrs, attribute.String("messaging.message.id", m.MsgID))
+			attrs = append(attrs, semconv.MessagingMessageID(m.MsgID))
 		}
 		if m.JobID != "" {
-			attrs = append(attrs, attribute.String("job_id", m.JobID))
+			attrs = append(attrs, attrJobID.String(m.JobID))
 		}
 		span.SetAttributes(attrs...)
 	}
-	propagation.TraceContext{}.Inject(ctx, headerCarrier(header))
+	c.cfg.Propagator.Inject(ctx, headerCarrier(header))
 	return span
 }
 
@@ -52,7 +62,7 @@ func endSpan(span trace.Span, seq uint64, duplicate bool, err error) {
 		if err != nil {
 			span.SetStatus(codes.Error, err.Error())
 		} else {
-			span.SetAttributes(attribute.Int64("stream_seq", int64(seq)), attribute.Bool("duplicate", duplicate)) //nolint:gosec // a stream sequence
+			span.SetAttributes(attrStreamSeq.Int64(int64(seq)), attrDuplicate.Bool(duplicate)) //nolint:gosec // a stream sequence
 		}
 	}
 	span.End()

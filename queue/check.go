@@ -261,3 +261,69 @@ func ReadSyncSetting(ctx context.Context, client *http.Client, monitorURL string
 	}
 	return SyncSetting{Server: v.Name, Always: v.JetStream.Config.SyncAlways, Interval: interval}, nil
 }
+
+// SubjectOverlap is a subject the worker publishes on for one purpose that
+// a stream of another purpose stores: dead letters caught by the request
+// stream are delivered to the workers as requests (each is poison, dead-
+// lettered again, caught again), requests caught by the DLQ never reach a
+// worker. The server refuses two streams that overlap, so the second
+// stream cannot even be created.
+type SubjectOverlap struct {
+	// Subject is the worker's subject and Role what it publishes there.
+	Subject string `json:"subject"`
+	Role    string `json:"role"`
+	// Stream stores Subject through its subject Pattern, and holds Holds.
+	Stream  string `json:"stream"`
+	Pattern string `json:"pattern"`
+	Holds   string `json:"holds"`
+}
+
+// streamRole is one of the worker's streams and the subject it is for.
+type streamRole struct {
+	stream, subject, role string
+}
+
+func (c Config) streamRoles() []streamRole {
+	roles := []streamRole{
+		{c.Stream, c.Subject, "recover requests"},
+		{c.DLQStream, c.DLQSubject, "dead letters"},
+	}
+	if c.Results() {
+		roles = append(roles, streamRole{c.ResultStream, c.ResultSubject, "result events"})
+	}
+	return roles
+}
+
+// overlaps lists each role's subject that the existing subjects (by stream
+// name) of another role's stream cover.
+func overlaps(roles []streamRole, subjects map[string][]string) []SubjectOverlap {
+	var out []SubjectOverlap
+	for _, holder := range roles {
+		for _, pattern := range subjects[holder.stream] {
+			for _, r := range roles {
+				if r.stream != holder.stream && subjectCovered(r.subject, pattern) {
+					out = append(out, SubjectOverlap{Subject: r.subject, Role: r.role, Stream: holder.stream, Pattern: pattern, Holds: holder.role})
+				}
+			}
+		}
+	}
+	return out
+}
+
+// SubjectOverlaps reads the subjects of the worker's streams that exist and
+// lists the overlaps between them (see SubjectOverlap).
+func (c *Conn) SubjectOverlaps(ctx context.Context) ([]SubjectOverlap, error) {
+	roles := c.cfg.streamRoles()
+	subjects := map[string][]string{}
+	for _, r := range roles {
+		s, err := c.JS.Stream(ctx, r.stream)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("stream %s: %w", r.stream, err)
+		}
+		subjects[r.stream] = s.CachedInfo().Config.Subjects
+	}
+	return overlaps(roles, subjects), nil
+}

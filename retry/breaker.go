@@ -9,8 +9,8 @@ import (
 // type: the pool, readiness, the gauges and the status page all read it.
 type BreakerState int
 
-// Breaker states, in the order of growing trouble (the breaker_state gauge
-// reports these numbers).
+// Breaker states, in the order of growing trouble (the breaker_state state
+// set lists them in this order, by String).
 const (
 	BreakerClosed   BreakerState = 0
 	BreakerHalfOpen BreakerState = 1

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
@@ -140,6 +141,10 @@ type Config struct {
 	SkipEnabled bool
 	// States reads jobs' states for Verify and SkipEnabled.
 	States StateReader
+	// Consumer is the durable consumer's name, on delivery spans as
+	// messaging.consumer.group.name. "" = not on spans. wire.NewPool sets
+	// it from the bound consumer.
+	Consumer string
 	// Name is this worker's host/pod name in dead letters. Default: the
 	// POD_NAME environment variable, else the host name.
 	Name string
@@ -153,6 +158,11 @@ type Config struct {
 	// traceparent is still written to dead letters, result events and log
 	// lines.
 	Tracer trace.TracerProvider
+	// Propagator reads a producer's trace context from a request's headers
+	// when Tracer is set (OTEL_PROPAGATORS; an empty composite reads
+	// nothing, so every request is traced under its derived trace). nil =
+	// W3C trace context.
+	Propagator propagation.TextMapPropagator
 }
 
 func (c Config) withDefaults() Config {

@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"strconv"
 	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -26,37 +28,47 @@ const tracerName = "github.com/codearts-recover-worker/codearts-recover-worker/w
 // as an event on the delivery span: shorter ones are noise.
 const minWaitEvent = time.Millisecond
 
-// Span attribute keys. The request's own keys are the snake_case ones of
-// the logs and the dead letters; the rest are OpenTelemetry's semantic
-// conventions.
+// Span attribute keys. Where OpenTelemetry's semantic conventions have a
+// key (messaging, HTTP client, server, URL, error), it is theirs, from the
+// semconv package of the otel version in go.mod. The worker's own keys are
+// the snake_case ones of the logs and the dead letters under the namespace
+// "codearts_recover." (AttrNamespace): one component, as the metrics'
+// codearts_recover_ prefix, so a key names the worker in traces as in
+// metrics, and no future OpenTelemetry namespace ("codearts" could become
+// one for the cloud service) can clash with it.
 const (
-	attrJobID       = attribute.Key("job_id")
-	attrStreamSeq   = attribute.Key("stream_seq")
-	attrDelivery    = attribute.Key("delivery")
-	attrAttempt     = attribute.Key("attempt")
-	attrAttempts    = attribute.Key("attempts")
-	attrErrorCode   = attribute.Key("error_code")
-	attrRequestID   = attribute.Key("request_id")
-	attrClass       = attribute.Key("class")
-	attrOutcome     = attribute.Key("outcome")
-	attrReason      = attribute.Key("reason")
-	attrRetryCause  = attribute.Key("retry_cause")
-	attrRetryWait   = attribute.Key("retry_wait")
-	attrWait        = attribute.Key("wait")
-	attrProbe       = attribute.Key("probe")
-	attrDerived     = attribute.Key("trace_derived")
-	attrHTTPStatus  = attribute.Key("http.response.status_code")
-	attrErrorType   = attribute.Key("error.type")
-	attrMsgSystem   = attribute.Key("messaging.system")
-	attrMsgDest     = attribute.Key("messaging.destination.name")
-	attrMsgOp       = attribute.Key("messaging.operation.type")
-	attrMsgDelivery = attribute.Key("messaging.nats.delivery_count")
+	attrJobID      = attribute.Key(AttrNamespace + "job_id")
+	attrStreamSeq  = attribute.Key(AttrNamespace + "stream_seq")
+	attrDelivery   = attribute.Key(AttrNamespace + "delivery")
+	attrAttempt    = attribute.Key(AttrNamespace + "attempt")
+	attrAttempts   = attribute.Key(AttrNamespace + "attempts")
+	attrErrorCode  = attribute.Key(AttrNamespace + "error_code")
+	attrRequestID  = attribute.Key(AttrNamespace + "request_id")
+	attrClass      = attribute.Key(AttrNamespace + "class")
+	attrOutcome    = attribute.Key(AttrNamespace + "outcome")
+	attrReason     = attribute.Key(AttrNamespace + "reason")
+	attrRetryCause = attribute.Key(AttrNamespace + "retry_cause")
+	attrRetryWait  = attribute.Key(AttrNamespace + "retry_wait") // seconds
+	attrWait       = attribute.Key(AttrNamespace + "wait")       // seconds
+	attrProbe      = attribute.Key(AttrNamespace + "probe")
+	attrDerived    = attribute.Key(AttrNamespace + "trace_derived")
 )
+
+// AttrNamespace prefixes the worker's own span attribute keys.
+const AttrNamespace = "codearts_recover."
+
+// MessagingSystem is the messaging.system of the worker's and the
+// producer's spans: the conventions list no NATS value, so NATS's name.
+const MessagingSystem = "nats"
+
+// CallURLTemplate is the API call's url.template: the path with its
+// parameter, not the job id (low cardinality).
+const CallURLTemplate = "/v3/jobs/{job_id}/recover"
 
 // CallSpanName is the name of the span of one API call: the API's method
 // and path template (low cardinality, as OpenTelemetry's HTTP client
 // conventions name spans).
-const CallSpanName = "POST /v3/jobs/{job_id}/recover"
+const CallSpanName = "POST " + CallURLTemplate
 
 // natsCarrier adapts NATS message headers to propagation.TextMapCarrier.
 // NATS header names are case-sensitive, and producers write
@@ -165,7 +177,7 @@ type taskTrace struct {
 // request's trace.
 func (p *Pool) startDelivery(ctx context.Context, t *task) {
 	p.startSpan(ctx, t, "process ", trace.SpanKindConsumer,
-		attrMsgOp.String("process"), attrMsgDelivery.Int64(int64(t.n))) //nolint:gosec // a count
+		semconv.MessagingOperationTypeProcess, semconv.MessagingOperationName("process"))
 }
 
 // startStranded starts the span of dead-lettering a stranded request
@@ -175,8 +187,8 @@ func (p *Pool) startStranded(ctx context.Context, t *task) {
 }
 
 // startSpan starts t's span, named verb + subject, under the request's
-// trace (RequestTrace of t's delivery). With tracing off it only reads a
-// producer's traceparent, so the request's logs and records still name its
+// trace (as RequestTrace, with the configured propagator). With tracing off
+// it only reads a producer's W3C traceparent, so the request's logs and records still name its
 // trace. Attributes are set only on a span that records.
 func (p *Pool) startSpan(ctx context.Context, t *task, verb string, kind trace.SpanKind, extra ...attribute.KeyValue) {
 	if p.tr == nil {
@@ -185,17 +197,41 @@ func (p *Pool) startSpan(ctx context.Context, t *task, verb string, kind trace.S
 		}
 		return
 	}
-	parent, derived := RequestTrace(t.d.Header(), t.seq, t.stored) //nolint:contextcheck // parsing a header needs no context
+	// The producer's context as Config.Propagator reads it (W3C trace
+	// context by default; none reads nothing, so every request gets its
+	// derived trace).
+	pctx := p.propagator().Extract(ctx, natsCarrier(t.d.Header()))
+	parent, derived := trace.SpanContextFromContext(pctx), false
+	if !parent.IsValid() {
+		parent, derived = DerivedTrace(t.seq, t.stored), true
+	}
 	subject := t.d.Subject()
-	_, span := p.tr.Start(trace.ContextWithRemoteSpanContext(ctx, parent), verb+subject,
+	_, span := p.tr.Start(trace.ContextWithRemoteSpanContext(pctx, parent), verb+subject,
 		trace.WithSpanKind(kind), trace.WithTimestamp(t.start))
 	if span.IsRecording() {
-		span.SetAttributes(attrMsgSystem.String("nats"), attrMsgDest.String(subject),
+		span.SetAttributes(semconv.MessagingSystemKey.String(MessagingSystem), semconv.MessagingDestinationName(subject),
+			semconv.MessagingMessageBodySize(len(t.d.Body())),
 			attrStreamSeq.Int64(int64(t.seq)), attrDelivery.Int64(int64(t.n)), //nolint:gosec // counts
 			attrDerived.Bool(derived))
+		if p.cfg.Consumer != "" {
+			span.SetAttributes(semconv.MessagingConsumerGroupName(p.cfg.Consumer))
+		}
+		// The producer's message id (the enqueue command sets the job id):
+		// the same messaging.message.id as on the producer's send span.
+		if id, ok := headerValue(t.d.Header(), "Nats-Msg-Id"); ok && id != "" {
+			span.SetAttributes(semconv.MessagingMessageID(id))
+		}
 		span.SetAttributes(extra...)
 	}
 	t.trace = &taskTrace{sc: span.SpanContext(), span: span}
+}
+
+// propagator reads a producer's context from a request's headers.
+func (p *Pool) propagator() propagation.TextMapPropagator {
+	if p.cfg.Propagator != nil {
+		return p.cfg.Propagator
+	}
+	return propagation.TraceContext{}
 }
 
 // span is the delivery's span, nil with tracing off.
@@ -287,7 +323,12 @@ func (p *Pool) callContext(ctx context.Context, t *task, attempt int, probe bool
 	}
 	ctx, t.trace.call = p.tr.Start(trace.ContextWithSpan(ctx, s), CallSpanName, trace.WithSpanKind(trace.SpanKindClient))
 	if t.trace.call.IsRecording() {
-		t.trace.call.SetAttributes(attrAttempt.Int(attempt))
+		t.trace.call.SetAttributes(semconv.HTTPRequestMethodPost, semconv.URLTemplate(CallURLTemplate), attrAttempt.Int(attempt))
+		if attempt > 1 {
+			// Every try after the first is a resend of the same request,
+			// whichever delivery makes it.
+			t.trace.call.SetAttributes(semconv.HTTPRequestResendCount(attempt - 1))
+		}
 		if t.req.JobID != "" {
 			t.trace.call.SetAttributes(attrJobID.String(t.req.JobID))
 		}
@@ -309,7 +350,7 @@ func (t *task) traceCall(class string, err error) {
 	attrs := make([]attribute.KeyValue, 0, 5)
 	attrs = append(attrs, attrClass.String(class))
 	if t.status != 0 {
-		attrs = append(attrs, attrHTTPStatus.Int(t.status))
+		attrs = append(attrs, semconv.HTTPResponseStatusCode(t.status))
 	}
 	if t.errorCode != "" {
 		attrs = append(attrs, attrErrorCode.String(t.errorCode))
@@ -318,7 +359,7 @@ func (t *task) traceCall(class string, err error) {
 		attrs = append(attrs, attrRequestID.String(t.requestID))
 	}
 	if err != nil {
-		attrs = append(attrs, attrErrorType.String(class))
+		attrs = append(attrs, semconv.ErrorTypeKey.String(errorType(t.status, t.errorCode, class)))
 		msg := t.errorMsg
 		if t.errorCode != "" {
 			msg = t.errorCode + ": " + msg
@@ -326,6 +367,23 @@ func (t *task) traceCall(class string, err error) {
 		t.trace.call.SetStatus(codes.Error, msg)
 	}
 	t.trace.call.SetAttributes(attrs...)
+}
+
+// errorType is a failed call's error.type, low cardinality as the HTTP
+// client conventions ask: the status code when the API answered 4xx/5xx,
+// the API's error code when a 2xx said "fail", else the worker's class of
+// the failure (transient for a connection error or timeout, canceled).
+func errorType(status int, errorCode, class string) string {
+	switch {
+	case status >= 400:
+		return strconv.Itoa(status)
+	case errorCode != "":
+		return errorCode
+	case class != "":
+		return class
+	default:
+		return semconv.ErrorTypeOther.Value.AsString()
+	}
 }
 
 // traceRetry records on the call span why the request is tried again and

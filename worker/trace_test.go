@@ -3,6 +3,8 @@ package worker_test
 import (
 	"context"
 	"net/http"
+	"net/url"
+	"strconv"
 	"testing"
 	"time"
 
@@ -115,6 +117,12 @@ func TestTracing(t *testing.T) {
 	testenv.Eventually(t, 30*time.Second, func() bool { return rec.Terminal() == n }, "terminal %d of %d", rec.Terminal(), n)
 	run.Stop(t) // every delivery span has ended
 
+	simURL, err := url.Parse(env.Sim.URL())
+	require.NoError(t, err)
+	simHost := simURL.Hostname()
+	simPort, err := strconv.ParseInt(simURL.Port(), 10, 64)
+	require.NoError(t, err)
+
 	// Index the spans: deliveries by stream sequence, calls by parent.
 	spans := exp.GetSpans()
 	deliveries := map[int64][]tracetest.SpanStub{}
@@ -127,8 +135,12 @@ func TestTracing(t *testing.T) {
 			require.Equal(t, trace.SpanKindConsumer, s.SpanKind)
 			require.Equal(t, "nats", attrString(s, "messaging.system"))
 			require.Equal(t, env.Conn.Config().Subject, attrString(s, "messaging.destination.name"))
+			require.Equal(t, env.Conn.Config().Consumer, attrString(s, "messaging.consumer.group.name"))
+			require.Equal(t, "process", attrString(s, "messaging.operation.type"))
+			require.Equal(t, "process", attrString(s, "messaging.operation.name"))
+			require.Positive(t, attrInt(t, s, "messaging.message.body.size"))
 			require.True(t, s.Parent.IsRemote(), "a delivery's parent is the producer's or the derived remote span")
-			seq := attrInt(t, s, "stream_seq")
+			seq := attrInt(t, s, "codearts_recover.stream_seq")
 			deliveries[seq] = append(deliveries[seq], s)
 		case worker.CallSpanName:
 			require.Equal(t, trace.SpanKindClient, s.SpanKind)
@@ -161,7 +173,7 @@ func TestTracing(t *testing.T) {
 		body := ""
 		var final tracetest.SpanStub
 		for _, d := range ds {
-			if int64(len(ds)) == attrInt(t, d, "delivery") {
+			if int64(len(ds)) == attrInt(t, d, "codearts_recover.delivery") {
 				final = d
 			}
 		}
@@ -184,22 +196,22 @@ func TestTracing(t *testing.T) {
 		if w.producer.IsValid() {
 			require.Equal(t, w.producer.TraceID(), tid, "%s: the producer's trace id is kept", body)
 			require.Equal(t, w.producer.SpanID(), final.Parent.SpanID(), "%s: child of the producer's span", body)
-			v, _ := spanAttr(final, "trace_derived")
+			v, _ := spanAttr(final, "codearts_recover.trace_derived")
 			require.False(t, v.AsBool(), "%s: not derived", body)
 		} else {
-			v, _ := spanAttr(final, "trace_derived")
+			v, _ := spanAttr(final, "codearts_recover.trace_derived")
 			require.True(t, v.AsBool(), "%s: derived trace", body)
 		}
-		require.Equal(t, w.outcome, attrString(final, "outcome"), "%s: outcome", body)
-		require.Equal(t, w.reason, attrString(final, "reason"), "%s: reason", body)
+		require.Equal(t, w.outcome, attrString(final, "codearts_recover.outcome"), "%s: outcome", body)
+		require.Equal(t, w.reason, attrString(final, "codearts_recover.reason"), "%s: reason", body)
 		if w.outcome == worker.OutcomeDeadLettered {
 			require.Equal(t, codes.Error, final.Status.Code)
 		} else {
 			require.NotEqual(t, codes.Error, final.Status.Code)
 		}
 		if w.deliveries > 1 {
-			require.Equal(t, worker.OutcomeHandedBack, attrString(ds[0], "outcome"))
-			require.Equal(t, "retries_of_delivery_used", attrString(ds[0], "reason"))
+			require.Equal(t, worker.OutcomeHandedBack, attrString(ds[0], "codearts_recover.outcome"))
+			require.Equal(t, "retries_of_delivery_used", attrString(ds[0], "codearts_recover.reason"))
 		}
 
 		// The API calls: children of their delivery, numbered across
@@ -207,7 +219,7 @@ func TestTracing(t *testing.T) {
 		var got []tracetest.SpanStub
 		for d := range len(ds) {
 			for _, s := range ds {
-				if attrInt(t, s, "delivery") == int64(d+1) {
+				if attrInt(t, s, "codearts_recover.delivery") == int64(d+1) {
 					for _, c := range calls[s.SpanContext.SpanID()] {
 						require.Equal(t, tid, c.SpanContext.TraceID())
 						got = append(got, c)
@@ -218,21 +230,37 @@ func TestTracing(t *testing.T) {
 		require.Len(t, got, len(w.statuses), "%s: API call spans", body)
 		for i, c := range got {
 			status := w.statuses[i]
-			require.Equal(t, int64(i+1), attrInt(t, c, "attempt"), "%s: attempt numbers", body)
+			require.Equal(t, int64(i+1), attrInt(t, c, "codearts_recover.attempt"), "%s: attempt numbers", body)
 			require.Equal(t, int64(status), attrInt(t, c, "http.response.status_code"))
-			require.NotEmpty(t, attrString(c, "request_id"), "%s: the API's request id", body)
+			// OpenTelemetry's HTTP client conventions.
+			require.Equal(t, "POST", attrString(c, "http.request.method"))
+			require.Equal(t, "/v3/jobs/{job_id}/recover", attrString(c, "url.template"))
+			require.Equal(t, simHost, attrString(c, "server.address"))
+			require.Equal(t, simPort, attrInt(t, c, "server.port"))
+			if resend, ok := spanAttr(c, "http.request.resend_count"); i == 0 {
+				require.False(t, ok, "%s: a first try is no resend", body)
+			} else {
+				require.Equal(t, int64(i), resend.AsInt64(), "%s: resends count across deliveries", body)
+			}
+			if status == http.StatusOK {
+				_, ok := spanAttr(c, "error.type")
+				require.False(t, ok, "%s: no error.type on a success", body)
+			} else {
+				require.Equal(t, strconv.Itoa(status), attrString(c, "error.type"), "%s: error.type is the status code", body)
+			}
+			require.NotEmpty(t, attrString(c, "codearts_recover.request_id"), "%s: the API's request id", body)
 			require.False(t, c.EndTime.Before(c.StartTime))
 			if status == http.StatusOK {
-				require.Equal(t, "success", attrString(c, "class"))
+				require.Equal(t, "success", attrString(c, "codearts_recover.class"))
 				require.NotEqual(t, codes.Error, c.Status.Code)
 				continue
 			}
 			require.Equal(t, codes.Error, c.Status.Code, "%s: a failed call's span is an error", body)
-			require.Equal(t, codeartssim.StandardOutcome(status).Code, attrString(c, "error_code"))
+			require.Equal(t, codeartssim.StandardOutcome(status).Code, attrString(c, "codearts_recover.error_code"))
 			if status >= 500 {
-				cause := attrString(c, "retry_cause")
+				cause := attrString(c, "codearts_recover.retry_cause")
 				require.Contains(t, []string{"transient", "redelivery"}, cause)
-				wait, ok := spanAttr(c, "retry_wait")
+				wait, ok := spanAttr(c, "codearts_recover.retry_wait")
 				require.True(t, ok, "%s: a retried call says how long the retry waits", body)
 				require.Positive(t, wait.AsFloat64())
 			}
@@ -251,6 +279,58 @@ func TestTracing(t *testing.T) {
 		}
 	}
 	require.Len(t, dls, 3)
+}
+
+// Config.Propagator decides what a producer's headers contribute: the
+// default W3C trace context joins the producer's trace; an empty composite
+// (OTEL_PROPAGATORS=none) reads nothing, so the request gets its derived
+// trace; the message id reaches messaging.message.id either way.
+func TestTracePropagator(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		give        propagation.TextMapPropagator
+		wantDerived bool
+	}{
+		{name: "default", give: nil},
+		{name: "tracecontext and baggage", give: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})},
+		{name: "none", give: propagation.NewCompositeTextMapPropagator(), wantDerived: true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			env := testenv.New(t, testenv.Options{})
+			exp := tracetest.NewInMemoryExporter()
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+			t.Cleanup(func() { require.NoError(t, tp.Shutdown(context.Background())) })
+			job := testenv.JobID("a")
+			h, sc := producerHeader("traceparent")
+			h.Set("baggage", "campaign=outage-7")
+			_, err := env.Conn.Publish(context.Background(), env.Conn.Config().Subject, "msg-"+job, h, []byte(job))
+			require.NoError(t, err)
+			rec := testenv.NewRecorder()
+			cfg := poolConfig(rec)
+			cfg.Tracer, cfg.Propagator = tp, tt.give
+			run := env.Start(env.Pool(nil, cfg))
+			testenv.Eventually(t, 30*time.Second, func() bool { return rec.Terminal() == 1 }, "terminal")
+			run.Stop(t)
+
+			var process []tracetest.SpanStub
+			for _, s := range exp.GetSpans() {
+				if s.SpanKind == trace.SpanKindConsumer {
+					process = append(process, s)
+				}
+			}
+			require.Len(t, process, 1)
+			p := process[0]
+			v, _ := spanAttr(p, "codearts_recover.trace_derived")
+			require.Equal(t, tt.wantDerived, v.AsBool())
+			if tt.wantDerived {
+				require.NotEqual(t, sc.TraceID(), p.SpanContext.TraceID(), "the producer's trace is not read")
+			} else {
+				require.Equal(t, sc.TraceID(), p.SpanContext.TraceID(), "the producer's trace is joined")
+				require.Equal(t, sc.SpanID(), p.Parent.SpanID())
+			}
+			require.Equal(t, "msg-"+job, attrString(p, "messaging.message.id"))
+		})
+	}
 }
 
 func hasEvent(s tracetest.SpanStub, name string) bool {

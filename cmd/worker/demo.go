@@ -368,7 +368,7 @@ func runDemo(ctx context.Context, o demoOptions, stderr io.Writer, report func(d
 	// consumer pause, classification and fleet rate.
 	pool, err := wire.NewPool(ctx, conn, api, worker.Config{
 		Concurrency: o.concurrency, Name: "demo", Logger: log,
-		Observer: worker.Observers{counter, page.metrics}, Tracer: tr.provider(),
+		Observer: worker.Observers{counter, page.metrics}, Tracer: tr.provider(), Propagator: tr.propagator(),
 	}, wire.PoolOptions{Rate: o.rateLimit})
 	if err != nil {
 		return demoSummary{}, err

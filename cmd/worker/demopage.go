@@ -103,6 +103,8 @@ func startDemoPage(ctx context.Context, o demoOptions, log *zap.Logger, stderr i
 
 // attach gives the page the streams and the pool.
 func (p *demoPage) attach(conn *queue.Conn, pool *worker.Pool, limiter *retry.Limiter, o demoOptions, log *zap.Logger) {
+	// The gauges read the pool as run's do: the demo's one region.
+	p.metrics.SetState(ops.State{InFlight: pool.InFlight, Regions: regionGauges(pool, func(string) *retry.Limiter { return limiter }, []string{demoRegion})})
 	if p.ui == nil {
 		return
 	}

@@ -461,6 +461,7 @@ func (o *doctorOptions) checkStreams(ctx context.Context, conn *queue.Conn, deni
 		}
 		add(c)
 	}
+	o.checkOverlaps(ctx, conn, add)
 	drift, err := conn.StreamDrift(ctx)
 	if err != nil {
 		add(doctorCheck{Name: "stream settings", Status: checkFail, Detail: err.Error()})
@@ -513,6 +514,28 @@ func (o *doctorOptions) checkStreams(ctx context.Context, conn *queue.Conn, deni
 			c.Fix = "update the consumer, or pass the server's value to the worker's flag"
 		}
 		add(c)
+	}
+}
+
+// checkOverlaps fails for a subject of the worker that a stream of another
+// purpose stores (queue.SubjectOverlap): NATS refuses the second stream,
+// and what the first catches goes to the wrong readers.
+func (o *doctorOptions) checkOverlaps(ctx context.Context, conn *queue.Conn, add func(doctorCheck)) {
+	overlaps, err := conn.SubjectOverlaps(ctx)
+	if err != nil {
+		add(doctorCheck{Name: "stream subjects", Status: checkFail, Detail: err.Error()})
+		return
+	}
+	for _, ov := range overlaps {
+		consequence := "NATS refuses a second stream on the same subjects, so the stream for " + ov.Role + " cannot be created"
+		if ov.Stream == conn.Config().Stream {
+			consequence = "the workers would take each of them as a recover request (and dead-letter it again)"
+		}
+		add(doctorCheck{Name: "stream subjects", Status: checkFail,
+			Detail: fmt.Sprintf("%s (%s) is stored by stream %s, the stream of %s, through its subject %s: %s",
+				ov.Subject, ov.Role, ov.Stream, ov.Holds, ov.Pattern, consequence),
+			Fix: fmt.Sprintf("remove %s from the subjects of stream %s (nats stream edit %s), or give the worker subjects it does not cover (--subject, --dlq-subject, --result-subject)",
+				ov.Pattern, ov.Stream, ov.Stream)})
 	}
 }
 

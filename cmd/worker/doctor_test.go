@@ -135,6 +135,28 @@ func TestDoctorFindsWhatIsWrong(t *testing.T) {
 			wantIn:    []string{"limits, the worker would create workqueue", "refuses to start", "cannot change retention in place"},
 		},
 		{
+			// A request stream made by hand on codearts.build.recover.>
+			// catches the dead letters and the result events: the workers
+			// would take each dead letter as a request.
+			giveName: "request stream catches the dead letters",
+			giveSetup: func(t *testing.T, env *testenv.Env, flags []string) []string {
+				ctx := context.Background()
+				for _, name := range []string{queue.DefaultDLQStream, queue.DefaultResultStream} {
+					if err := env.Conn.JS.DeleteStream(ctx, name); err != nil {
+						require.ErrorIs(t, err, jetstream.ErrStreamNotFound, name)
+					}
+				}
+				_, err := env.Conn.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+					Name: queue.DefaultStream, Subjects: []string{queue.DefaultSubject, queue.DefaultSubject + ".>"}, Retention: jetstream.WorkQueuePolicy,
+				})
+				require.NoError(t, err, "the request stream on %s.>", queue.DefaultSubject)
+				return flags
+			},
+			wantCheck: "stream subjects",
+			wantIn: []string{queue.DefaultDLQSubject + " (dead letters) is stored by stream CODEARTS_RECOVER", "through its subject " + queue.DefaultSubject + ".>",
+				"take each of them as a recover request", "remove " + queue.DefaultSubject + ".> from the subjects of stream CODEARTS_RECOVER", "--dlq-subject"},
+		},
+		{
 			giveName: "clock 10 minutes behind the API",
 			giveSetup: func(t *testing.T, _ *testenv.Env, flags []string) []string {
 				doctorClock = func() time.Time { return time.Now().Add(-10 * time.Minute) }

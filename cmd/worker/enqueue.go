@@ -345,7 +345,7 @@ func (o *enqueueOptions) publish(cmd *cobra.Command, in *input, enc producer.Enc
 		return sum, nil, err
 	}
 	o.dupWindow = info.Config.Duplicates
-	client, err := producer.New(conn.NC, producer.Config{Subject: cfg.Subject, Stream: cfg.Stream, Encode: enc, TracerProvider: tr.provider()})
+	client, err := producer.New(conn.NC, producer.Config{Subject: cfg.Subject, Stream: cfg.Stream, Encode: enc, TracerProvider: tr.provider(), Propagator: tr.propagator()})
 	if err != nil {
 		return sum, nil, err
 	}

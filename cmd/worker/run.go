@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -309,7 +310,7 @@ func (o *runOptions) open(ctx context.Context, stderr io.Writer) (_ *service, er
 		}
 	}
 	pc.Logger = log
-	pc.Tracer = s.tracing.provider()
+	pc.Tracer, pc.Propagator = s.tracing.provider(), s.tracing.propagator()
 	pc.Observer = worker.Observers{s.metrics, &s.tally}
 	// Always a limiter: even without --rate-limit, throttle answers lower
 	// the rate. With the fleet scope (the default) the rate is learned and
@@ -328,7 +329,7 @@ func (o *runOptions) open(ctx context.Context, stderr io.Writer) (_ *service, er
 	}
 	s.pool = pool
 	limiter, cons := pool.Limiter, pool.Consumer
-	s.wire(cons, limiter)
+	s.wire(cons)
 	s.attachUI(conn, o, limiter)
 	log.Info("worker started", zap.Stringer("credentials", o.api.Credentials), zap.String("project_id", o.api.ProjectID))
 	return s, nil
@@ -498,15 +499,9 @@ func liveState(pool *worker.Pool, limiter *retry.Limiter, concurrency int, rateL
 }
 
 // wire feeds the metrics and readiness from the running pieces.
-func (s *service) wire(cons *queue.Consumer, limiter *retry.Limiter) {
+func (s *service) wire(cons *queue.Consumer) {
 	pool := s.pool
-	s.metrics.SetState(ops.State{
-		InFlight:          pool.InFlight,
-		RateLimit:         limiter.Rate,
-		ThrottlePaused:    func() bool { return time.Now().Before(limiter.PausedUntil()) },
-		CredentialsPaused: func() bool { return pool.State().Paused },
-		Breaker:           func() retry.BreakerState { return pool.State().Breaker() },
-	})
+	s.metrics.SetState(ops.State{InFlight: pool.InFlight, Regions: regionGauges(pool.Pool, pool.Limiters.Region, s.api.Regions())})
 	s.lag = &ops.LagPoller{Consumer: cons, Metrics: s.metrics, Logger: s.log}
 	if s.ops != nil {
 		s.ops.AddCheck("nats", func() error {
@@ -536,6 +531,33 @@ func (s *service) wire(cons *queue.Consumer, limiter *retry.Limiter) {
 		})
 	}
 	s.wired.Store(true)
+}
+
+// regionGauges reads each allowed region's flow control for the gauges:
+// its breaker and pause from the pool (which keys the default region "")
+// and its rate and Retry-After pause from its limiter.
+func regionGauges(pool *worker.Pool, limiter func(region string) *retry.Limiter, allowed []string) func() []ops.RegionState {
+	regions := append(allowed[:1:1], slices.Sorted(slices.Values(allowed[1:]))...)
+	return func() []ops.RegionState {
+		st, now := pool.State(), time.Now()
+		out := make([]ops.RegionState, 0, len(regions))
+		for i, name := range regions {
+			key := name
+			if i == 0 {
+				key = ""
+			}
+			rs, lim := st.Regions[key], limiter(name)
+			g := ops.RegionState{Region: name, Breaker: rs.Breaker, RateLimit: lim.Rate()}
+			switch {
+			case rs.Paused:
+				g.Pause = ops.PauseCredentials
+			case now.Before(lim.PausedUntil()):
+				g.Pause = ops.PauseThrottle
+			}
+			out = append(out, g)
+		}
+		return out
+	}
 }
 
 // joinOneLine joins errors into one line, each message once (the NATS and pool

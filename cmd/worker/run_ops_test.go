@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	"github.com/spf13/pflag"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -156,13 +157,20 @@ func TestRunOpsAndLogs(t *testing.T) {
 	go func() { done <- s.Run(ctx) }()
 
 	require.Eventually(t, func() bool {
-		return strings.Contains(scrape(t, base+"/metrics").body, `codearts_recover_requests_total{outcome="recovered",reason=""} 3`)
+		return strings.Contains(scrape(t, base+"/metrics").body, `codearts_recover_deliveries_total{outcome="recovered",reason=""} 3`)
 	}, 20*time.Second, 20*time.Millisecond)
 	r := scrape(t, base+"/readyz")
 	require.Equal(t, 200, r.code, r.body)
 	metrics := scrape(t, base+"/metrics").body
-	require.Contains(t, metrics, `codearts_recover_api_calls_total{class="success",status="200"} 3`)
+	require.Contains(t, metrics, `codearts_recover_api_calls_total{class="success",code="200"} 3`)
 	require.Contains(t, metrics, "codearts_recover_build_info{")
+	require.Contains(t, metrics, `codearts_recover_breaker_state{region="cn-north-4",state="closed"} 1`)
+	require.Contains(t, metrics, `codearts_recover_pause_state{region="cn-north-4",state="none"} 1`)
+	// What `promtool check metrics` says of the running worker's scrape
+	// (the same linter, promlint): names, units, counter suffixes, help.
+	lint, err := promlint.New(strings.NewReader(metrics)).Lint()
+	require.NoError(t, err)
+	require.Empty(t, lint, "promtool check metrics on the worker's /metrics")
 
 	// The API rejects the credentials: paused, not ready (but alive), and
 	// the metric says so; fixed credentials bring it back.
@@ -172,12 +180,14 @@ func TestRunOpsAndLogs(t *testing.T) {
 		r := scrape(t, base+"/readyz")
 		return r.code == 503 && strings.Contains(r.body, "paused: credentials rejected")
 	}, 20*time.Second, 20*time.Millisecond)
-	require.Contains(t, scrape(t, base+"/metrics").body, `codearts_recover_paused{cause="credentials"} 1`)
+	paused := scrape(t, base+"/metrics").body
+	require.Contains(t, paused, `codearts_recover_pause_state{region="cn-north-4",state="credentials"} 1`)
+	require.Contains(t, paused, `codearts_recover_pause_state{region="cn-north-4",state="none"} 0`)
 	require.Equal(t, 200, scrape(t, base+"/healthz").code)
 	sim.SetCredentials(testAK, testSK)
 	require.Eventually(t, func() bool { return scrape(t, base+"/readyz").code == 200 }, 30*time.Second, 50*time.Millisecond)
 	require.Eventually(t, func() bool {
-		return strings.Contains(scrape(t, base+"/metrics").body, `codearts_recover_requests_total{outcome="recovered",reason=""} 4`)
+		return strings.Contains(scrape(t, base+"/metrics").body, `codearts_recover_deliveries_total{outcome="recovered",reason=""} 4`)
 	}, 20*time.Second, 20*time.Millisecond)
 
 	cancel()
@@ -339,8 +349,8 @@ func TestRunVerifyAndSkipEnabled(t *testing.T) {
 	base := "http://" + s.ops.Addr()
 	require.Eventually(t, func() bool {
 		m := scrape(t, base+"/metrics").body
-		return strings.Contains(m, `codearts_recover_requests_total{outcome="recovered",reason=""} 2`) &&
-			strings.Contains(m, `codearts_recover_requests_total{outcome="already_enabled",reason=""} 2`)
+		return strings.Contains(m, `codearts_recover_deliveries_total{outcome="recovered",reason=""} 2`) &&
+			strings.Contains(m, `codearts_recover_deliveries_total{outcome="already_enabled",reason=""} 2`)
 	}, 20*time.Second, 20*time.Millisecond)
 	cancel()
 	require.NoError(t, <-done)

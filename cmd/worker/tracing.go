@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -39,6 +40,7 @@ const (
 	envSampler        = "OTEL_TRACES_SAMPLER"
 	envSamplerArg     = "OTEL_TRACES_SAMPLER_ARG"
 	envServiceName    = "OTEL_SERVICE_NAME"
+	envPropagators    = "OTEL_PROPAGATORS"
 
 	defaultServiceName = "codearts-recover-worker"
 	// tracingShutdownTimeout bounds the flush of buffered spans on exit.
@@ -55,6 +57,9 @@ type otelConfig struct {
 	// credentials, query or fragment.
 	endpoint string
 	sampler  string
+	// propagators are the OTEL_PROPAGATORS names in effect: tracecontext
+	// and/or baggage, or none.
+	propagators []string
 }
 
 func (c otelConfig) on() bool { return len(c.exporters) > 0 }
@@ -120,6 +125,11 @@ func parseOTelEnv(lookup func(string) (string, bool)) (otelConfig, error) {
 		}
 		c.endpoint = shown
 	}
+	var err error
+
+	if c.propagators, err = parsePropagators(get(envPropagators)); err != nil {
+		return otelConfig{}, err
+	}
 
 	c.sampler = strings.ToLower(get(envSampler))
 	switch c.sampler {
@@ -139,6 +149,51 @@ func parseOTelEnv(lookup func(string) (string, bool)) (otelConfig, error) {
 			envSampler, c.sampler)
 	}
 	return c, nil
+}
+
+// parsePropagators reads OTEL_PROPAGATORS: a comma-separated list, the
+// specification's default tracecontext,baggage when empty. This build has
+// the W3C propagators of the otel module only; a propagator it lacks (b3,
+// jaeger, xray, ottrace, …) is refused by name rather than dropped, since a
+// platform that propagates B3 would see every trace silently broken here.
+func parsePropagators(v string) ([]string, error) {
+	if v == "" {
+		return []string{"tracecontext", "baggage"}, nil
+	}
+	var names []string
+	for name := range strings.SplitSeq(strings.ToLower(v), ",") {
+		switch name = strings.TrimSpace(name); name {
+		case "tracecontext", "baggage":
+			if !slices.Contains(names, name) {
+				names = append(names, name)
+			}
+		case "none":
+			if strings.Contains(v, ",") {
+				return nil, fmt.Errorf("%s: %q: none cannot be combined with other propagators", envPropagators, v)
+			}
+			return []string{"none"}, nil
+		case "b3", "b3multi", "jaeger", "xray", "ottrace":
+			return nil, fmt.Errorf("%s: %q is not supported by this build (tracecontext, baggage or none)", envPropagators, name)
+		default:
+			return nil, fmt.Errorf("%s: %q is not a propagator (tracecontext, baggage or none)", envPropagators, name)
+		}
+	}
+	return names, nil
+}
+
+// propagatorOf builds the propagator that names (from parsePropagators)
+// ask for; none is an empty composite that reads and writes nothing.
+func propagatorOf(names []string) propagation.TextMapPropagator {
+	var ps []propagation.TextMapPropagator
+	for _, n := range names {
+		switch n {
+		case "tracecontext":
+			ps = append(ps, propagation.TraceContext{})
+		case "baggage":
+			ps = append(ps, propagation.Baggage{})
+		}
+	}
+	return propagation.NewCompositeTextMapPropagator(ps...)
 }
 
 // showEndpoint checks an OTLP endpoint and returns it for the log without
@@ -236,6 +291,17 @@ func (t *tracing) provider() trace.TracerProvider {
 	return t.tp
 }
 
+// propagator carries trace context through NATS headers as
+// OTEL_PROPAGATORS asks; nil when tracing is off (the pool and the producer
+// then read and write W3C trace context only, for the ids in logs and dead
+// letters).
+func (t *tracing) propagator() propagation.TextMapPropagator {
+	if t == nil {
+		return nil
+	}
+	return propagatorOf(t.cfg.propagators)
+}
+
 // tracer is a tracer of the command's own spans, nil when off.
 func (t *tracing) tracer(name string) trace.Tracer {
 	if t == nil {
@@ -268,7 +334,8 @@ func (t *tracing) logFields() []zap.Field {
 	if t == nil {
 		return []zap.Field{zap.Bool("tracing", false)}
 	}
-	f := []zap.Field{zap.Bool("tracing", true), zap.Strings("exporters", t.cfg.exporters), zap.String("sampler", t.cfg.sampler)}
+	f := []zap.Field{zap.Bool("tracing", true), zap.Strings("exporters", t.cfg.exporters), zap.String("sampler", t.cfg.sampler),
+		zap.Strings("propagators", t.cfg.propagators)}
 	if t.cfg.protocol != "" {
 		f = append(f, zap.String("protocol", t.cfg.protocol), zap.String("endpoint", t.cfg.endpoint))
 	}
@@ -285,5 +352,5 @@ func (t *tracing) String() string {
 	if t.cfg.protocol != "" {
 		s += fmt.Sprintf(" (%s to %s)", t.cfg.protocol, t.cfg.endpoint)
 	}
-	return s + ", sampler " + t.cfg.sampler
+	return s + ", sampler " + t.cfg.sampler + ", propagators " + strings.Join(t.cfg.propagators, ",")
 }

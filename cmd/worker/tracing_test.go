@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,7 +39,8 @@ func TestParseOTelEnv(t *testing.T) {
 		wantProtocol  string
 		wantEndpoint  string
 		wantSampler   string
-		wantErr       string // names the variable
+		wantProps     []string // nil: the default tracecontext,baggage
+		wantErr       string   // names the variable
 	}{
 		{name: "off by default", giveEnv: nil},
 		{name: "off with only unrelated OTEL vars", giveEnv: map[string]string{"OTEL_SERVICE_NAME": "x", "OTEL_TRACES_SAMPLER": "always_on"}},
@@ -82,6 +84,19 @@ func TestParseOTelEnv(t *testing.T) {
 		{name: "unknown sampler", giveEnv: map[string]string{"OTEL_TRACES_EXPORTER": "console", "OTEL_TRACES_SAMPLER": "parentbased_ratio"}, wantErr: "OTEL_TRACES_SAMPLER"},
 		{name: "bad sampler ratio", giveEnv: map[string]string{"OTEL_TRACES_EXPORTER": "console", "OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "2"},
 			wantErr: "OTEL_TRACES_SAMPLER_ARG"},
+		{name: "propagators", giveEnv: map[string]string{"OTEL_TRACES_EXPORTER": "console", "OTEL_PROPAGATORS": "Baggage, tracecontext,baggage"},
+			wantOn: true, wantExporters: []string{"console"}, wantSampler: "parentbased_always_on", wantProps: []string{"baggage", "tracecontext"}},
+		{name: "no propagation", giveEnv: map[string]string{"OTEL_TRACES_EXPORTER": "console", "OTEL_PROPAGATORS": "none"},
+			wantOn: true, wantExporters: []string{"console"}, wantSampler: "parentbased_always_on", wantProps: []string{"none"}},
+		{name: "b3 is not in this build", giveEnv: map[string]string{"OTEL_TRACES_EXPORTER": "console", "OTEL_PROPAGATORS": "tracecontext,b3"},
+			wantErr: `OTEL_PROPAGATORS: "b3" is not supported by this build (tracecontext, baggage or none)`},
+		{name: "unknown propagator", giveEnv: map[string]string{"OTEL_TRACES_EXPORTER": "console", "OTEL_PROPAGATORS": "w3c"},
+			wantErr: `OTEL_PROPAGATORS: "w3c" is not a propagator`},
+		{name: "none with others", giveEnv: map[string]string{"OTEL_TRACES_EXPORTER": "console", "OTEL_PROPAGATORS": "none,baggage"},
+			wantErr: `OTEL_PROPAGATORS: "none,baggage": none cannot be combined`},
+		// A platform may set B3 for every service: with tracing off the
+		// worker propagates nothing of its own, so it need not refuse it.
+		{name: "propagators unread while off", giveEnv: map[string]string{"OTEL_PROPAGATORS": "b3"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -97,6 +112,11 @@ func TestParseOTelEnv(t *testing.T) {
 			require.Equal(t, tt.wantEndpoint, got.endpoint)
 			if tt.wantOn {
 				require.Equal(t, tt.wantSampler, got.sampler)
+				want := tt.wantProps
+				if want == nil {
+					want = []string{"tracecontext", "baggage"}
+				}
+				require.Equal(t, want, got.propagators)
 			}
 		})
 	}
@@ -237,7 +257,7 @@ func startHTTPSink(t *testing.T) (*otlpSink, string) {
 func unsetOTel(t testing.TB) {
 	t.Helper()
 	for _, k := range []string{envSDKDisabled, envExporter, envProtocol, envTracesProtocol, envEndpoint, envTracesEndpoint,
-		envSampler, envSamplerArg, envServiceName, "OTEL_RESOURCE_ATTRIBUTES", "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"} {
+		envSampler, envSamplerArg, envServiceName, envPropagators, "OTEL_RESOURCE_ATTRIBUTES", "OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"} {
 		t.Setenv(k, "")
 	}
 }
@@ -353,7 +373,7 @@ func TestRunAndEnqueueTrace(t *testing.T) {
 	require.Contains(t, r.err, "enqueue: tracing: otlp (http/protobuf to "+endpoint+"/v1/traces)")
 	sends := map[string]otlpSpan{}
 	for _, s := range sink.named("send " + env.Conn.Config().Subject) {
-		sends[s.attrs["job_id"]] = s
+		sends[s.attrs["codearts_recover.job_id"]] = s
 	}
 	require.Len(t, sends, 2, "a producer span per request, flushed when enqueue exits")
 	require.NotEqual(t, sends[good].traceID, sends[missing].traceID, "each request its own trace")
@@ -374,7 +394,7 @@ func TestRunAndEnqueueTrace(t *testing.T) {
 
 	process := map[string]otlpSpan{}
 	for _, sp := range sink.named("process " + env.Conn.Config().Subject) {
-		process[sp.attrs["job_id"]] = sp
+		process[sp.attrs["codearts_recover.job_id"]] = sp
 	}
 	require.Len(t, process, 2)
 	calls := map[string]otlpSpan{} // by parent
@@ -386,16 +406,34 @@ func TestRunAndEnqueueTrace(t *testing.T) {
 		require.Equal(t, sends[job].traceID, p.traceID, "%s: the worker continues enqueue's trace", job)
 		require.Equal(t, sends[job].spanID, p.parentSpanID, "%s: a child of the producer span", job)
 		require.Equal(t, defaultServiceName, p.service)
-		require.Equal(t, "false", p.attrs["trace_derived"])
+		require.Equal(t, "false", p.attrs["codearts_recover.trace_derived"])
 		c, ok := calls[p.spanID]
 		require.True(t, ok, "%s: an API call span under the delivery", job)
 		require.Equal(t, p.traceID, c.traceID)
 		require.Equal(t, want, c.attrs["http.response.status_code"])
-		require.Equal(t, "1", c.attrs["attempt"])
-		require.NotEmpty(t, c.attrs["request_id"])
+		// The OpenTelemetry conventions: messaging on the delivery, HTTP
+		// client on the call.
+		require.Equal(t, "nats", p.attrs["messaging.system"])
+		require.Equal(t, "process", p.attrs["messaging.operation.type"])
+		require.Equal(t, "process", p.attrs["messaging.operation.name"])
+		require.Equal(t, env.Conn.Config().Subject, p.attrs["messaging.destination.name"])
+		require.Equal(t, env.Conn.Config().Consumer, p.attrs["messaging.consumer.group.name"])
+		require.Equal(t, job, p.attrs["messaging.message.id"], "enqueue's Nats-Msg-Id")
+		require.Equal(t, sends[job].attrs["messaging.message.id"], p.attrs["messaging.message.id"], "the same id on both sides")
+		require.Equal(t, "POST", c.attrs["http.request.method"])
+		require.Equal(t, worker.CallURLTemplate, c.attrs["url.template"])
+		simURL, err := url.Parse(env.Sim.URL())
+		require.NoError(t, err)
+		require.Equal(t, simURL.Hostname(), c.attrs["server.address"])
+		require.Equal(t, simURL.Port(), c.attrs["server.port"])
+		require.NotContains(t, c.attrs, "http.request.resend_count", "a first try is no resend")
+		require.Equal(t, "1", c.attrs["codearts_recover.attempt"])
+		require.NotEmpty(t, c.attrs["codearts_recover.request_id"])
 	}
-	require.Equal(t, "recovered", process[good].attrs["outcome"])
-	require.Equal(t, "dead_lettered", process[missing].attrs["outcome"])
+	require.Equal(t, "404", calls[process[missing].spanID].attrs["error.type"], "error.type is the status code")
+	require.NotContains(t, calls[process[good].spanID].attrs, "error.type")
+	require.Equal(t, "recovered", process[good].attrs["codearts_recover.outcome"])
+	require.Equal(t, "dead_lettered", process[missing].attrs["codearts_recover.outcome"])
 
 	dls := env.DeadLetters()
 	require.Len(t, dls, 1)

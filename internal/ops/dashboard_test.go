@@ -65,11 +65,13 @@ func scrapeAll(t *testing.T) exposition {
 		m.Call(c)
 	}
 	m.SetState(ops.State{
-		InFlight:          func() int { return 3 },
-		RateLimit:         func() float64 { return 20 },
-		ThrottlePaused:    func() bool { return false },
-		CredentialsPaused: func() bool { return true },
-		Breaker:           func() retry.BreakerState { return retry.BreakerHalfOpen },
+		InFlight: func() int { return 3 },
+		Regions: func() []ops.RegionState {
+			return []ops.RegionState{
+				{Region: "cn-north-4", Breaker: retry.BreakerHalfOpen, Pause: ops.PauseCredentials, RateLimit: 20},
+				{Region: "ap-southeast-1", Breaker: retry.BreakerOpen, Pause: ops.PauseThrottle},
+			}
+		},
 	})
 	return parseExposition(t, b.scrape(t))
 }
@@ -197,13 +199,14 @@ func TestCheckQueryFindsMistakes(t *testing.T) {
 		{name: "clean label_values", give: `label_values(codearts_recover_build_info{namespace=~"$namespace"}, job)`},
 		{name: "unknown metric", give: `sum(rate(codearts_recover_recovered_total[5m]))`, want: []string{"codearts_recover_recovered_total is not in /metrics"}},
 		{name: "bare histogram name", give: `rate(codearts_recover_api_call_duration_seconds[5m])`, want: []string{"codearts_recover_api_call_duration_seconds is not in /metrics"}},
-		{name: "unknown selector label", give: `codearts_recover_api_calls_total{code="200"}`, want: []string{`label code`}},
-		{name: "unknown label value", give: `codearts_recover_requests_total{outcome=~"recovered|dead_letered"}`, want: []string{`outcome="dead_letered"`}},
-		{name: "unknown value of a negative matcher", give: `codearts_recover_paused{cause!="throttled"}`, want: []string{`cause="throttled"`}},
+		{name: "unknown selector label", give: `codearts_recover_api_calls_total{status="200"}`, want: []string{`label status`}},
+		{name: "unknown label value", give: `codearts_recover_deliveries_total{outcome=~"recovered|dead_letered"}`, want: []string{`outcome="dead_letered"`}},
+		{name: "unknown value of a negative matcher", give: `codearts_recover_pause_state{state!="throttled"}`, want: []string{`state="throttled"`}},
+		{name: "state set by number", give: `codearts_recover_breaker_state{state="2"}`, want: []string{`state="2"`}},
 		{name: "unknown by label", give: `sum by (reason) (rate(codearts_recover_api_calls_total[5m]))`, want: []string{"by (reason): label reason is not on codearts_recover_api_calls_total"}},
 		{name: "unknown by label, postfix form", give: `sum(rate(codearts_recover_retries_total[5m])) by (class)`, want: []string{"label class is not on codearts_recover_retries_total"}},
 		{name: "le on a histogram's _sum", give: `sum by (le) (rate(codearts_recover_api_call_duration_seconds_sum[5m]))`, want: []string{"label le is not on codearts_recover_api_call_duration_seconds_sum"}},
-		{name: "unknown on label", give: `max by (pod) (codearts_recover_paused) * on (reason) group_left max(codearts_recover_breaker_state)`, want: []string{"on (reason)", "on (reason)"}},
+		{name: "unknown on label", give: `max by (pod) (codearts_recover_pause_state) * on (reason) group_left max(codearts_recover_breaker_state)`, want: []string{"on (reason)", "on (reason)"}},
 		{name: "unknown label_values label", give: `label_values(codearts_recover_build_info, region)`, want: []string{"label_values: label region"}},
 		{name: "unbalanced", give: `sum(rate(codearts_recover_retries_total[5m])`, want: []string{"unbalanced"}},
 	}

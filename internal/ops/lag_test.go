@@ -58,14 +58,14 @@ func TestLagPoller(t *testing.T) {
 
 		synctest.Wait() // first poll, at once
 		body := b.scrape(t)
-		require.Contains(t, body, "codearts_recover_consumer_pending 1000")
-		require.Contains(t, body, "codearts_recover_consumer_ack_pending 64")
+		require.Contains(t, body, "codearts_recover_consumer_pending_messages 1000")
+		require.Contains(t, body, "codearts_recover_consumer_ack_pending_messages 64")
 		require.NoError(t, p.Bound())
 
 		time.Sleep(15 * time.Second) // fake time: the next tick
 		synctest.Wait()
 		body = b.scrape(t)
-		require.Contains(t, body, "codearts_recover_consumer_pending 1000", "a failed poll keeps the last value")
+		require.Contains(t, body, "codearts_recover_consumer_pending_messages 1000", "a failed poll keeps the last value")
 		require.Contains(t, body, "codearts_recover_consumer_info_errors_total 1")
 		require.NoError(t, p.Bound(), "a timeout is not an unbound consumer")
 
@@ -77,8 +77,8 @@ func TestLagPoller(t *testing.T) {
 		synctest.Wait()
 		require.NoError(t, p.Bound())
 		body = b.scrape(t)
-		require.Contains(t, body, "codearts_recover_consumer_pending 10")
-		require.Contains(t, body, "codearts_recover_consumer_ack_pending 3")
+		require.Contains(t, body, "codearts_recover_consumer_pending_messages 10")
+		require.Contains(t, body, "codearts_recover_consumer_ack_pending_messages 3")
 
 		cancel()
 		<-done

@@ -17,21 +17,61 @@ import (
 const Namespace = "codearts_recover"
 
 // State gives the gauges that are read at scrape time rather than fed by
-// events. A nil func reads as 0 (none in flight, no limit, not paused,
-// breaker closed).
+// events. A nil func reads as nothing in flight and no region.
 type State struct {
-	// InFlight is the number of requests being worked on.
+	// InFlight is the number of deliveries being worked on.
 	InFlight func() int
-	// RateLimit is the current API rate limit in requests/s, 0 = none.
-	RateLimit func() float64
-	// ThrottlePaused reports a Retry-After pause of the whole pool.
-	ThrottlePaused func() bool
-	// CredentialsPaused reports consumption paused for bad credentials
-	// (401, a run of 403s).
-	CredentialsPaused func() bool
-	// Breaker is the API circuit breaker's state.
-	Breaker func() retry.BreakerState
+	// Regions reads each allowed region's flow control, the default region
+	// first; every allowed region is listed from the start (closed, not
+	// paused) so that its state-set series exist before its first request.
+	Regions func() []RegionState
 }
+
+// RegionState is one region's flow control as the gauges show it.
+type RegionState struct {
+	// Region is the region's name (the default region's included).
+	Region string
+	// Breaker is the region's API circuit breaker.
+	Breaker retry.BreakerState
+	// Pause says whether and why the region takes no new calls.
+	Pause PauseState
+	// RateLimit is the region's current API rate limit in requests/s,
+	// 0 = none.
+	RateLimit float64
+}
+
+// PauseState is why a region takes no new calls. The pause_state gauge is
+// a state set over these values: exactly one of them is 1 per region.
+type PauseState int
+
+// Pause states. When a region is both throttled and paused for its
+// credentials, it reads PauseCredentials: that one needs a person.
+const (
+	// PauseNone: calls go out.
+	PauseNone PauseState = iota
+	// PauseThrottle: a Retry-After pause after a throttle answer (seconds).
+	PauseThrottle
+	// PauseCredentials: a 401, a configuration answer (wrong endpoint or
+	// region) or a run of 403s paused the region until a probe succeeds.
+	PauseCredentials
+)
+
+// String is the state as the pause_state gauge's state label spells it.
+func (p PauseState) String() string {
+	switch p {
+	case PauseThrottle:
+		return "throttle"
+	case PauseCredentials:
+		return "credentials"
+	default:
+		return "none"
+	}
+}
+
+var (
+	breakerStates = []retry.BreakerState{retry.BreakerClosed, retry.BreakerHalfOpen, retry.BreakerOpen}
+	pauseStates   = []PauseState{PauseNone, PauseThrottle, PauseCredentials}
+)
 
 // NewRegistry returns a registry with the Go runtime and process
 // collectors and the build_info gauge, for Server's /metrics.
@@ -81,7 +121,7 @@ var (
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: Namespace, Name: "requests_total",
+			Namespace: Namespace, Name: "deliveries_total",
 			Help: "Deliveries of recover requests by how they ended: outcome recovered, dead_lettered, handed_back (nak'd for a later delivery), ack_failed or lease_lost; reason is the dead-letter reason or hand-back cause.",
 		}, []string{"outcome", "reason"}),
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -94,8 +134,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "api_calls_total",
-			Help: `Recover API calls by HTTP status ("error" for a transport error or timeout) and class (how the worker read the answer).`,
-		}, []string{"status", "class"}),
+			Help: `Recover API calls by code (the HTTP status, as promhttp labels it; "error" for a transport error or timeout) and class (how the worker read the answer).`,
+		}, []string{"code", "class"}),
 		callSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: Namespace, Name: "api_call_duration_seconds",
 			Help:    "Duration of recover API calls, by class.",
@@ -106,52 +146,32 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Retries by cause: throttled, transient, unauthorized, forbidden_run, breaker_open (in-process waits) and redelivery (handed back with a delay).",
 		}, []string{"cause"}),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: Namespace, Name: "consumer_pending",
+			Namespace: Namespace, Name: "consumer_pending_messages",
 			Help: "Requests in the stream not yet delivered to any worker (the consumer's num_pending), read periodically; the same for every replica.",
 		}),
 		ackPending: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: Namespace, Name: "consumer_ack_pending",
+			Namespace: Namespace, Name: "consumer_ack_pending_messages",
 			Help: "Requests delivered and not yet acknowledged, fleet-wide (the consumer's num_ack_pending), read periodically.",
 		}),
 		lagErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: Namespace, Name: "consumer_info_errors_total",
-			Help: "Failed reads of the consumer's figures; while they fail the consumer_* gauges keep their last value.",
+			Help: "Failed reads of the consumer's figures; while they fail the consumer_*_messages gauges keep their last value.",
 		}),
 	}
 	m.state.Store(&State{})
 	m.totals = newTotals()
-	gauge := func(name, help string, f func(State) float64) prometheus.Collector {
-		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: name, Help: help},
-			func() float64 { return f(*m.state.Load()) })
-	}
-	paused := func(cause string, f func(State) func() bool) prometheus.Collector {
-		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Namespace: Namespace, Name: "paused", ConstLabels: prometheus.Labels{"cause": cause},
-			Help: "1 while the pool takes no new requests: cause throttle (a Retry-After pause, short) or credentials (401 or a run of 403s, until a probe call succeeds).",
-		}, func() float64 { return b2f(call(f(*m.state.Load()))) })
-	}
 	cs := []prometheus.Collector{
 		m.requests, m.deadLetters, m.headersRefused, m.calls, m.callSeconds, m.retries, m.pending, m.ackPending, m.lagErrors,
-		gauge("in_flight", "Requests being worked on by this replica.", func(s State) float64 {
-			if s.InFlight == nil {
-				return 0
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "deliveries_in_flight",
+			Help: "Deliveries this replica is working on.",
+		}, func() float64 {
+			if f := m.state.Load().InFlight; f != nil {
+				return float64(f())
 			}
-			return float64(s.InFlight())
+			return 0
 		}),
-		gauge("rate_limit_current", "Current API rate limit of this replica in requests/s (lowered by throttles, raised back by successes); 0 = no limit.", func(s State) float64 {
-			if s.RateLimit == nil {
-				return 0
-			}
-			return s.RateLimit()
-		}),
-		gauge("breaker_state", "API circuit breaker (the most open across regions): 0 closed, 1 half-open, 2 open.", func(s State) float64 {
-			if s.Breaker == nil {
-				return float64(retry.BreakerClosed)
-			}
-			return float64(s.Breaker())
-		}),
-		paused("throttle", func(s State) func() bool { return s.ThrottlePaused }),
-		paused("credentials", func(s State) func() bool { return s.CredentialsPaused }),
+		regionCollector{m: m},
 	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
@@ -230,11 +250,51 @@ func label(s string) string {
 	return s
 }
 
-func call(f func() bool) bool { return f != nil && f() }
-
 func b2f(b bool) float64 {
 	if b {
 		return 1
 	}
 	return 0
+}
+
+// The per-region gauges, read at scrape time. Breaker and pause are state
+// sets (the OpenMetrics StateSet convention in the text format): one
+// series per state, 1 for the current one and 0 for the others, so an
+// alert matches a state by name and a dashboard shows each state's share
+// without decoding numbers.
+var (
+	breakerDesc = prometheus.NewDesc(Namespace+"_breaker_state",
+		"API circuit breaker of a region by state (closed, half_open, open): 1 for the current state, 0 for the others. While open, no new requests for the region are taken.",
+		[]string{"region", "state"}, nil)
+	pauseDesc = prometheus.NewDesc(Namespace+"_pause_state",
+		"Whether a region takes new calls, by state: none, throttle (a Retry-After pause, seconds) or credentials (a 401, a configuration answer or a run of 403s, until a probe call succeeds): 1 for the current state, 0 for the others.",
+		[]string{"region", "state"}, nil)
+	rateDesc = prometheus.NewDesc(Namespace+"_api_rate_limit_per_second",
+		"Current API rate limit of a region in requests per second (lowered by throttles, raised back by successes); 0 = no limit.",
+		[]string{"region"}, nil)
+)
+
+// regionCollector reports State.Regions.
+type regionCollector struct{ m *Metrics }
+
+func (c regionCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- breakerDesc
+	ch <- pauseDesc
+	ch <- rateDesc
+}
+
+func (c regionCollector) Collect(ch chan<- prometheus.Metric) {
+	f := c.m.state.Load().Regions
+	if f == nil {
+		return
+	}
+	for _, r := range f() {
+		for _, s := range breakerStates {
+			ch <- prometheus.MustNewConstMetric(breakerDesc, prometheus.GaugeValue, b2f(r.Breaker == s), r.Region, s.String())
+		}
+		for _, s := range pauseStates {
+			ch <- prometheus.MustNewConstMetric(pauseDesc, prometheus.GaugeValue, b2f(r.Pause == s), r.Region, s.String())
+		}
+		ch <- prometheus.MustNewConstMetric(rateDesc, prometheus.GaugeValue, r.RateLimit, r.Region)
+	}
 }

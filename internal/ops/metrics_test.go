@@ -70,11 +70,13 @@ func TestMetricsExposeDocumentedNames(t *testing.T) {
 	b := setupMetrics(t)
 	feed(b.metrics)
 	b.metrics.SetState(ops.State{
-		InFlight:          func() int { return 7 },
-		RateLimit:         func() float64 { return 42.5 },
-		ThrottlePaused:    func() bool { return true },
-		CredentialsPaused: func() bool { return false },
-		Breaker:           func() retry.BreakerState { return retry.BreakerOpen },
+		InFlight: func() int { return 7 },
+		Regions: func() []ops.RegionState {
+			return []ops.RegionState{
+				{Region: "cn-north-4", Breaker: retry.BreakerOpen, Pause: ops.PauseThrottle, RateLimit: 42.5},
+				{Region: "ap-southeast-1", Pause: ops.PauseCredentials},
+			}
+		},
 	})
 	body := b.scrape(t)
 
@@ -83,25 +85,32 @@ func TestMetricsExposeDocumentedNames(t *testing.T) {
 	require.ElementsMatch(t, documented, exposed, "docs/metrics.md and /metrics must list the same codearts_recover_ metrics")
 
 	for _, want := range []string{
-		`codearts_recover_requests_total{outcome="recovered",reason=""} 1`,
-		`codearts_recover_requests_total{outcome="dead_lettered",reason="client_error"} 1`,
-		`codearts_recover_requests_total{outcome="handed_back",reason="shutdown"} 1`,
-		`codearts_recover_requests_total{outcome="handed_back",reason="other"} 1`,
+		`codearts_recover_deliveries_total{outcome="recovered",reason=""} 1`,
+		`codearts_recover_deliveries_total{outcome="dead_lettered",reason="client_error"} 1`,
+		`codearts_recover_deliveries_total{outcome="handed_back",reason="shutdown"} 1`,
+		`codearts_recover_deliveries_total{outcome="handed_back",reason="other"} 1`,
 		`codearts_recover_dead_letters_total{reason="client_error"} 1`,
 		`codearts_recover_dead_letters_total{reason="max_deliveries"} 0`,
 		`codearts_recover_dead_letter_headers_refused_total 3`,
-		`codearts_recover_api_calls_total{class="throttled",status="429"} 1`,
-		`codearts_recover_api_calls_total{class="transient",status="error"} 1`,
-		`codearts_recover_api_calls_total{class="success",status="200"} 1`,
+		`codearts_recover_api_calls_total{class="throttled",code="429"} 1`,
+		`codearts_recover_api_calls_total{class="transient",code="error"} 1`,
+		`codearts_recover_api_calls_total{class="success",code="200"} 1`,
 		`codearts_recover_api_call_duration_seconds_bucket{class="success",le="0.05"} 1`,
 		`codearts_recover_api_call_duration_seconds_count{class="transient"} 1`,
 		`codearts_recover_retries_total{cause="throttled"} 1`,
 		`codearts_recover_retries_total{cause="redelivery"} 0`,
-		`codearts_recover_in_flight 7`,
-		`codearts_recover_rate_limit_current 42.5`,
-		`codearts_recover_paused{cause="throttle"} 1`,
-		`codearts_recover_paused{cause="credentials"} 0`,
-		`codearts_recover_breaker_state 2`,
+		`codearts_recover_deliveries_in_flight 7`,
+		`codearts_recover_api_rate_limit_per_second{region="cn-north-4"} 42.5`,
+		`codearts_recover_api_rate_limit_per_second{region="ap-southeast-1"} 0`,
+		`codearts_recover_breaker_state{region="cn-north-4",state="closed"} 0`,
+		`codearts_recover_breaker_state{region="cn-north-4",state="half_open"} 0`,
+		`codearts_recover_breaker_state{region="cn-north-4",state="open"} 1`,
+		`codearts_recover_breaker_state{region="ap-southeast-1",state="closed"} 1`,
+		`codearts_recover_pause_state{region="cn-north-4",state="none"} 0`,
+		`codearts_recover_pause_state{region="cn-north-4",state="throttle"} 1`,
+		`codearts_recover_pause_state{region="cn-north-4",state="credentials"} 0`,
+		`codearts_recover_pause_state{region="ap-southeast-1",state="credentials"} 1`,
+		`codearts_recover_pause_state{region="ap-southeast-1",state="none"} 0`,
 		`codearts_recover_build_info{goversion="go1.26",revision="abc",version="v1.2.3"} 1`,
 		"go_goroutines ",
 		"process_start_time_seconds ",
@@ -116,13 +125,43 @@ func TestMetricsStateDefaults(t *testing.T) {
 	b := setupMetrics(t)
 	body := b.scrape(t)
 	for _, want := range []string{
-		"codearts_recover_in_flight 0",
-		"codearts_recover_rate_limit_current 0",
-		"codearts_recover_breaker_state 0",
-		`codearts_recover_paused{cause="credentials"} 0`,
-		"codearts_recover_consumer_pending 0",
+		"codearts_recover_deliveries_in_flight 0",
+		"codearts_recover_consumer_pending_messages 0",
 	} {
 		require.Contains(t, body, want)
+	}
+}
+
+// Breaker and pause follow the OpenMetrics StateSet convention: for each
+// region every state has a series and exactly one of them is 1, whatever
+// the state, so an alert on a state by name can neither miss a region
+// nor see two states at once.
+func TestStateSetsHaveExactlyOneCurrentState(t *testing.T) {
+	for _, br := range []retry.BreakerState{retry.BreakerClosed, retry.BreakerHalfOpen, retry.BreakerOpen} {
+		for _, pause := range []ops.PauseState{ops.PauseNone, ops.PauseThrottle, ops.PauseCredentials} {
+			b := setupMetrics(t)
+			b.metrics.SetState(ops.State{Regions: func() []ops.RegionState {
+				return []ops.RegionState{{Region: "cn-north-4", Breaker: br, Pause: pause}, {Region: "cn-south-1"}}
+			}})
+			e := parseExposition(t, b.scrape(t))
+			for _, family := range []string{"codearts_recover_breaker_state", "codearts_recover_pause_state"} {
+				require.Equal(t, "gauge", e.types[family])
+				require.ElementsMatch(t, []string{"cn-north-4", "cn-south-1"}, e.samples[family]["region"])
+			}
+			body := b.scrape(t)
+			for region, want := range map[string][2]string{"cn-north-4": {br.String(), pause.String()}, "cn-south-1": {"closed", "none"}} {
+				for i, family := range []string{"codearts_recover_breaker_state", "codearts_recover_pause_state"} {
+					var current []string
+					for line := range strings.Lines(body) {
+						rest, ok := strings.CutPrefix(line, family+`{region="`+region+`",state="`)
+						if ok && strings.HasSuffix(strings.TrimSpace(rest), " 1") {
+							current = append(current, rest[:strings.Index(rest, `"`)])
+						}
+					}
+					require.Equal(t, []string{want[i]}, current, "%s of %s with breaker %s, pause %s", family, region, br, pause)
+				}
+			}
+		}
 	}
 }
 

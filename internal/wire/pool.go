@@ -84,6 +84,7 @@ func NewPool(ctx context.Context, conn *queue.Conn, api *codearts.Client, cfg wo
 		fleets = append(fleets, fleet)
 	}
 	cfg.DefaultRegion = regions[0]
+	cfg.Consumer = conn.Config().Consumer
 	cfg.AckWait, cfg.MaxDeliver = cons.Settings()
 	cfg.Limiter = lim
 	cfg.Results = conn

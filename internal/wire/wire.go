@@ -6,8 +6,13 @@ package wire
 
 import (
 	"context"
+	"net/url"
+	"strconv"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/attribute"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/codearts-recover-worker/codearts-recover-worker/codearts"
 	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
@@ -70,9 +75,31 @@ func (s States) Disabled(ctx context.Context, r worker.Request) (bool, string, e
 	return st.Disabled, "", err
 }
 
-// Recoverer makes a codearts.Client a worker.Recoverer.
+// Recoverer makes a codearts.Client a worker.Recoverer. The call's span
+// (the pool's, in ctx) gets server.address and server.port of the region's
+// endpoint: only the client knows where the call goes.
 func Recoverer(c *codearts.Client) worker.Recoverer {
 	return worker.RecoverFunc(func(ctx context.Context, r worker.Request) (string, error) {
+		if span := trace.SpanFromContext(ctx); span.IsRecording() {
+			span.SetAttributes(serverAttrs(c.Endpoint(r.Region))...)
+		}
 		return c.Recover(ctx, r.JobID, r.Region)
 	})
+}
+
+// serverAttrs are server.address and server.port of an endpoint URL, the
+// port being the scheme's default when the URL names none.
+func serverAttrs(endpoint string) []attribute.KeyValue {
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Hostname() == "" {
+		return nil
+	}
+	port, _ := strconv.Atoi(u.Port())
+	if port == 0 {
+		port = 443
+		if u.Scheme == "http" {
+			port = 80
+		}
+	}
+	return []attribute.KeyValue{semconv.ServerAddress(u.Hostname()), semconv.ServerPort(port)}
 }

@@ -173,3 +173,40 @@ rounded up. Numbers are taken as seconds.
 {{- fail "nats.url must not hold credentials (they would land in a ConfigMap): use nats.user with nats.existingSecret" }}
 {{- end }}
 {{- end }}
+
+{{/*
+The namespaces of the NATS servers nats.url names, one per line, for the
+NetworkPolicy's egress when networkPolicy.nats.namespaceSelector is empty:
+a Service name as a pod resolves it. "nats" is in the release's namespace;
+"nats.msg", "nats.msg.svc", "nats.msg.svc.cluster.local" and
+"nats-0.nats-headless.msg.svc…" are in "msg". A host the chart cannot
+place (an IP address, a name outside the cluster) fails the render: a
+policy that admits the wrong namespace cuts the worker off from NATS.
+*/}}
+{{- define "crw.natsNamespaces" -}}
+{{- $seen := dict -}}
+{{- range $u := splitList "," .Values.nats.url -}}
+{{- $host := lower (regexReplaceAll "[:/].*$" (regexReplaceAll "^[a-z]+://" (trim $u) "") "") -}}
+{{- $labels := splitList "." $host -}}
+{{- $ns := "" -}}
+{{- if regexMatch "^[0-9.]+$|^\\[" $host -}}
+{{- else if eq (len $labels) 1 -}}
+{{- $ns = $.Release.Namespace -}}
+{{- else if has "svc" $labels -}}
+{{- range $i, $l := $labels -}}
+{{- if and (eq $l "svc") (gt $i 0) (not $ns) -}}
+{{- $ns = index $labels (sub $i 1) -}}
+{{- end -}}
+{{- end -}}
+{{- else if eq (len $labels) 2 -}}
+{{- $ns = index $labels 1 -}}
+{{- end -}}
+{{- if not $ns -}}
+{{- fail (printf "networkPolicy: cannot tell the namespace of NATS at %q (nats.url): set networkPolicy.nats.namespaceSelector (and podSelector) for a NATS in the cluster, or networkPolicy.nats.cidrs for one outside it" $host) -}}
+{{- end -}}
+{{- $_ := set $seen $ns true -}}
+{{- end -}}
+{{- range $ns, $_ := $seen }}
+{{ $ns }}
+{{- end -}}
+{{- end -}}
