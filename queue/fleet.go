@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -41,17 +42,33 @@ type Pacer interface {
 	Rates() (admitted, succeeded float64)
 }
 
-// fleetState is the one KV value the replicas share: the fleet's rate and who is alive.
+// fleetState is the one KV value the replicas share: the fleet's rate, the
+// region's open breaker or pause, and who is alive.
 type fleetState struct {
 	Rate     retry.FleetRate         `json:"rate"`
+	Hold     *retry.FleetHold        `json:"hold,omitempty"`
 	Replicas map[string]fleetReplica `json:"replicas,omitempty"`
 }
 
 type fleetReplica struct {
-	Beat      uint64  `json:"beat"`      // bumped every Period while the replica runs
-	Admitted  float64 `json:"admitted"`  // its admitted calls per second
-	Succeeded float64 `json:"succeeded"` // its successful calls per second
+	Beat      uint64  `json:"beat"`              // bumped every Period while the replica runs
+	Admitted  float64 `json:"admitted"`          // its admitted calls per second
+	Succeeded float64 `json:"succeeded"`         // its successful calls per second
+	Waiting   bool    `json:"waiting,omitempty"` // requests wait at its gate for this region
 }
+
+// Follower is the replica's gate as the fleet's hold of a region reaches it:
+// worker.Pool implements it.
+type Follower interface {
+	// Follow applies the fleet's hold as this replica reads it.
+	Follow(ctx context.Context, region string, v retry.SharedHold)
+	// Waiting reports whether requests of region wait at the gate.
+	Waiting(region string) bool
+}
+
+// staleSyncs is how many failed syncs in a row make the fleet's hold unknown:
+// the replica's breaker and pause then decide alone (a KV outage never blocks).
+const staleSyncs = 5
 
 // Fleet shares the API rate between the replicas of a worker through one key of a NATS
 // KV bucket (the AIMD of retry.FleetRate, one level up): every Period each replica bumps
@@ -74,6 +91,11 @@ type Fleet struct {
 	succeeded atomic.Int64 // successes reported since the last sync
 	wake      chan struct{}
 
+	evMu   sync.Mutex
+	events []retry.HoldEvent // breaker and pause changes reported since the last sync
+
+	follower Follower // set by Watch before Run
+
 	// Owned by Run's goroutine (and NewFleet before it).
 	seen       map[string]seenBeat // other replicas' last beat and when it changed, locally
 	beat       uint64
@@ -83,6 +105,8 @@ type Fleet struct {
 	lastThrott time.Time
 	share      float64
 	live       int
+	view       retry.SharedHold // the hold as last given to the follower
+	hold       *retry.FleetHold // the hold as last read or written
 }
 
 type seenBeat struct {
@@ -162,6 +186,27 @@ func (f *Fleet) Throttled() {
 // Succeeded reports a successful call.
 func (f *Fleet) Succeeded() { f.succeeded.Add(1) }
 
+// Report tells the fleet that this replica's own breaker or pause of the
+// region changed: the hold is shared at the next sync (at once). It does not
+// block (worker.Share).
+func (f *Fleet) Report(e retry.HoldEvent) {
+	f.evMu.Lock()
+	f.events = append(f.events, e)
+	f.evMu.Unlock()
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Watch makes Run give follower the fleet's hold of the region after every
+// sync that changes it (and an unknown hold when the bucket stays
+// unreadable), and ask it whether requests wait. Call it before Run.
+func (f *Fleet) Watch(follower Follower) { f.follower = follower }
+
+// Region is the region this fleet shares ("" = the default).
+func (f *Fleet) Region() string { return f.cfg.Region }
+
 // Run syncs every Period (and at once on a throttle) until ctx ends, then leaves the
 // fleet so the others take its share at once.
 func (f *Fleet) Run(ctx context.Context) {
@@ -186,13 +231,45 @@ func (f *Fleet) Run(ctx context.Context) {
 			if failing == 1 || failing%40 == 0 {
 				f.log.Warn("fleet rate: NATS KV unavailable; keeping the last share", zap.Int("failures", failing), zap.Error(err))
 			}
+			if failing >= staleSyncs {
+				f.follow(ctx, retry.SharedHold{}) // decide alone until it answers
+			}
 			continue
 		}
 		if failing > 0 {
 			f.log.Info("fleet rate: NATS KV answers again", zap.Int("failures", failing))
 			failing = 0
 		}
+		f.follow(ctx, f.hold.View(f.cfg.Name))
 	}
+}
+
+// follow gives the follower the hold view v when it changed.
+func (f *Fleet) follow(ctx context.Context, v retry.SharedHold) {
+	if f.follower == nil || v == f.view {
+		return
+	}
+	f.view = v
+	f.follower.Follow(ctx, f.cfg.Region, v)
+}
+
+// takeEvents returns the hold events reported since the last sync.
+func (f *Fleet) takeEvents() []retry.HoldEvent {
+	f.evMu.Lock()
+	defer f.evMu.Unlock()
+	ev := f.events
+	f.events = nil
+	return ev
+}
+
+// restoreEvents puts back events a failed sync did not apply, ahead of newer ones.
+func (f *Fleet) restoreEvents(ev []retry.HoldEvent) {
+	if len(ev) == 0 {
+		return
+	}
+	f.evMu.Lock()
+	defer f.evMu.Unlock()
+	f.events = append(ev, f.events...)
 }
 
 // sync reads the fleet's state, applies this replica's beat, measure and the cut or
@@ -202,24 +279,37 @@ func (f *Fleet) sync(ctx context.Context, now time.Time) error {
 	defer cancel()
 	throttled := f.throttled.Swap(false)
 	succeeded := f.succeeded.Swap(0)
+	events := f.takeEvents()
 	if throttled {
 		f.lastThrott = now
 	}
 	f.beat++
+	waiting := f.follower != nil && f.follower.Waiting(f.cfg.Region)
 	for range 5 {
 		st, rev, err := f.read(ctx)
 		if err != nil {
 			f.restore(throttled, succeeded)
+			f.restoreEvents(events)
 			return err
 		}
 		f.observe(st, now)
 		next := f.decide(st, now, throttled, succeeded > 0)
+		next.Hold = retry.NextHold(st.Hold, retry.HoldInput{
+			Me: f.cfg.Name, Events: events,
+			Alive: func(name string) bool { _, ok := st.Replicas[name]; return ok && f.alive(name, now, 3) },
+			Waiting: func(name string) bool {
+				if name == f.cfg.Name {
+					return waiting
+				}
+				return st.Replicas[name].Waiting
+			},
+		})
 		next.Replicas = maps.Clone(st.Replicas)
 		if next.Replicas == nil {
 			next.Replicas = map[string]fleetReplica{}
 		}
 		admittedRate, succeededRate := f.cfg.Pacer.Rates()
-		next.Replicas[f.cfg.Name] = fleetReplica{Beat: f.beat, Admitted: admittedRate, Succeeded: succeededRate}
+		next.Replicas[f.cfg.Name] = fleetReplica{Beat: f.beat, Admitted: admittedRate, Succeeded: succeededRate, Waiting: waiting}
 		for name := range next.Replicas {
 			if name != f.cfg.Name && !f.alive(name, now, 20) {
 				delete(next.Replicas, name) // gone for long: forget it
@@ -240,10 +330,12 @@ func (f *Fleet) sync(ctx context.Context, now time.Time) error {
 		}
 		if !isConflict(err) {
 			f.restore(throttled, succeeded)
+			f.restoreEvents(events)
 			return err
 		}
 	}
 	f.restore(throttled, succeeded)
+	f.restoreEvents(events)
 	return errors.New("fleet: state changed under every try")
 }
 
@@ -337,6 +429,7 @@ func (f *Fleet) measured(st fleetState, now time.Time) (admitted, succeeded floa
 // apply sets this replica's share from the state it just wrote.
 func (f *Fleet) apply(st fleetState, now time.Time) {
 	f.see(st.Rate, now)
+	f.hold = st.Hold
 	live := 0
 	for name := range st.Replicas {
 		if f.alive(name, now, 3) {
@@ -362,6 +455,9 @@ func (f *Fleet) leave(ctx context.Context) {
 			return
 		}
 		delete(st.Replicas, f.cfg.Name)
+		if st.Hold != nil && st.Hold.Prober == f.cfg.Name {
+			st.Hold.Prober = "" // the next replica to sync probes for the fleet
+		}
 		val, err := json.Marshal(st)
 		if err != nil {
 			return

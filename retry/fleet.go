@@ -137,3 +137,129 @@ func (p FleetPolicy) Raise(r FleetRate) FleetRate {
 func (p FleetPolicy) Raisable(r FleetRate) bool {
 	return r.Limit > 0 && (p.Cap <= 0 || r.Limit < p.Cap)
 }
+
+// HoldKind is what holds a region's calls for the whole fleet.
+type HoldKind uint8
+
+// Hold kinds, weakest first: a pause outranks an open breaker.
+const (
+	HoldNone    HoldKind = iota
+	HoldBreaker          // the region's circuit breaker is open
+	HoldPause            // the region is paused: credentials or configuration
+)
+
+// String is the kind as the fleet's KV value and the logs spell it.
+func (k HoldKind) String() string {
+	switch k {
+	case HoldBreaker:
+		return "breaker"
+	case HoldPause:
+		return "pause"
+	default:
+		return ""
+	}
+}
+
+// MarshalText spells the kind as String does.
+func (k HoldKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// UnmarshalText reads what MarshalText wrote; an unknown kind (a newer
+// version's) reads as a breaker, the hold every version knows how to probe.
+func (k *HoldKind) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "":
+		*k = HoldNone
+	case "pause":
+		*k = HoldPause
+	default:
+		*k = HoldBreaker
+	}
+	return nil
+}
+
+// FleetHold is a region's open breaker or pause as the fleet shares it (in the
+// region's fleet KV key): every replica holds the region's calls, and only
+// Prober sends probes, so the fleet probes as one replica would. A probe that
+// succeeds anywhere clears it for all.
+type FleetHold struct {
+	Kind   HoldKind `json:"kind"`
+	Reason string   `json:"reason,omitempty"`
+	// Prober is the replica that probes for the fleet; "" = none yet (the next
+	// replica to sync takes the role).
+	Prober string `json:"prober"`
+}
+
+// HoldEvent is a change of one replica's own breaker or pause, reported to the
+// fleet: Held when it opened or paused on its own answers, !Held when an answer
+// closed or resumed it.
+type HoldEvent struct {
+	Kind   HoldKind
+	Held   bool
+	Reason string
+}
+
+// HoldInput is what a replica knows when it updates the fleet's hold of a region.
+type HoldInput struct {
+	// Me is this replica's name.
+	Me string
+	// Events are this replica's breaker and pause changes since its last
+	// update, oldest first.
+	Events []HoldEvent
+	// Alive reports whether a replica beat within a few periods.
+	Alive func(name string) bool
+	// Waiting reports whether a replica has requests of the region waiting at
+	// its gate: a probe needs one, so a prober with none hands the role to a
+	// replica that has some.
+	Waiting func(name string) bool
+}
+
+// NextHold returns the region's hold after a replica's update: its events in
+// order (a replica that opens or pauses holds the fleet and probes for it, unless
+// a hold as strong is on; a replica whose answer closed a breaker clears a
+// breaker hold, one whose answer resumed a pause clears any hold, as the answer
+// proved the API and the credentials good), then the prober's role taken over
+// when its replica stopped beating or has nothing to probe with while this one
+// has. nil means no hold.
+func NextHold(cur *FleetHold, in HoldInput) *FleetHold {
+	if cur != nil {
+		c := *cur
+		cur = &c
+	}
+	for _, e := range in.Events {
+		switch {
+		case e.Held && (cur == nil || cur.Kind < e.Kind):
+			cur = &FleetHold{Kind: e.Kind, Reason: e.Reason, Prober: in.Me}
+		case !e.Held && cur != nil && cur.Kind <= e.Kind:
+			cur = nil
+		}
+	}
+	if cur == nil || cur.Prober == in.Me {
+		return cur
+	}
+	alive := cur.Prober != "" && in.Alive != nil && in.Alive(cur.Prober)
+	idle := in.Waiting != nil && !in.Waiting(cur.Prober) && in.Waiting(in.Me)
+	if !alive || idle {
+		cur.Prober = in.Me
+	}
+	return cur
+}
+
+// SharedHold is a region's fleet hold as one replica follows it.
+type SharedHold struct {
+	// Known: the replica read the fleet's state lately. When false its breaker
+	// and pause decide alone, as without a fleet (a KV outage never blocks).
+	Known bool
+	// Kind and Reason are the fleet's hold; HoldNone = none.
+	Kind   HoldKind
+	Reason string
+	// Probe: this replica probes for the fleet.
+	Probe bool
+}
+
+// View is h as replica me follows it (h nil: no hold).
+func (h *FleetHold) View(me string) SharedHold {
+	if h == nil {
+		return SharedHold{Known: true}
+	}
+	return SharedHold{Known: true, Kind: h.Kind, Reason: h.Reason, Probe: h.Prober == me}
+}

@@ -53,7 +53,7 @@ func (s *slowPauser) got() []string {
 func TestGatePauseCallOutsideTheLock(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		pauser := &slowPauser{release: make(chan struct{})}
-		g := newGate(GateConfig{}, zap.NewNop(), pauser, nil)
+		g := newGate(GateConfig{}, zap.NewNop(), pauser, nil, nil)
 		ctx := t.Context()
 
 		done := make(chan struct{})
@@ -86,7 +86,7 @@ func TestGatePauseCallOutsideTheLock(t *testing.T) {
 func TestGateStaleConsumerActionSkipped(t *testing.T) {
 	pauser := &slowPauser{release: make(chan struct{})}
 	close(pauser.release)
-	g := newGate(GateConfig{}, zap.NewNop(), pauser, nil)
+	g := newGate(GateConfig{}, zap.NewNop(), pauser, nil, nil)
 	g.mu.Lock()
 	g.decide(true, time.Now().Add(time.Minute))
 	pause := g.pending
@@ -106,7 +106,7 @@ func TestGateRegionsAreIndependent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		pauser := &slowPauser{release: make(chan struct{})}
 		close(pauser.release)
-		g := newGate(GateConfig{}, zap.NewNop(), pauser, nil)
+		g := newGate(GateConfig{}, zap.NewNop(), pauser, nil, nil)
 		ctx := t.Context()
 		// Both regions in use.
 		for _, r := range []string{"cn-north-4", "ap-southeast-1"} {

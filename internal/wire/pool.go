@@ -61,6 +61,7 @@ func NewPool(ctx context.Context, conn *queue.Conn, api *codearts.Client, cfg wo
 	regions := api.Regions()
 	lim := &Limiters{byRegion: map[string]*retry.Limiter{}}
 	var fleets []*queue.Fleet
+	holds := Holds{}
 	name := fleetName(cfg.Name)
 	for i, region := range regions {
 		limiter, err := retry.NewLimiter(lc)
@@ -82,6 +83,10 @@ func NewPool(ctx context.Context, conn *queue.Conn, api *codearts.Client, cfg wo
 		}
 		limiter.JoinFleet(fleet)
 		fleets = append(fleets, fleet)
+		holds[key] = fleet
+	}
+	if len(holds) > 0 {
+		cfg.Share = holds // breakers and pauses are the fleet's too
 	}
 	cfg.DefaultRegion = regions[0]
 	cfg.AckWait, cfg.MaxDeliver = cons.Settings()
@@ -103,6 +108,9 @@ func NewPool(ctx context.Context, conn *queue.Conn, api *codearts.Client, cfg wo
 	p, err := worker.New(cfg, Source{C: cons}, rec, conn)
 	if err != nil {
 		return nil, err
+	}
+	for _, f := range fleets {
+		f.Watch(p)
 	}
 	return &Pool{Pool: p, Limiter: lim.Default(), Limiters: lim, Consumer: cons, fleets: fleets}, nil
 }
