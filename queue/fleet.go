@@ -40,6 +40,8 @@ type Pacer interface {
 	// Rates returns this replica's admitted and successful calls per second, its part of
 	// the fleet's measures.
 	Rates() (admitted, succeeded float64)
+	// Bound reports whether the share held a call back since the last Bound.
+	Bound() bool
 }
 
 // fleetState is the one KV value the replicas share: the fleet's rate, the
@@ -55,6 +57,7 @@ type fleetReplica struct {
 	Admitted  float64 `json:"admitted"`          // its admitted calls per second
 	Succeeded float64 `json:"succeeded"`         // its successful calls per second
 	Waiting   bool    `json:"waiting,omitempty"` // requests wait at its gate for this region
+	Bound     bool    `json:"bound,omitempty"`   // its share held a call back since its last sync
 }
 
 // Follower is the replica's gate as the fleet's hold of a region reaches it:
@@ -103,6 +106,7 @@ type Fleet struct {
 	rateAt     time.Time // when this replica last saw the rate change
 	cutAt      time.Time // when it last saw the rate cut
 	lastThrott time.Time
+	bound      bool // the share bound, not yet written (a failed sync)
 	share      float64
 	live       int
 	view       retry.SharedHold // the hold as last given to the follower
@@ -279,6 +283,8 @@ func (f *Fleet) sync(ctx context.Context, now time.Time) error {
 	defer cancel()
 	throttled := f.throttled.Swap(false)
 	succeeded := f.succeeded.Swap(0)
+	bound := f.cfg.Pacer.Bound() || f.bound
+	f.bound = false
 	events := f.takeEvents()
 	if throttled {
 		f.lastThrott = now
@@ -290,10 +296,11 @@ func (f *Fleet) sync(ctx context.Context, now time.Time) error {
 		if err != nil {
 			f.restore(throttled, succeeded)
 			f.restoreEvents(events)
+			f.bound = bound
 			return err
 		}
 		f.observe(st, now)
-		next := f.decide(st, now, throttled, succeeded > 0)
+		next := f.decide(st, now, throttled, succeeded > 0, bound)
 		next.Hold = retry.NextHold(st.Hold, retry.HoldInput{
 			Me: f.cfg.Name, Events: events,
 			Alive: func(name string) bool { _, ok := st.Replicas[name]; return ok && f.alive(name, now, 3) },
@@ -309,7 +316,9 @@ func (f *Fleet) sync(ctx context.Context, now time.Time) error {
 			next.Replicas = map[string]fleetReplica{}
 		}
 		admittedRate, succeededRate := f.cfg.Pacer.Rates()
-		next.Replicas[f.cfg.Name] = fleetReplica{Beat: f.beat, Admitted: admittedRate, Succeeded: succeededRate, Waiting: waiting}
+		next.Replicas[f.cfg.Name] = fleetReplica{
+			Beat: f.beat, Admitted: admittedRate, Succeeded: succeededRate, Waiting: waiting, Bound: bound,
+		}
 		for name := range next.Replicas {
 			if name != f.cfg.Name && !f.alive(name, now, 20) {
 				delete(next.Replicas, name) // gone for long: forget it
@@ -331,11 +340,13 @@ func (f *Fleet) sync(ctx context.Context, now time.Time) error {
 		if !isConflict(err) {
 			f.restore(throttled, succeeded)
 			f.restoreEvents(events)
+			f.bound = bound
 			return err
 		}
 	}
 	f.restore(throttled, succeeded)
 	f.restoreEvents(events)
+	f.bound = bound
 	return errors.New("fleet: state changed under every try")
 }
 
@@ -393,8 +404,11 @@ func (f *Fleet) alive(name string, now time.Time, periods int) bool {
 	return ok && now.Sub(s.at) <= time.Duration(periods)*f.cfg.Period
 }
 
-// decide returns the state with the cut or raise this replica's reports call for.
-func (f *Fleet) decide(st fleetState, now time.Time, throttled, succeeded bool) fleetState {
+// decide returns the state with the cut or raise this replica's reports call for. A
+// raise needs a limit that binds (bound here or at another live replica): a limit far
+// above what the fleet sends says nothing about the quota, and climbing it for ever
+// (26 000 req/s was seen) would let the next burst through unpaced.
+func (f *Fleet) decide(st fleetState, now time.Time, throttled, succeeded, bound bool) fleetState {
 	p := f.cfg.Policy
 	// A cap changed by configuration (a rolled-out --rate-limit) replaces the old one.
 	if st.Rate.Cap != p.Cap {
@@ -407,10 +421,25 @@ func (f *Fleet) decide(st fleetState, now time.Time, throttled, succeeded bool) 
 		// burst; a raise does not hold the next cut back.
 		admitted, succeeded := f.measured(st, now)
 		st.Rate = p.Cut(st.Rate, admitted, succeeded)
-	case !throttled && succeeded && p.Raisable(st.Rate) && changedAgo >= p.Window && now.Sub(f.lastThrott) >= p.Window:
+	case !throttled && succeeded && p.Raisable(st.Rate) && changedAgo >= p.RaiseAfter(st.Rate) &&
+		now.Sub(f.lastThrott) >= p.Window && f.binds(st, now, bound):
 		st.Rate = p.Raise(st.Rate)
 	}
 	return st
+}
+
+// binds reports whether the fleet's limit held a call back lately: here (bound) or at
+// a live replica, as its last sync said.
+func (f *Fleet) binds(st fleetState, now time.Time, bound bool) bool {
+	if bound {
+		return true
+	}
+	for name, r := range st.Replicas {
+		if name != f.cfg.Name && r.Bound && f.alive(name, now, 3) {
+			return true
+		}
+	}
+	return false
 }
 
 // measured returns the fleet's admitted and successful call rates: the live replicas'

@@ -21,11 +21,17 @@ type FleetRate struct {
 	// Probe is the share of the limit the next raise above the ceiling adds: it starts
 	// at 3 % and doubles with each such raise (up to 100 %), and a cut resets it. 0 = 3 %.
 	Probe float64 `json:"probe,omitempty"`
+	// Slow: an open fleet (no cap) that has not been throttled yet, in slow start: its
+	// limit doubles with each raise while the limit binds, and the first cut ends it.
+	Slow bool `json:"slow,omitempty"`
 }
 
 // Share returns the rate of one of replicas live replicas (at least 1); 0 means no limit.
+// A lone replica in slow start has no limit: alone, its own first throttles cut the
+// rate within its round trip to the API (the calls it has in flight are the whole
+// fleet's), and a limit would only slow a latency-bound drain.
 func (r FleetRate) Share(replicas int) float64 {
-	if r.Limit <= 0 {
+	if r.Limit <= 0 || r.Slow && replicas <= 1 {
 		return 0
 	}
 	return r.Limit / float64(max(replicas, 1))
@@ -40,7 +46,17 @@ type FleetPolicy struct {
 	Increase float64       // req/s added per Window; 0 = a twentieth of the ceiling
 	Window   time.Duration // least time between raises
 	Cooldown time.Duration // least time between cuts
+	// Open is where an open fleet (no cap) of several replicas starts: in slow start,
+	// doubling while the limit binds, until the first throttle. 0 = DefaultFleetStart.
+	Open float64
 }
+
+// DefaultFleetStart is an open fleet's first rate, in req/s. Without it replicas
+// started together send unlimited until the first cut reaches each of them (a sync
+// period): with three replicas of 64 calls each that burst alone drew 8 % of a drain's
+// calls as 429s (docs/performance.md). Slow start doubles it each tenth of a Window
+// while it binds, so a fleet whose API has no quota is unlimited within a second.
+const DefaultFleetStart = 100
 
 // FleetPolicyOf returns the fleet policy of a Limiter configured by cfg (Rate is the
 // fleet's cap), with cfg's defaults applied.
@@ -50,12 +66,26 @@ func FleetPolicyOf(cfg LimiterConfig) FleetPolicy {
 		Window: cfg.Window, Cooldown: cfg.Cooldown}
 }
 
-// Start is the fleet's rate before anything was learned: the cap, or none.
+// Start is the fleet's rate before anything was learned: the cap, or an open
+// fleet's start in slow start.
 func (p FleetPolicy) Start() FleetRate {
 	if p.Cap > 0 {
 		return FleetRate{Limit: p.Cap, Ceiling: p.Cap, Cap: p.Cap}
 	}
-	return FleetRate{}
+	start := p.Open
+	if start <= 0 {
+		start = DefaultFleetStart
+	}
+	return FleetRate{Limit: start, Ceiling: start, Slow: true}
+}
+
+// RaiseAfter is the least time between raises of r: a tenth of a Window in slow
+// start (each replica syncs every tenth), else a Window.
+func (p FleetPolicy) RaiseAfter(r FleetRate) time.Duration {
+	if r.Slow {
+		return p.Window / 10
+	}
+	return p.Window
 }
 
 // Cut lowers r after a throttle. admitted and succeeded are the fleet's measured rates
@@ -67,8 +97,8 @@ func (p FleetPolicy) Start() FleetRate {
 // the cap.
 func (p FleetPolicy) Cut(r FleetRate, admitted, succeeded float64) FleetRate {
 	cur := r.Limit
-	if cur <= 0 {
-		cur = admitted // no limit yet: start from what the fleet sent
+	if cur <= 0 || r.Slow && admitted > cur {
+		cur = admitted // no limit yet (or a lone replica's): start from what the fleet sent
 	}
 	if cur <= 0 {
 		cur = p.Min
@@ -82,7 +112,7 @@ func (p FleetPolicy) Cut(r FleetRate, admitted, succeeded float64) FleetRate {
 	next, ceiling := cur*decrease, cur
 	if succeeded > 0 && succeeded < cur {
 		next = max(next, succeeded)
-		if r.Limit > 0 {
+		if r.Limit > 0 && !r.Slow {
 			// Where the quota was met: what the API served. Not at the first cut of
 			// an open fleet, whose measures began with its burst.
 			ceiling = succeeded
@@ -105,13 +135,17 @@ const capDecrease = 0.9
 // minutes to climb from 1 req/s back to 25).
 const probeStep = 0.03
 
-// Raise adds to r after a Window of successes without a throttle: half the way back to the
+// Raise adds to r after a Window of successes without a throttle (the caller raises
+// only a limit that binds: one that admitted calls late): half the way back to the
 // ceiling (at least Increase, default a twentieth of it), then, above it, r.Probe of the
-// limit (3 % first, doubling with each raise until a cut), never above the cap.
-// No limit stays no limit.
+// limit (3 % first, doubling with each raise until a cut), never above the cap. In slow
+// start it doubles the limit. No limit stays no limit.
 func (p FleetPolicy) Raise(r FleetRate) FleetRate {
 	if r.Limit <= 0 {
 		return r
+	}
+	if r.Slow {
+		return FleetRate{Limit: 2 * r.Limit, Ceiling: 2 * r.Limit, Slow: true}
 	}
 	next, probe := r.Limit, 0.0
 	if next < r.Ceiling {

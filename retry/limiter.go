@@ -165,6 +165,7 @@ type Limiter struct {
 	pausedUntil atomic.Int64  // Unix ns; 0: never paused. Written under mu.
 	nextRaise   atomic.Int64  // Unix ns before which Succeeded does not raise
 	rollAt      atomic.Int64  // Unix ns when the measuring window rolls over
+	bound       atomic.Bool   // a call waited for the rate since the last Bound
 	admitted    atomic.Uint64 // calls admitted by Wait, ever
 	succeeded   atomic.Uint64 // calls reported by Succeeded, ever
 	fleet       atomic.Pointer[fleetRef]
@@ -232,6 +233,7 @@ func (l *Limiter) Wait(ctx context.Context) error {
 			now := l.cfg.Clock()
 			r := l.rl.ReserveN(now, 1)
 			if d := r.DelayFrom(now); d > 0 {
+				l.bound.Store(true)
 				if err := sleep(ctx, d, "rate limit wait"); err != nil {
 					r.CancelAt(l.cfg.Clock())
 					return err
@@ -408,6 +410,11 @@ func (l *Limiter) Rates() (admitted, succeeded float64) {
 	l.roll(now)
 	return l.rates(now)
 }
+
+// Bound reports whether the limit held a call back (a call waited for its rate slot)
+// since the last Bound: the fleet raises only a limit that binds, so a limit far above
+// what the replicas send does not climb for ever.
+func (l *Limiter) Bound() bool { return l.bound.Swap(false) }
 
 // Rate returns the current limit in req/s, 0 meaning none (as LimiterConfig.Rate).
 func (l *Limiter) Rate() float64 {
