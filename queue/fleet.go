@@ -101,6 +101,7 @@ type Fleet struct {
 
 	// Owned by Run's goroutine (and NewFleet before it).
 	seen       map[string]seenBeat // other replicas' last beat and when it changed, locally
+	reads      uint64              // this replica's successful reads of the state
 	beat       uint64
 	rate       retry.FleetRate
 	rateAt     time.Time // when this replica last saw the rate change
@@ -116,6 +117,7 @@ type Fleet struct {
 type seenBeat struct {
 	beat uint64
 	at   time.Time
+	read uint64 // this replica's reads when the beat changed
 }
 
 // Fleet creates (unless NoCreate) the bucket "<Stream>_RATE", joins the fleet and sets
@@ -376,9 +378,10 @@ func (f *Fleet) read(ctx context.Context) (fleetState, uint64, error) {
 
 // observe notes the other replicas' beats and whether the fleet's rate changed.
 func (f *Fleet) observe(st fleetState, now time.Time) {
+	f.reads++
 	for name, r := range st.Replicas {
 		if s, ok := f.seen[name]; !ok || s.beat != r.Beat {
-			f.seen[name] = seenBeat{beat: r.Beat, at: now}
+			f.seen[name] = seenBeat{beat: r.Beat, at: now, read: f.reads}
 		}
 	}
 	f.see(st.Rate, now)
@@ -395,13 +398,17 @@ func (f *Fleet) see(r retry.FleetRate, now time.Time) {
 	f.rate, f.rateAt = r, now
 }
 
-// alive reports whether replica name beat within periods of this replica's periods.
+// alive reports whether replica name beat within periods of this replica's periods,
+// or within as many of this replica's reads: a replica that could not read the state
+// for a while (a KV leader election) does not judge the others gone by its own outage.
+// Counted alone, a reader's share would be the whole fleet's rate as the bucket comes
+// back, until its next reads saw the others beat.
 func (f *Fleet) alive(name string, now time.Time, periods int) bool {
 	if name == f.cfg.Name {
 		return true
 	}
 	s, ok := f.seen[name]
-	return ok && now.Sub(s.at) <= time.Duration(periods)*f.cfg.Period
+	return ok && (now.Sub(s.at) <= time.Duration(periods)*f.cfg.Period || f.reads-s.read <= uint64(periods)) //nolint:gosec // periods > 0
 }
 
 // decide returns the state with the cut or raise this replica's reports call for. A

@@ -2,12 +2,16 @@ package queue_test
 
 import (
 	"context"
+	"fmt"
+	"math"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/codearts-recover-worker/codearts-recover-worker/internal/testenv"
 	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
 	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
 )
@@ -108,4 +112,81 @@ func TestFleetSharesAHold(t *testing.T) {
 	// The bucket gone (as unreachable): the view turns unknown, each decides alone.
 	require.NoError(t, c.JS.DeleteKeyValue(context.Background(), queue.Config{}.WithDefaults().Stream+"_RATE"))
 	waitView(t, "b decides alone", func() bool { return !fb.get().Known })
+}
+
+// maxPacer records the highest share it was given since reset, and how many.
+type maxPacer struct {
+	pacer
+	top  float64
+	sets int
+}
+
+func (p *maxPacer) SetShare(r float64) {
+	p.pacer.SetShare(r)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.sets++
+	if r == 0 {
+		r = math.Inf(1) // no limit
+	}
+	p.top = max(r, p.top)
+}
+
+func (p *maxPacer) reset() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.top = 0
+	return p.sets
+}
+
+func (p *maxPacer) get() (top float64, sets int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.top, p.sets
+}
+
+// When every replica loses the bucket for a while (a KV leader election in
+// a cluster), none of them counts the others gone by its own outage: the
+// first to read the state again sees their beats unchanged since before it,
+// and counting itself alone it would pace to the whole fleet's rate.
+func TestFleetOutageKeepsTheShares(t *testing.T) {
+	c := adminConn(t)
+	px := testenv.NewProxy(t, strings.TrimPrefix(c.NC.ConnectedUrl(), "nats://"))
+	policy := retry.FleetPolicyOf(retry.LimiterConfig{Rate: 90})
+	pacers := make([]*maxPacer, 3)
+	for i := range pacers {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		conn, err := queue.Connect(ctx, queue.Config{URL: px.URL()})
+		cancel()
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = conn.Close(time.Second) })
+		pacers[i] = &maxPacer{}
+		f, err := conn.Fleet(context.Background(), queue.FleetConfig{Name: fmt.Sprint("r", i), Policy: policy, Period: 500 * time.Millisecond, Pacer: pacers[i]})
+		require.NoError(t, err)
+		runCtx, stop := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); f.Run(runCtx) }()
+		t.Cleanup(func() { stop(); <-done })
+	}
+	for _, p := range pacers {
+		waitShare(t, &p.pacer, 30, "three replicas share 90")
+	}
+	px.Block()
+	before := make([]int, len(pacers))
+	for i, p := range pacers {
+		before[i] = p.reset()
+	}
+	// The outage: six sync periods. The clients reconnect within a second
+	// or so of each other (reconnect waits with jitter), under the three
+	// periods after which a replica silent while this one reads is gone.
+	outage := time.NewTimer(3 * time.Second)
+	<-outage.C
+	px.Unblock()
+	for i, p := range pacers {
+		waitView(t, fmt.Sprint("replica ", i, " syncs again"), func() bool { _, sets := p.get(); return sets >= before[i]+4 })
+	}
+	for i, p := range pacers {
+		top, _ := p.get()
+		require.InDelta(t, 30, top, 1e-9, "replica %d's highest share after the outage", i)
+	}
 }
