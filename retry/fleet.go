@@ -21,6 +21,10 @@ type FleetRate struct {
 	// Probe is the share of the limit the next raise above the ceiling adds: it starts
 	// at 3 % and doubles with each such raise (up to 100 %), and a cut resets it. 0 = 3 %.
 	Probe float64 `json:"probe,omitempty"`
+	// Met is the limit at which the fleet was last throttled (0 before): probing above
+	// the ceiling stays gentle (probeStep a raise) up to a quarter over it, where the
+	// quota was last met; only past that does the step double.
+	Met float64 `json:"met,omitempty"`
 	// Slow: an open fleet (no cap) that has not been throttled yet, in slow start: its
 	// limit doubles with each raise while the limit binds, and the first cut ends it.
 	Slow bool `json:"slow,omitempty"`
@@ -121,8 +125,12 @@ func (p FleetPolicy) Cut(r FleetRate, admitted, succeeded float64) FleetRate {
 	if p.Cap > 0 {
 		ceiling = p.Cap // the operator's word for the quota: climb back to it quickly
 	}
-	return FleetRate{Limit: max(next, p.Min), Ceiling: max(ceiling, p.Min), Cap: p.Cap}
+	return FleetRate{Limit: max(next, p.Min), Ceiling: max(ceiling, p.Min), Cap: p.Cap, Met: cur}
 }
+
+// metOver bounds the gentle probing above where the quota was last met: past it the
+// quota has evidently grown (or the throttles were a storm's), and the step doubles.
+const metOver = 1.25
 
 // capDecrease is the least multiplicative decrease of a capped fleet.
 const capDecrease = 0.9
@@ -160,11 +168,17 @@ func (p FleetPolicy) Raise(r FleetRate) FleetRate {
 		step := max(r.Probe, probeStep)
 		next += max(next*step, p.Min)
 		probe = min(2*step, 1)
+		if next < metOver*r.Met {
+			// Near where the quota was last met: a throttle may come late (the
+			// API's own burst absorbs the first excess calls), and doubling steps
+			// meanwhile would overshoot by half (8 % of a fleet's calls were 429s).
+			probe = probeStep
+		}
 	}
 	if p.Cap > 0 && next >= p.Cap {
 		return p.Start()
 	}
-	return FleetRate{Limit: next, Ceiling: max(r.Ceiling, next), Cap: p.Cap, Probe: probe}
+	return FleetRate{Limit: next, Ceiling: max(r.Ceiling, next), Cap: p.Cap, Probe: probe, Met: r.Met}
 }
 
 // Raisable reports whether Raise would change r.

@@ -17,30 +17,32 @@ func TestFleetPolicy(t *testing.T) {
 		do   func(FleetRate) FleetRate
 		want FleetRate
 	}{
-		{"a capped fleet starts at its cap", FleetRate{}, func(FleetRate) FleetRate { return capped.Start() }, FleetRate{300, 300, 300, 0, false}},
-		{"an open fleet starts slow", FleetRate{}, func(FleetRate) FleetRate { return open.Start() }, FleetRate{100, 100, 0, 0, true}},
-		{"slow start doubles", FleetRate{100, 100, 0, 0, true}, open.Raise, FleetRate{200, 200, 0, 0, true}},
-		{"the first cut ends slow start", FleetRate{400, 400, 0, 0, true}, func(r FleetRate) FleetRate { return open.Cut(r, 380, 300) }, FleetRate{300, 400, 0, 0, false}},
-		{"a lone replica's first cut starts from what it sent", FleetRate{100, 100, 0, 0, true}, func(r FleetRate) FleetRate { return open.Cut(r, 900, 300) }, FleetRate{450, 900, 0, 0, false}},
-		{"a cut of a capped fleet takes a tenth off", FleetRate{300, 300, 0, 0, false}, func(r FleetRate) FleetRate { return capped.Cut(r, 0, 0) }, FleetRate{270, 300, 300, 0, false}},
-		{"a cut starts from the limit, not from a partial measure", FleetRate{300, 300, 0, 0, false}, func(r FleetRate) FleetRate { return capped.Cut(r, 200, 0) }, FleetRate{270, 300, 300, 0, false}},
-		{"a cut of an open fleet halves it", FleetRate{300, 300, 0, 0, false}, func(r FleetRate) FleetRate { return open.Cut(r, 0, 0) }, FleetRate{150, 300, 0, 0, false}},
-		{"the first cut of an open fleet measures its ceiling", FleetRate{}, func(r FleetRate) FleetRate { return open.Cut(r, 400, 0) }, FleetRate{200, 400, 0, 0, false}},
-		{"a later cut moves the ceiling to where the quota was met", FleetRate{220, 400, 0, 0, false}, func(r FleetRate) FleetRate { return open.Cut(r, 0, 0) }, FleetRate{110, 220, 0, 0, false}},
-		{"a cut with nothing measured goes to the floor", FleetRate{}, func(r FleetRate) FleetRate { return open.Cut(r, 0, 0) }, FleetRate{1, 1, 0, 0, false}},
-		{"no lower than what the API served", FleetRate{100, 100, 0, 0, false}, func(r FleetRate) FleetRate { return open.Cut(r, 100, 97) }, FleetRate{97, 97, 0, 0, false}},
-		{"the ceiling is what the API served", FleetRate{126, 140, 0, 0, false}, func(r FleetRate) FleetRate { return open.Cut(r, 126, 100) }, FleetRate{100, 100, 0, 0, false}},
-		{"never below the floor", FleetRate{1.5, 300, 0, 0, false}, func(r FleetRate) FleetRate { return open.Cut(r, 0, 0) }, FleetRate{1, 1.5, 0, 0, false}},
-		{"a raise closes half the gap to the ceiling", FleetRate{150, 300, 0, 0, false}, capped.Raise, FleetRate{225, 300, 300, 0, false}},
-		{"at least Increase", FleetRate{290, 300, 0, 0, false}, capped.Raise, FleetRate{300, 300, 300, 0, false}},
-		{"the default increase is a twentieth of the ceiling", FleetRate{390, 400, 0, 0, false}, open.Raise, FleetRate{400, 400, 0, 0, false}},
-		{"the default increase, near the ceiling", FleetRate{370, 400, 0, 0, false}, open.Raise, FleetRate{390, 400, 0, 0, false}},
-		{"at the ceiling: probe above it gently", FleetRate{400, 400, 0, 0, false}, open.Raise, FleetRate{412, 412, 0, 0.06, false}},
-		{"each probe without a throttle doubles the step", FleetRate{412, 412, 0, 0.06, false}, open.Raise, FleetRate{436.72, 436.72, 0, 0.12, false}},
-		{"the step stops doubling at the whole limit", FleetRate{100, 100, 0, 1, false}, open.Raise, FleetRate{200, 200, 0, 1, false}},
-		{"a raise toward the ceiling does not probe", FleetRate{150, 300, 0, 0.5, false}, open.Raise, FleetRate{225, 300, 0, 0, false}},
-		{"a cut resets the probe", FleetRate{400, 400, 0, 0.5, false}, func(r FleetRate) FleetRate { return open.Cut(r, 0, 0) }, FleetRate{200, 400, 0, 0, false}},
-		{"a capped fleet probes up to its cap", FleetRate{200, 200, 0, 0, false}, capped.Raise, FleetRate{206, 206, 300, 0.06, false}},
+		{"a capped fleet starts at its cap", FleetRate{}, func(FleetRate) FleetRate { return capped.Start() }, FleetRate{300, 300, 300, 0, 0, false}},
+		{"an open fleet starts slow", FleetRate{}, func(FleetRate) FleetRate { return open.Start() }, FleetRate{100, 100, 0, 0, 0, true}},
+		{"slow start doubles", FleetRate{100, 100, 0, 0, 0, true}, open.Raise, FleetRate{200, 200, 0, 0, 0, true}},
+		{"the first cut ends slow start", FleetRate{400, 400, 0, 0, 0, true}, func(r FleetRate) FleetRate { return open.Cut(r, 380, 300) }, FleetRate{300, 400, 0, 0, 400, false}},
+		{"a lone replica's first cut starts from what it sent", FleetRate{100, 100, 0, 0, 0, true}, func(r FleetRate) FleetRate { return open.Cut(r, 900, 300) }, FleetRate{450, 900, 0, 0, 900, false}},
+		{"a cut of a capped fleet takes a tenth off", FleetRate{300, 300, 0, 0, 0, false}, func(r FleetRate) FleetRate { return capped.Cut(r, 0, 0) }, FleetRate{270, 300, 300, 0, 300, false}},
+		{"a cut starts from the limit, not from a partial measure", FleetRate{300, 300, 0, 0, 0, false}, func(r FleetRate) FleetRate { return capped.Cut(r, 200, 0) }, FleetRate{270, 300, 300, 0, 300, false}},
+		{"a cut of an open fleet halves it", FleetRate{300, 300, 0, 0, 0, false}, func(r FleetRate) FleetRate { return open.Cut(r, 0, 0) }, FleetRate{150, 300, 0, 0, 300, false}},
+		{"the first cut of an open fleet measures its ceiling", FleetRate{}, func(r FleetRate) FleetRate { return open.Cut(r, 400, 0) }, FleetRate{200, 400, 0, 0, 400, false}},
+		{"a later cut moves the ceiling to where the quota was met", FleetRate{220, 400, 0, 0, 0, false}, func(r FleetRate) FleetRate { return open.Cut(r, 0, 0) }, FleetRate{110, 220, 0, 0, 220, false}},
+		{"a cut with nothing measured goes to the floor", FleetRate{}, func(r FleetRate) FleetRate { return open.Cut(r, 0, 0) }, FleetRate{1, 1, 0, 0, 1, false}},
+		{"no lower than what the API served", FleetRate{100, 100, 0, 0, 0, false}, func(r FleetRate) FleetRate { return open.Cut(r, 100, 97) }, FleetRate{97, 97, 0, 0, 100, false}},
+		{"the ceiling is what the API served", FleetRate{126, 140, 0, 0, 0, false}, func(r FleetRate) FleetRate { return open.Cut(r, 126, 100) }, FleetRate{100, 100, 0, 0, 126, false}},
+		{"never below the floor", FleetRate{1.5, 300, 0, 0, 0, false}, func(r FleetRate) FleetRate { return open.Cut(r, 0, 0) }, FleetRate{1, 1.5, 0, 0, 1.5, false}},
+		{"a raise closes half the gap to the ceiling", FleetRate{150, 300, 0, 0, 0, false}, capped.Raise, FleetRate{225, 300, 300, 0, 0, false}},
+		{"at least Increase", FleetRate{290, 300, 0, 0, 0, false}, capped.Raise, FleetRate{300, 300, 300, 0, 0, false}},
+		{"the default increase is a twentieth of the ceiling", FleetRate{390, 400, 0, 0, 0, false}, open.Raise, FleetRate{400, 400, 0, 0, 0, false}},
+		{"the default increase, near the ceiling", FleetRate{370, 400, 0, 0, 0, false}, open.Raise, FleetRate{390, 400, 0, 0, 0, false}},
+		{"at the ceiling: probe above it gently", FleetRate{400, 400, 0, 0, 0, false}, open.Raise, FleetRate{412, 412, 0, 0.06, 0, false}},
+		{"each probe without a throttle doubles the step", FleetRate{412, 412, 0, 0.06, 0, false}, open.Raise, FleetRate{436.72, 436.72, 0, 0.12, 0, false}},
+		{"the step stops doubling at the whole limit", FleetRate{100, 100, 0, 1, 0, false}, open.Raise, FleetRate{200, 200, 0, 1, 0, false}},
+		{"a raise toward the ceiling does not probe", FleetRate{150, 300, 0, 0.5, 0, false}, open.Raise, FleetRate{225, 300, 0, 0, 0, false}},
+		{"a cut resets the probe", FleetRate{400, 400, 0, 0.5, 0, false}, func(r FleetRate) FleetRate { return open.Cut(r, 0, 0) }, FleetRate{200, 400, 0, 0, 400, false}},
+		{"near where the quota was met the probe stays gentle", FleetRate{310, 310, 0, 0.03, 300, false}, open.Raise, FleetRate{319.3, 319.3, 0, 0.03, 300, false}},
+		{"a quarter over it the probe doubles again", FleetRate{370, 370, 0, 0.03, 300, false}, open.Raise, FleetRate{381.1, 381.1, 0, 0.06, 300, false}},
+		{"a capped fleet probes up to its cap", FleetRate{200, 200, 0, 0, 0, false}, capped.Raise, FleetRate{206, 206, 300, 0.06, 0, false}},
 		{"no limit stays no limit", FleetRate{}, open.Raise, FleetRate{}},
 	}
 	for _, tt := range tests {
@@ -49,10 +51,10 @@ func TestFleetPolicy(t *testing.T) {
 			require.Equal(t, tt.want, tt.do(tt.give))
 		})
 	}
-	require.False(t, capped.Raisable(FleetRate{300, 300, 0, 0, false}), "at the cap")
-	require.True(t, capped.Raisable(FleetRate{150, 300, 0, 0, false}))
+	require.False(t, capped.Raisable(FleetRate{300, 300, 0, 0, 0, false}), "at the cap")
+	require.True(t, capped.Raisable(FleetRate{150, 300, 0, 0, 0, false}))
 	require.False(t, open.Raisable(FleetRate{}), "no limit")
-	require.True(t, open.Raisable(FleetRate{400, 400, 0, 0, false}), "an open fleet keeps probing")
+	require.True(t, open.Raisable(FleetRate{400, 400, 0, 0, 0, false}), "an open fleet keeps probing")
 	require.InDelta(t, 100, FleetRate{Limit: 300}.Share(3), 1e-9)
 	require.InDelta(t, 300, FleetRate{Limit: 300}.Share(0), 1e-9, "at least one replica")
 	require.Zero(t, FleetRate{}.Share(3), "no limit")
@@ -111,6 +113,12 @@ func TestFleetClimbsBackAfterAStorm(t *testing.T) {
 	// A steady quota at 500: the first raise past it overshoots by a step, and after the
 	// cut the probe starts small again.
 	r = open.Cut(FleetRate{Limit: 520, Ceiling: 520, Probe: 0.5}, 520, 500)
-	require.Equal(t, FleetRate{Limit: 500, Ceiling: 500}, r)
+	require.Equal(t, FleetRate{Limit: 500, Ceiling: 500, Met: 520}, r)
 	require.InDelta(t, 515, open.Raise(r).Limit, 1e-9)
+	// and stays gentle near it: the API's burst can delay the next throttle, and
+	// doubling steps meanwhile would overshoot by half.
+	for range 3 {
+		r = open.Raise(r)
+	}
+	require.InDelta(t, 500*1.03*1.03*1.03, r.Limit, 1e-6)
 }
