@@ -55,7 +55,7 @@ type fleetState struct {
 type fleetReplica struct {
 	Beat      uint64  `json:"beat"`              // bumped every Period while the replica runs
 	Admitted  float64 `json:"admitted"`          // its admitted calls per second
-	Succeeded float64 `json:"succeeded"`         // its successful calls per second
+	Succeeded float64 `json:"succeeded"`         // its calls per second the API served (not throttled)
 	Waiting   bool    `json:"waiting,omitempty"` // requests wait at its gate for this region
 	Bound     bool    `json:"bound,omitempty"`   // its share held a call back since its last sync
 }
@@ -394,6 +394,10 @@ func (f *Fleet) see(r retry.FleetRate, now time.Time) {
 	}
 	if r.Limit > 0 && (f.rate.Limit <= 0 || r.Limit < f.rate.Limit) {
 		f.cutAt = now
+	}
+	if ce := f.log.Check(zap.DebugLevel, "fleet rate changed"); ce != nil {
+		ce.Write(zap.String("region", f.cfg.Region), zap.Float64("limit", r.Limit), zap.Float64("was", f.rate.Limit),
+			zap.Float64("ceiling", r.Ceiling), zap.Float64("met", r.Met), zap.Bool("slow_start", r.Slow))
 	}
 	f.rate, f.rateAt = r, now
 }

@@ -58,8 +58,9 @@ type FleetPolicy struct {
 // DefaultFleetStart is an open fleet's first rate, in req/s. Without it replicas
 // started together send unlimited until the first cut reaches each of them (a sync
 // period): with three replicas of 64 calls each that burst alone drew 8 % of a drain's
-// calls as 429s (docs/performance.md). Slow start doubles it each tenth of a Window
-// while it binds, so a fleet whose API has no quota is unlimited within a second.
+// calls as 429s (docs/performance.md). Slow start doubles it each quarter of a Window
+// while it binds, so a fleet whose API has no quota reaches thousands a second within
+// two.
 const DefaultFleetStart = 100
 
 // FleetPolicyOf returns the fleet policy of a Limiter configured by cfg (Rate is the
@@ -83,23 +84,25 @@ func (p FleetPolicy) Start() FleetRate {
 	return FleetRate{Limit: start, Ceiling: start, Slow: true}
 }
 
-// RaiseAfter is the least time between raises of r: a tenth of a Window in slow
-// start (each replica syncs every tenth), else a Window.
+// RaiseAfter is the least time between raises of r: a quarter of a Window in slow
+// start (time for a doubling's throttles to come back: the API's own burst absorbs the
+// first excess calls), else a Window.
 func (p FleetPolicy) RaiseAfter(r FleetRate) time.Duration {
 	if r.Slow {
-		return p.Window / 10
+		return p.Window / 4
 	}
 	return p.Window
 }
 
-// Cut lowers r after a throttle. admitted and succeeded are the fleet's measured rates
-// (the sums of the replicas' own), 0 if unknown. The cut starts from the limit (without
-// one, from what the fleet sent) and goes no lower than the rate the API demonstrably
-// served, so an occasional throttle at the quota dents the rate instead of halving it.
-// The ceiling becomes where the quota was met: the rate the API served, or without a
-// measure (and at an open fleet's first cut) the rate the cut started from; with a cap,
-// the cap.
-func (p FleetPolicy) Cut(r FleetRate, admitted, succeeded float64) FleetRate {
+// Cut lowers r after a throttle. admitted and served are the fleet's measured rates
+// (the sums of the replicas' own; served: answered otherwise than with a throttle), 0 if
+// unknown. The cut starts from the limit (without one, from what the fleet sent) and goes
+// no lower than just under the rate the API demonstrably served, so an occasional
+// throttle at the quota dents the rate instead of halving it; a slow start, which
+// overshoots by design, goes back to just under that rate at once. The ceiling becomes
+// where the quota was met: the rate the API served, or without a measure (and at an
+// unlimited fleet's first cut) the rate the cut started from; with a cap, the cap.
+func (p FleetPolicy) Cut(r FleetRate, admitted, served float64) FleetRate {
 	cur := r.Limit
 	if cur <= 0 || r.Slow && admitted > cur {
 		cur = admitted // no limit yet (or a lone replica's): start from what the fleet sent
@@ -113,20 +116,30 @@ func (p FleetPolicy) Cut(r FleetRate, admitted, succeeded float64) FleetRate {
 		// wrong estimate of it: a tenth off, repeated each Cooldown while it persists.
 		decrease = max(decrease, capDecrease)
 	}
-	next, ceiling := cur*decrease, cur
-	if succeeded > 0 && succeeded < cur {
-		next = max(next, succeeded)
-		if r.Limit > 0 && !r.Slow {
+	next, ceiling, met := cur*decrease, cur, cur
+	if served > 0 && served < cur {
+		next = max(next, servedShare*served)
+		if r.Slow {
+			// A slow start doubles past the quota before its first throttle comes
+			// back: what the API served says where the quota is, the limit does not.
+			next, met = servedShare*served, served
+		}
+		if r.Limit > 0 {
 			// Where the quota was met: what the API served. Not at the first cut of
-			// an open fleet, whose measures began with its burst.
-			ceiling = succeeded
+			// an unlimited fleet, whose measures began with its burst.
+			ceiling = served
 		}
 	}
 	if p.Cap > 0 {
 		ceiling = p.Cap // the operator's word for the quota: climb back to it quickly
 	}
-	return FleetRate{Limit: max(next, p.Min), Ceiling: max(ceiling, p.Min), Cap: p.Cap, Met: cur}
+	return FleetRate{Limit: max(next, p.Min), Ceiling: max(ceiling, p.Min), Cap: p.Cap, Met: met}
 }
+
+// servedShare keeps a cut just under the rate the API served: at exactly that rate the
+// replicas' independent pacing bunches calls over the quota now and then, and each
+// bunch is a throttle.
+const servedShare = 0.97
 
 // metOver bounds the gentle probing above where the quota was last met: past it the
 // quota has evidently grown (or the throttles were a storm's), and the step doubles.

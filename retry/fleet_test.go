@@ -20,16 +20,16 @@ func TestFleetPolicy(t *testing.T) {
 		{"a capped fleet starts at its cap", FleetRate{}, func(FleetRate) FleetRate { return capped.Start() }, FleetRate{300, 300, 300, 0, 0, false}},
 		{"an open fleet starts slow", FleetRate{}, func(FleetRate) FleetRate { return open.Start() }, FleetRate{100, 100, 0, 0, 0, true}},
 		{"slow start doubles", FleetRate{100, 100, 0, 0, 0, true}, open.Raise, FleetRate{200, 200, 0, 0, 0, true}},
-		{"the first cut ends slow start", FleetRate{400, 400, 0, 0, 0, true}, func(r FleetRate) FleetRate { return open.Cut(r, 380, 300) }, FleetRate{300, 400, 0, 0, 400, false}},
-		{"a lone replica's first cut starts from what it sent", FleetRate{100, 100, 0, 0, 0, true}, func(r FleetRate) FleetRate { return open.Cut(r, 900, 300) }, FleetRate{450, 900, 0, 0, 900, false}},
+		{"the first cut ends slow start", FleetRate{400, 400, 0, 0, 0, true}, func(r FleetRate) FleetRate { return open.Cut(r, 380, 300) }, FleetRate{291, 300, 0, 0, 300, false}},
+		{"a slow start's first cut goes to what the API served", FleetRate{100, 100, 0, 0, 0, true}, func(r FleetRate) FleetRate { return open.Cut(r, 900, 300) }, FleetRate{291, 300, 0, 0, 300, false}},
 		{"a cut of a capped fleet takes a tenth off", FleetRate{300, 300, 0, 0, 0, false}, func(r FleetRate) FleetRate { return capped.Cut(r, 0, 0) }, FleetRate{270, 300, 300, 0, 300, false}},
 		{"a cut starts from the limit, not from a partial measure", FleetRate{300, 300, 0, 0, 0, false}, func(r FleetRate) FleetRate { return capped.Cut(r, 200, 0) }, FleetRate{270, 300, 300, 0, 300, false}},
 		{"a cut of an open fleet halves it", FleetRate{300, 300, 0, 0, 0, false}, func(r FleetRate) FleetRate { return open.Cut(r, 0, 0) }, FleetRate{150, 300, 0, 0, 300, false}},
 		{"the first cut of an open fleet measures its ceiling", FleetRate{}, func(r FleetRate) FleetRate { return open.Cut(r, 400, 0) }, FleetRate{200, 400, 0, 0, 400, false}},
 		{"a later cut moves the ceiling to where the quota was met", FleetRate{220, 400, 0, 0, 0, false}, func(r FleetRate) FleetRate { return open.Cut(r, 0, 0) }, FleetRate{110, 220, 0, 0, 220, false}},
 		{"a cut with nothing measured goes to the floor", FleetRate{}, func(r FleetRate) FleetRate { return open.Cut(r, 0, 0) }, FleetRate{1, 1, 0, 0, 1, false}},
-		{"no lower than what the API served", FleetRate{100, 100, 0, 0, 0, false}, func(r FleetRate) FleetRate { return open.Cut(r, 100, 97) }, FleetRate{97, 97, 0, 0, 100, false}},
-		{"the ceiling is what the API served", FleetRate{126, 140, 0, 0, 0, false}, func(r FleetRate) FleetRate { return open.Cut(r, 126, 100) }, FleetRate{100, 100, 0, 0, 126, false}},
+		{"no lower than just under what the API served", FleetRate{100, 100, 0, 0, 0, false}, func(r FleetRate) FleetRate { return open.Cut(r, 100, 97) }, FleetRate{94.09, 97, 0, 0, 100, false}},
+		{"the ceiling is what the API served", FleetRate{126, 140, 0, 0, 0, false}, func(r FleetRate) FleetRate { return open.Cut(r, 126, 100) }, FleetRate{97, 100, 0, 0, 126, false}},
 		{"never below the floor", FleetRate{1.5, 300, 0, 0, 0, false}, func(r FleetRate) FleetRate { return open.Cut(r, 0, 0) }, FleetRate{1, 1.5, 0, 0, 1.5, false}},
 		{"a raise closes half the gap to the ceiling", FleetRate{150, 300, 0, 0, 0, false}, capped.Raise, FleetRate{225, 300, 300, 0, 0, false}},
 		{"at least Increase", FleetRate{290, 300, 0, 0, 0, false}, capped.Raise, FleetRate{300, 300, 300, 0, 0, false}},
@@ -60,7 +60,7 @@ func TestFleetPolicy(t *testing.T) {
 	require.Zero(t, FleetRate{}.Share(3), "no limit")
 	require.Zero(t, FleetRate{Limit: 100, Slow: true}.Share(1), "a lone replica in slow start has no limit")
 	require.InDelta(t, 50, FleetRate{Limit: 100, Slow: true}.Share(2), 1e-9, "replicas together share the slow start")
-	require.Equal(t, 100*time.Millisecond, open.RaiseAfter(FleetRate{Limit: 100, Slow: true}))
+	require.Equal(t, 250*time.Millisecond, open.RaiseAfter(FleetRate{Limit: 100, Slow: true}))
 	require.Equal(t, time.Second, open.RaiseAfter(FleetRate{Limit: 100}))
 }
 
@@ -113,7 +113,9 @@ func TestFleetClimbsBackAfterAStorm(t *testing.T) {
 	// A steady quota at 500: the first raise past it overshoots by a step, and after the
 	// cut the probe starts small again.
 	r = open.Cut(FleetRate{Limit: 520, Ceiling: 520, Probe: 0.5}, 520, 500)
-	require.Equal(t, FleetRate{Limit: 500, Ceiling: 500, Met: 520}, r)
+	require.Equal(t, FleetRate{Limit: 485, Ceiling: 500, Met: 520}, r, "just under what the API served")
+	r = open.Raise(r)
+	require.InDelta(t, 500, r.Limit, 1e-9)
 	require.InDelta(t, 515, open.Raise(r).Limit, 1e-9)
 	// and stays gentle near it: the API's burst can delay the next throttle, and
 	// doubling steps meanwhile would overshoot by half.
@@ -121,4 +123,25 @@ func TestFleetClimbsBackAfterAStorm(t *testing.T) {
 		r = open.Raise(r)
 	}
 	require.InDelta(t, 500*1.03*1.03*1.03, r.Limit, 1e-6)
+}
+
+// A fleet's cut goes no lower than just under what the API served: every call it
+// answered otherwise than with a throttle (failures and client errors spent quota too),
+// not only the successes.
+func TestLimiterRatesCountWhatTheAPIServed(t *testing.T) {
+	t.Parallel()
+	clock := newManualClock()
+	l := newLimiter(t, LimiterConfig{Clock: clock.Now})
+	l.JoinFleet(&fleetSpy{})
+	for range 10 {
+		require.NoError(t, l.Wait(t.Context()))
+	}
+	for range 3 {
+		l.Throttled(0)
+	}
+	l.Succeeded() // 1 success, 6 failures or client errors, 3 throttles
+	clock.Add(time.Second)
+	admitted, served := l.Rates()
+	require.InDelta(t, 10, admitted, 1e-9)
+	require.InDelta(t, 7, served, 1e-9)
 }

@@ -186,6 +186,7 @@ type Limiter struct {
 type mark struct {
 	at                  time.Time
 	admitted, succeeded uint64
+	throttles           uint64
 }
 
 // NewLimiter returns a Limiter for cfg, or the error of cfg.Validate.
@@ -376,7 +377,7 @@ type fleetRef struct{ FleetSync }
 func (l *Limiter) JoinFleet(f FleetSync) {
 	now := l.cfg.Clock()
 	l.mu.Lock()
-	l.prev = mark{at: now, admitted: l.admitted.Load(), succeeded: l.succeeded.Load()}
+	l.prev = mark{at: now, admitted: l.admitted.Load(), succeeded: l.succeeded.Load(), throttles: l.throttles}
 	l.cur = l.prev
 	l.rollAt.Store(now.Add(l.cfg.Window).UnixNano())
 	l.mu.Unlock()
@@ -401,14 +402,17 @@ func (l *Limiter) SetShare(r float64) {
 	l.setLimit(now, r)
 }
 
-// Rates returns the calls per second this process admitted and saw succeed over the last
-// Window or two: its part of the fleet's measures.
-func (l *Limiter) Rates() (admitted, succeeded float64) {
+// Rates returns the calls per second this process admitted, and of them the API served
+// (answered otherwise than with a throttle: failures and client errors spent quota too),
+// over the last Window or two: its part of the fleet's measures.
+func (l *Limiter) Rates() (admitted, served float64) {
 	now := l.cfg.Clock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.roll(now)
-	return l.rates(now)
+	admitted, _ = l.rates(now)
+	throttled := float64(l.throttles-l.prev.throttles) / l.span(now).Seconds()
+	return admitted, max(admitted-throttled, 0)
 }
 
 // Bound reports whether the limit held a call back (a call waited for its rate slot)
@@ -469,7 +473,7 @@ func (l *Limiter) roll(now time.Time) {
 	if now.Sub(l.cur.at) < l.cfg.Window {
 		return
 	}
-	m := mark{at: now, admitted: l.admitted.Load(), succeeded: l.succeeded.Load()}
+	m := mark{at: now, admitted: l.admitted.Load(), succeeded: l.succeeded.Load(), throttles: l.throttles}
 	if now.Sub(l.cur.at) >= 2*l.cfg.Window {
 		l.prev = m // idle gap: what happened before it says nothing about now
 	} else {
@@ -483,6 +487,13 @@ func (l *Limiter) roll(now time.Time) {
 // began (one to two windows), not counting time paused, when nothing is admitted; it
 // requires l.mu.
 func (l *Limiter) rates(now time.Time) (admitted, succeeded float64) {
+	span := l.span(now)
+	return float64(l.admitted.Load()-l.prev.admitted) / span.Seconds(),
+		float64(l.succeeded.Load()-l.prev.succeeded) / span.Seconds()
+}
+
+// span is the time the measures cover; it requires l.mu.
+func (l *Limiter) span(now time.Time) time.Duration {
 	span := now.Sub(l.prev.at)
 	if n := l.pausedUntil.Load(); n != 0 {
 		from, to := maxTime(l.prev.at, l.pauseStart), minTime(now, time.Unix(0, n))
@@ -490,9 +501,7 @@ func (l *Limiter) rates(now time.Time) (admitted, succeeded float64) {
 			span -= to.Sub(from)
 		}
 	}
-	span = max(span, l.cfg.Window/10)
-	return float64(l.admitted.Load()-l.prev.admitted) / span.Seconds(),
-		float64(l.succeeded.Load()-l.prev.succeeded) / span.Seconds()
+	return max(span, l.cfg.Window/10)
 }
 
 func maxTime(a, b time.Time) time.Time {
