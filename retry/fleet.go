@@ -121,12 +121,17 @@ func (p FleetPolicy) Cut(r FleetRate, admitted, served float64) FleetRate {
 		next = max(next, servedShare*served)
 		if r.Slow {
 			// A slow start doubles past the quota before its first throttle comes
-			// back: what the API served says where the quota is, the limit does not.
-			next, met = servedShare*served, served
+			// back (a doubling's throttles take longer than a raise to answer): the
+			// limit two doublings back is the last that surely met no throttle,
+			// unless the API demonstrably served more (its measures still span the
+			// idle time before the drain began).
+			next = max(cur/4, servedShare*served)
+			met = max(cur/2, served)
+			ceiling = met
 		}
-		if r.Limit > 0 {
+		if r.Limit > 0 && !r.Slow {
 			// Where the quota was met: what the API served. Not at the first cut of
-			// an unlimited fleet, whose measures began with its burst.
+			// an unlimited fleet or a slow start, whose measures began with a ramp.
 			ceiling = served
 		}
 	}

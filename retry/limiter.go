@@ -410,9 +410,11 @@ func (l *Limiter) Rates() (admitted, served float64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.roll(now)
-	admitted, _ = l.rates(now)
+	admitted, succeeded := l.rates(now)
+	// Throttles are counted as they answer, admissions as they go out: a burst's late
+	// throttles must not make the served rate look lower than the successes show.
 	throttled := float64(l.throttles-l.prev.throttles) / l.span(now).Seconds()
-	return admitted, max(admitted-throttled, 0)
+	return admitted, max(admitted-throttled, succeeded)
 }
 
 // Bound reports whether the limit held a call back (a call waited for its rate slot)
