@@ -113,11 +113,13 @@ func (p FleetPolicy) Cut(r FleetRate, admitted, served float64) FleetRate {
 	decrease := p.Decrease
 	if p.Cap > 0 {
 		// Under the operator's cap a throttle is a burst that met the quota, not a
-		// wrong estimate of it: a tenth off, repeated each Cooldown while it persists.
+		// wrong estimate of it: a tenth off, repeated each Cooldown while it persists
+		// (a floor at what the API served made it a few percent, and the fleet stayed
+		// on the quota's edge).
 		decrease = max(decrease, capDecrease)
 	}
 	next, ceiling, met := cur*decrease, cur, cur
-	if served > 0 && served < cur {
+	if served > 0 && served < cur && p.Cap <= 0 {
 		next = max(next, servedShare*served)
 		if r.Slow {
 			// A slow start doubles past the quota before its first throttle comes

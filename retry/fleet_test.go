@@ -25,6 +25,7 @@ func TestFleetPolicy(t *testing.T) {
 		{"a slow start's first cut goes to just under what the API served", FleetRate{100, 100, 0, 0, 0, true}, func(r FleetRate) FleetRate { return open.Cut(r, 900, 300) }, FleetRate{291, 450, 0, 0, 450, false}},
 		{"a cut of a capped fleet takes a tenth off", FleetRate{300, 300, 0, 0, 0, false}, func(r FleetRate) FleetRate { return capped.Cut(r, 0, 0) }, FleetRate{270, 300, 300, 0, 300, false}},
 		{"a cut starts from the limit, not from a partial measure", FleetRate{300, 300, 0, 0, 0, false}, func(r FleetRate) FleetRate { return capped.Cut(r, 200, 0) }, FleetRate{270, 300, 300, 0, 300, false}},
+		{"under a cap a tenth off, whatever the API served", FleetRate{300, 300, 300, 0, 0, false}, func(r FleetRate) FleetRate { return capped.Cut(r, 300, 295) }, FleetRate{270, 300, 300, 0, 300, false}},
 		{"a cut of an open fleet halves it", FleetRate{300, 300, 0, 0, 0, false}, func(r FleetRate) FleetRate { return open.Cut(r, 0, 0) }, FleetRate{150, 300, 0, 0, 300, false}},
 		{"the first cut of an open fleet measures its ceiling", FleetRate{}, func(r FleetRate) FleetRate { return open.Cut(r, 400, 0) }, FleetRate{200, 400, 0, 0, 400, false}},
 		{"a later cut moves the ceiling to where the quota was met", FleetRate{220, 400, 0, 0, 0, false}, func(r FleetRate) FleetRate { return open.Cut(r, 0, 0) }, FleetRate{110, 220, 0, 0, 220, false}},
