@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,19 +40,38 @@ type Pacer interface {
 	// Rates returns this replica's admitted and successful calls per second, its part of
 	// the fleet's measures.
 	Rates() (admitted, succeeded float64)
+	// Bound reports whether the share held a call back since the last Bound.
+	Bound() bool
 }
 
-// fleetState is the one KV value the replicas share: the fleet's rate and who is alive.
+// fleetState is the one KV value the replicas share: the fleet's rate, the
+// region's open breaker or pause, and who is alive.
 type fleetState struct {
 	Rate     retry.FleetRate         `json:"rate"`
+	Hold     *retry.FleetHold        `json:"hold,omitempty"`
 	Replicas map[string]fleetReplica `json:"replicas,omitempty"`
 }
 
 type fleetReplica struct {
-	Beat      uint64  `json:"beat"`      // bumped every Period while the replica runs
-	Admitted  float64 `json:"admitted"`  // its admitted calls per second
-	Succeeded float64 `json:"succeeded"` // its successful calls per second
+	Beat      uint64  `json:"beat"`              // bumped every Period while the replica runs
+	Admitted  float64 `json:"admitted"`          // its admitted calls per second
+	Succeeded float64 `json:"succeeded"`         // its calls per second the API served (not throttled)
+	Waiting   bool    `json:"waiting,omitempty"` // requests wait at its gate for this region
+	Bound     bool    `json:"bound,omitempty"`   // its share held a call back since its last sync
 }
+
+// Follower is the replica's gate as the fleet's hold of a region reaches it:
+// worker.Pool implements it.
+type Follower interface {
+	// Follow applies the fleet's hold as this replica reads it.
+	Follow(ctx context.Context, region string, v retry.SharedHold)
+	// Waiting reports whether requests of region wait at the gate.
+	Waiting(region string) bool
+}
+
+// staleSyncs is how many failed syncs in a row make the fleet's hold unknown:
+// the replica's breaker and pause then decide alone (a KV outage never blocks).
+const staleSyncs = 5
 
 // Fleet shares the API rate between the replicas of a worker through one key of a NATS
 // KV bucket (the AIMD of retry.FleetRate, one level up): every Period each replica bumps
@@ -74,20 +94,30 @@ type Fleet struct {
 	succeeded atomic.Int64 // successes reported since the last sync
 	wake      chan struct{}
 
+	evMu   sync.Mutex
+	events []retry.HoldEvent // breaker and pause changes reported since the last sync
+
+	follower Follower // set by Watch before Run
+
 	// Owned by Run's goroutine (and NewFleet before it).
 	seen       map[string]seenBeat // other replicas' last beat and when it changed, locally
+	reads      uint64              // this replica's successful reads of the state
 	beat       uint64
 	rate       retry.FleetRate
 	rateAt     time.Time // when this replica last saw the rate change
 	cutAt      time.Time // when it last saw the rate cut
 	lastThrott time.Time
+	bound      bool // the share bound, not yet written (a failed sync)
 	share      float64
 	live       int
+	view       retry.SharedHold // the hold as last given to the follower
+	hold       *retry.FleetHold // the hold as last read or written
 }
 
 type seenBeat struct {
 	beat uint64
 	at   time.Time
+	read uint64 // this replica's reads when the beat changed
 }
 
 // Fleet creates (unless NoCreate) the bucket "<Stream>_RATE", joins the fleet and sets
@@ -162,6 +192,27 @@ func (f *Fleet) Throttled() {
 // Succeeded reports a successful call.
 func (f *Fleet) Succeeded() { f.succeeded.Add(1) }
 
+// Report tells the fleet that this replica's own breaker or pause of the
+// region changed: the hold is shared at the next sync (at once). It does not
+// block (worker.Share).
+func (f *Fleet) Report(e retry.HoldEvent) {
+	f.evMu.Lock()
+	f.events = append(f.events, e)
+	f.evMu.Unlock()
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Watch makes Run give follower the fleet's hold of the region after every
+// sync that changes it (and an unknown hold when the bucket stays
+// unreadable), and ask it whether requests wait. Call it before Run.
+func (f *Fleet) Watch(follower Follower) { f.follower = follower }
+
+// Region is the region this fleet shares ("" = the default).
+func (f *Fleet) Region() string { return f.cfg.Region }
+
 // Run syncs every Period (and at once on a throttle) until ctx ends, then leaves the
 // fleet so the others take its share at once.
 func (f *Fleet) Run(ctx context.Context) {
@@ -186,13 +237,45 @@ func (f *Fleet) Run(ctx context.Context) {
 			if failing == 1 || failing%40 == 0 {
 				f.log.Warn("fleet rate: NATS KV unavailable; keeping the last share", zap.Int("failures", failing), zap.Error(err))
 			}
+			if failing >= staleSyncs {
+				f.follow(ctx, retry.SharedHold{}) // decide alone until it answers
+			}
 			continue
 		}
 		if failing > 0 {
 			f.log.Info("fleet rate: NATS KV answers again", zap.Int("failures", failing))
 			failing = 0
 		}
+		f.follow(ctx, f.hold.View(f.cfg.Name))
 	}
+}
+
+// follow gives the follower the hold view v when it changed.
+func (f *Fleet) follow(ctx context.Context, v retry.SharedHold) {
+	if f.follower == nil || v == f.view {
+		return
+	}
+	f.view = v
+	f.follower.Follow(ctx, f.cfg.Region, v)
+}
+
+// takeEvents returns the hold events reported since the last sync.
+func (f *Fleet) takeEvents() []retry.HoldEvent {
+	f.evMu.Lock()
+	defer f.evMu.Unlock()
+	ev := f.events
+	f.events = nil
+	return ev
+}
+
+// restoreEvents puts back events a failed sync did not apply, ahead of newer ones.
+func (f *Fleet) restoreEvents(ev []retry.HoldEvent) {
+	if len(ev) == 0 {
+		return
+	}
+	f.evMu.Lock()
+	defer f.evMu.Unlock()
+	f.events = append(ev, f.events...)
 }
 
 // sync reads the fleet's state, applies this replica's beat, measure and the cut or
@@ -202,24 +285,42 @@ func (f *Fleet) sync(ctx context.Context, now time.Time) error {
 	defer cancel()
 	throttled := f.throttled.Swap(false)
 	succeeded := f.succeeded.Swap(0)
+	bound := f.cfg.Pacer.Bound() || f.bound
+	f.bound = false
+	events := f.takeEvents()
 	if throttled {
 		f.lastThrott = now
 	}
 	f.beat++
+	waiting := f.follower != nil && f.follower.Waiting(f.cfg.Region)
 	for range 5 {
 		st, rev, err := f.read(ctx)
 		if err != nil {
 			f.restore(throttled, succeeded)
+			f.restoreEvents(events)
+			f.bound = bound
 			return err
 		}
 		f.observe(st, now)
-		next := f.decide(st, now, throttled, succeeded > 0)
+		next := f.decide(st, now, throttled, succeeded > 0, bound)
+		next.Hold = retry.NextHold(st.Hold, retry.HoldInput{
+			Me: f.cfg.Name, Events: events,
+			Alive: func(name string) bool { _, ok := st.Replicas[name]; return ok && f.alive(name, now, 3) },
+			Waiting: func(name string) bool {
+				if name == f.cfg.Name {
+					return waiting
+				}
+				return st.Replicas[name].Waiting
+			},
+		})
 		next.Replicas = maps.Clone(st.Replicas)
 		if next.Replicas == nil {
 			next.Replicas = map[string]fleetReplica{}
 		}
 		admittedRate, succeededRate := f.cfg.Pacer.Rates()
-		next.Replicas[f.cfg.Name] = fleetReplica{Beat: f.beat, Admitted: admittedRate, Succeeded: succeededRate}
+		next.Replicas[f.cfg.Name] = fleetReplica{
+			Beat: f.beat, Admitted: admittedRate, Succeeded: succeededRate, Waiting: waiting, Bound: bound,
+		}
 		for name := range next.Replicas {
 			if name != f.cfg.Name && !f.alive(name, now, 20) {
 				delete(next.Replicas, name) // gone for long: forget it
@@ -240,10 +341,14 @@ func (f *Fleet) sync(ctx context.Context, now time.Time) error {
 		}
 		if !isConflict(err) {
 			f.restore(throttled, succeeded)
+			f.restoreEvents(events)
+			f.bound = bound
 			return err
 		}
 	}
 	f.restore(throttled, succeeded)
+	f.restoreEvents(events)
+	f.bound = bound
 	return errors.New("fleet: state changed under every try")
 }
 
@@ -273,9 +378,10 @@ func (f *Fleet) read(ctx context.Context) (fleetState, uint64, error) {
 
 // observe notes the other replicas' beats and whether the fleet's rate changed.
 func (f *Fleet) observe(st fleetState, now time.Time) {
+	f.reads++
 	for name, r := range st.Replicas {
 		if s, ok := f.seen[name]; !ok || s.beat != r.Beat {
-			f.seen[name] = seenBeat{beat: r.Beat, at: now}
+			f.seen[name] = seenBeat{beat: r.Beat, at: now, read: f.reads}
 		}
 	}
 	f.see(st.Rate, now)
@@ -289,20 +395,31 @@ func (f *Fleet) see(r retry.FleetRate, now time.Time) {
 	if r.Limit > 0 && (f.rate.Limit <= 0 || r.Limit < f.rate.Limit) {
 		f.cutAt = now
 	}
+	if ce := f.log.Check(zap.DebugLevel, "fleet rate changed"); ce != nil {
+		ce.Write(zap.String("region", f.cfg.Region), zap.Float64("limit", r.Limit), zap.Float64("was", f.rate.Limit),
+			zap.Float64("ceiling", r.Ceiling), zap.Float64("met", r.Met), zap.Bool("slow_start", r.Slow))
+	}
 	f.rate, f.rateAt = r, now
 }
 
-// alive reports whether replica name beat within periods of this replica's periods.
+// alive reports whether replica name beat within periods of this replica's periods,
+// or within as many of this replica's reads: a replica that could not read the state
+// for a while (a KV leader election) does not judge the others gone by its own outage.
+// Counted alone, a reader's share would be the whole fleet's rate as the bucket comes
+// back, until its next reads saw the others beat.
 func (f *Fleet) alive(name string, now time.Time, periods int) bool {
 	if name == f.cfg.Name {
 		return true
 	}
 	s, ok := f.seen[name]
-	return ok && now.Sub(s.at) <= time.Duration(periods)*f.cfg.Period
+	return ok && (now.Sub(s.at) <= time.Duration(periods)*f.cfg.Period || f.reads-s.read <= uint64(periods)) //nolint:gosec // periods > 0
 }
 
-// decide returns the state with the cut or raise this replica's reports call for.
-func (f *Fleet) decide(st fleetState, now time.Time, throttled, succeeded bool) fleetState {
+// decide returns the state with the cut or raise this replica's reports call for. A
+// raise needs a limit that binds (bound here or at another live replica): a limit far
+// above what the fleet sends says nothing about the quota, and climbing it for ever
+// (26 000 req/s was seen) would let the next burst through unpaced.
+func (f *Fleet) decide(st fleetState, now time.Time, throttled, succeeded, bound bool) fleetState {
 	p := f.cfg.Policy
 	// A cap changed by configuration (a rolled-out --rate-limit) replaces the old one.
 	if st.Rate.Cap != p.Cap {
@@ -315,10 +432,25 @@ func (f *Fleet) decide(st fleetState, now time.Time, throttled, succeeded bool) 
 		// burst; a raise does not hold the next cut back.
 		admitted, succeeded := f.measured(st, now)
 		st.Rate = p.Cut(st.Rate, admitted, succeeded)
-	case !throttled && succeeded && p.Raisable(st.Rate) && changedAgo >= p.Window && now.Sub(f.lastThrott) >= p.Window:
+	case !throttled && succeeded && p.Raisable(st.Rate) && changedAgo >= p.RaiseAfter(st.Rate) &&
+		now.Sub(f.lastThrott) >= p.Window && f.binds(st, now, bound):
 		st.Rate = p.Raise(st.Rate)
 	}
 	return st
+}
+
+// binds reports whether the fleet's limit held a call back lately: here (bound) or at
+// a live replica, as its last sync said.
+func (f *Fleet) binds(st fleetState, now time.Time, bound bool) bool {
+	if bound {
+		return true
+	}
+	for name, r := range st.Replicas {
+		if name != f.cfg.Name && r.Bound && f.alive(name, now, 3) {
+			return true
+		}
+	}
+	return false
 }
 
 // measured returns the fleet's admitted and successful call rates: the live replicas'
@@ -337,6 +469,7 @@ func (f *Fleet) measured(st fleetState, now time.Time) (admitted, succeeded floa
 // apply sets this replica's share from the state it just wrote.
 func (f *Fleet) apply(st fleetState, now time.Time) {
 	f.see(st.Rate, now)
+	f.hold = st.Hold
 	live := 0
 	for name := range st.Replicas {
 		if f.alive(name, now, 3) {
@@ -362,6 +495,9 @@ func (f *Fleet) leave(ctx context.Context) {
 			return
 		}
 		delete(st.Replicas, f.cfg.Name)
+		if st.Hold != nil && st.Hold.Prober == f.cfg.Name {
+			st.Hold.Prober = "" // the next replica to sync probes for the fleet
+		}
 		val, err := json.Marshal(st)
 		if err != nil {
 			return

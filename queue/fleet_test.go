@@ -17,6 +17,7 @@ type pacer struct {
 	mu                  sync.Mutex
 	share               float64
 	admitted, succeeded float64
+	idle                bool // the share never holds a call back
 }
 
 func (p *pacer) SetShare(r float64) {
@@ -29,6 +30,19 @@ func (p *pacer) Rates() (float64, float64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.admitted, p.succeeded
+}
+
+// Bound says the share binds (a drain the API's quota limits) unless idle.
+func (p *pacer) Bound() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.idle
+}
+
+func (p *pacer) setIdle(idle bool) {
+	p.mu.Lock()
+	p.idle = idle
+	p.mu.Unlock()
 }
 
 func (p *pacer) get() float64 {
@@ -99,4 +113,40 @@ func TestFleetForgetsASilentReplica(t *testing.T) {
 	require.NoError(t, err)
 	waitShare(t, pa, 50, "a, counting b")
 	waitShare(t, pa, 100, "a, once b is silent")
+}
+
+// An open fleet (no --rate-limit) of several replicas starts slow, not
+// unlimited: its rate doubles while it binds, and a rate that binds nowhere
+// does not climb. A lone replica in slow start has no limit.
+func TestOpenFleetStartsSlow(t *testing.T) {
+	c := adminConn(t)
+	policy := retry.FleetPolicyOf(retry.LimiterConfig{Window: 200 * time.Millisecond})
+	a, pa, _ := joinFleet(t, c, "a", policy)
+	require.Zero(t, pa.get(), "alone: no limit")
+	pa.setIdle(true)
+	b, err := c.Fleet(context.Background(), queue.FleetConfig{Name: "b", Policy: policy, Period: 20 * time.Millisecond, Pacer: &pacer{idle: true}})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); b.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitShare(t, pa, retry.DefaultFleetStart/2, "two replicas share the slow start")
+
+	// Successes, but the share holds nothing back: no raise.
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for range 100 { // half a second: many raise windows
+		<-tick.C
+		a.Succeeded()
+		b.Succeeded()
+	}
+	require.Equal(t, retry.DefaultFleetStart/2.0, pa.get(), "a limit that binds nowhere does not climb")
+
+	pa.setIdle(false)
+	deadline := time.Now().Add(10 * time.Second)
+	for pa.get() < 4*retry.DefaultFleetStart {
+		require.True(t, time.Now().Before(deadline), "slow start doubles while it binds: share %v", pa.get())
+		<-tick.C
+		a.Succeeded()
+	}
 }

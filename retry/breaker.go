@@ -144,6 +144,12 @@ type Breaker struct {
 	failed map[string]struct{}
 	// probeFetch is when a fresh request was last fetched to probe with.
 	probeFetch time.Time
+	// follow: the fleet holds the breaker open and another replica probes
+	// (FleetOpen); this one admits nothing and probes nothing.
+	follow bool
+	// forced: the fleet opened this breaker (FleetOpen), so this replica may
+	// have no request of its own waiting to probe with.
+	forced bool
 }
 
 // NewBreaker returns a closed breaker.
@@ -168,6 +174,8 @@ func (b *Breaker) Admit(now time.Time, job string) Admission {
 		return Admission{Go: true}
 	case b.state == BreakerHalfOpen:
 		return Admission{} // its probe is out: wait for the answer
+	case b.follow:
+		return Admission{} // another replica probes for the fleet: wait for its answer
 	case now.Before(b.until):
 		return Admission{Wait: b.until.Sub(now)}
 	case !b.failedProbe(job) || now.Sub(b.until) >= b.wait:
@@ -185,8 +193,8 @@ func (b *Breaker) Fetch(now time.Time) int {
 	switch {
 	case b.state == BreakerClosed:
 		return -1
-	case b.state == BreakerOpen && !now.Before(b.until) && !b.probing && len(b.failed) > 0 &&
-		now.Sub(b.probeFetch) >= b.wait:
+	case b.state == BreakerOpen && !b.follow && !now.Before(b.until) && !b.probing &&
+		(len(b.failed) > 0 || b.forced) && now.Sub(b.probeFetch) >= b.wait:
 		b.probeFetch = now
 		return 1
 	default:
@@ -221,7 +229,7 @@ func (b *Breaker) Record(now time.Time, v Verdict, probe bool) (was BreakerState
 			b.state, b.until = BreakerOpen, now.Add(b.wait)
 			return was
 		}
-		b.state = BreakerClosed
+		b.state, b.forced = BreakerClosed, false
 		b.reset()
 	case BreakerClosed:
 		b.add(v == Down)
@@ -232,6 +240,38 @@ func (b *Breaker) Record(now time.Time, v Verdict, probe bool) (was BreakerState
 	}
 	return was
 }
+
+// FleetOpen applies the fleet's word that the breaker is open (another
+// replica's answers opened it). probe: this replica probes for the fleet (a
+// closed breaker opens, its first probe a wait from now, and the fetch loop
+// may take a fresh request to probe with); else it follows: it admits nothing
+// and probes nothing until FleetClosed or Alone. It returns the state before.
+func (b *Breaker) FleetOpen(now time.Time, probe bool) (was BreakerState) {
+	was = b.state
+	b.follow = !probe
+	if b.state == BreakerClosed {
+		b.reset()
+		b.wait, b.forced = b.cfg.Open, true
+		b.state, b.until = BreakerOpen, now.Add(b.wait)
+	}
+	return was
+}
+
+// FleetClosed applies the fleet's word that a probe succeeded (here or on
+// another replica): the breaker closes. It returns the state before.
+func (b *Breaker) FleetClosed() (was BreakerState) {
+	was = b.state
+	b.follow, b.forced = false, false
+	if b.state != BreakerClosed {
+		b.state, b.probing = BreakerClosed, false
+		b.reset()
+	}
+	return was
+}
+
+// Alone makes the breaker decide on this replica's answers only (the fleet's
+// state is not known): an open breaker probes here again.
+func (b *Breaker) Alone() { b.follow = false }
 
 func (b *Breaker) failedProbe(job string) bool {
 	_, ok := b.failed[job]

@@ -170,6 +170,7 @@ type Limiter struct {
 	pausedUntil atomic.Int64  // ns since epoch; 0: never paused. Written under mu.
 	nextRaise   atomic.Int64  // ns since epoch before which Succeeded does not raise
 	rollAt      atomic.Int64  // ns since epoch when the measuring window rolls over
+	bound       atomic.Bool   // a call waited for the rate since the last Bound
 	admitted    atomic.Uint64 // calls admitted by Wait, ever
 	succeeded   atomic.Uint64 // calls reported by Succeeded, ever
 	fleet       atomic.Pointer[fleetRef]
@@ -190,6 +191,7 @@ type Limiter struct {
 type mark struct {
 	at                  time.Time
 	admitted, succeeded uint64
+	throttles           uint64
 }
 
 // NewLimiter returns a Limiter for cfg, or the error of cfg.Validate.
@@ -238,6 +240,7 @@ func (l *Limiter) Wait(ctx context.Context) error {
 			now := l.cfg.Clock()
 			r := l.rl.ReserveN(now, 1)
 			if d := r.DelayFrom(now); d > 0 {
+				l.bound.Store(true)
 				if err := sleep(ctx, d, "rate limit wait"); err != nil {
 					r.CancelAt(l.cfg.Clock())
 					return err
@@ -380,7 +383,7 @@ type fleetRef struct{ FleetSync }
 func (l *Limiter) JoinFleet(f FleetSync) {
 	now := l.cfg.Clock()
 	l.mu.Lock()
-	l.prev = mark{at: now, admitted: l.admitted.Load(), succeeded: l.succeeded.Load()}
+	l.prev = mark{at: now, admitted: l.admitted.Load(), succeeded: l.succeeded.Load(), throttles: l.throttles}
 	l.cur = l.prev
 	l.rollAt.Store(l.ns(now.Add(l.cfg.Window)))
 	l.mu.Unlock()
@@ -405,15 +408,25 @@ func (l *Limiter) SetShare(r float64) {
 	l.setLimit(now, r)
 }
 
-// Rates returns the calls per second this process admitted and saw succeed over the last
-// Window or two: its part of the fleet's measures.
-func (l *Limiter) Rates() (admitted, succeeded float64) {
+// Rates returns the calls per second this process admitted, and of them the API served
+// (answered otherwise than with a throttle: failures and client errors spent quota too),
+// over the last Window or two: its part of the fleet's measures.
+func (l *Limiter) Rates() (admitted, served float64) {
 	now := l.cfg.Clock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.roll(now)
-	return l.rates(now)
+	admitted, succeeded := l.rates(now)
+	// Throttles are counted as they answer, admissions as they go out: a burst's late
+	// throttles must not make the served rate look lower than the successes show.
+	throttled := float64(l.throttles-l.prev.throttles) / l.span(now).Seconds()
+	return admitted, max(admitted-throttled, succeeded)
 }
+
+// Bound reports whether the limit held a call back (a call waited for its rate slot)
+// since the last Bound: the fleet raises only a limit that binds, so a limit far above
+// what the replicas send does not climb for ever.
+func (l *Limiter) Bound() bool { return l.bound.Swap(false) }
 
 // Rate returns the current limit in req/s, 0 meaning none (as LimiterConfig.Rate).
 func (l *Limiter) Rate() float64 {
@@ -468,7 +481,7 @@ func (l *Limiter) roll(now time.Time) {
 	if now.Sub(l.cur.at) < l.cfg.Window {
 		return
 	}
-	m := mark{at: now, admitted: l.admitted.Load(), succeeded: l.succeeded.Load()}
+	m := mark{at: now, admitted: l.admitted.Load(), succeeded: l.succeeded.Load(), throttles: l.throttles}
 	if now.Sub(l.cur.at) >= 2*l.cfg.Window {
 		l.prev = m // idle gap: what happened before it says nothing about now
 	} else {
@@ -482,6 +495,13 @@ func (l *Limiter) roll(now time.Time) {
 // began (one to two windows), not counting time paused, when nothing is admitted; it
 // requires l.mu.
 func (l *Limiter) rates(now time.Time) (admitted, succeeded float64) {
+	span := l.span(now)
+	return float64(l.admitted.Load()-l.prev.admitted) / span.Seconds(),
+		float64(l.succeeded.Load()-l.prev.succeeded) / span.Seconds()
+}
+
+// span is the time the measures cover; it requires l.mu.
+func (l *Limiter) span(now time.Time) time.Duration {
 	span := now.Sub(l.prev.at)
 	if n := l.pausedUntil.Load(); n != 0 {
 		from, to := maxTime(l.prev.at, l.pauseStart), minTime(now, l.epoch.Add(time.Duration(n)))
@@ -489,9 +509,7 @@ func (l *Limiter) rates(now time.Time) (admitted, succeeded float64) {
 			span -= to.Sub(from)
 		}
 	}
-	span = max(span, l.cfg.Window/10)
-	return float64(l.admitted.Load()-l.prev.admitted) / span.Seconds(),
-		float64(l.succeeded.Load()-l.prev.succeeded) / span.Seconds()
+	return max(span, l.cfg.Window/10)
 }
 
 // ns is t as the atomic instants hold it: nanoseconds since l.epoch.

@@ -100,6 +100,8 @@ type Pause struct {
 	held    map[string]uint64
 	resumes uint64
 	failed  map[string]struct{} // jobs whose probe failed in this pause
+	// follow: the fleet is paused and another replica probes (FleetPaused).
+	follow bool
 }
 
 // NewPause returns a Pause, not paused.
@@ -122,7 +124,7 @@ func (p *Pause) Admit(now time.Time, job string) Admission {
 	switch {
 	case !p.paused:
 		return Admission{Go: true}
-	case p.probing: // wait for the probe's answer
+	case p.probing || p.follow: // wait for the probe's answer, here or another replica's
 		return Admission{}
 	case now.Before(p.next):
 		return Admission{Wait: p.next.Sub(now)}
@@ -216,7 +218,7 @@ func (p *Pause) pause(now time.Time, reason string, probe bool) PauseChange {
 
 func (p *Pause) resume() PauseChange {
 	c := PauseChange{Action: ResumeNow, Was: p.reason, Changed: true}
-	p.paused, p.probing, p.reason = false, false, ""
+	p.paused, p.probing, p.reason, p.follow = false, false, "", false
 	p.resumes++
 	clear(p.failed)
 	clear(p.forbidden)
@@ -233,6 +235,34 @@ func (p *Pause) inconclusive(now time.Time, probe bool) PauseChange {
 	}
 	return PauseChange{}
 }
+
+// FleetPaused applies the fleet's word that the region is paused (another
+// replica's answers paused it), for reason. probe: this replica probes for the
+// fleet (its first probe a Probe wait from now); else it follows: it admits no
+// call until FleetResumed or Alone. A new pause is PauseNow, as from Record.
+func (p *Pause) FleetPaused(now time.Time, reason string, probe bool) PauseChange {
+	p.follow = !probe
+	if p.paused {
+		return PauseChange{Changed: true}
+	}
+	p.paused, p.reason, p.wait, p.probing = true, reason, p.cfg.Probe, false
+	p.next = now.Add(p.wait)
+	return PauseChange{Action: PauseNow, Until: now.Add(p.cfg.Lease), New: true, Changed: true}
+}
+
+// FleetResumed applies the fleet's word that a probe proved the credentials
+// and configuration good (here or on another replica): ResumeNow if paused.
+func (p *Pause) FleetResumed() PauseChange {
+	p.follow = false
+	if !p.paused {
+		return PauseChange{}
+	}
+	return p.resume()
+}
+
+// Alone makes the pause decide on this replica's answers only (the fleet's
+// state is not known): a paused region probes here again.
+func (p *Pause) Alone() { p.follow = false }
 
 // NextProbe is the wait before the next probe while paused.
 func (p *Pause) NextProbe() time.Duration { return p.wait }

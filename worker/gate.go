@@ -17,6 +17,16 @@ type Pauser interface {
 	ResumeConsumer(ctx context.Context) error
 }
 
+// Share shares each region's open breaker and pause with the other replicas
+// (queue.Fleet, through internal/wire): a replica that opens or pauses tells
+// the others, and one replica probes for the fleet. Its answers come back
+// through Pool.Follow.
+type Share interface {
+	// Report tells the fleet that this replica's own breaker or pause of
+	// region changed. It must not block.
+	Report(region string, e retry.HoldEvent)
+}
+
 // GateConfig tunes the circuit breakers and the credential pauses (one of
 // each per region). Zero values mean the documented defaults.
 type GateConfig struct {
@@ -101,6 +111,7 @@ type gate struct {
 	log    *zap.Logger
 	pauser Pauser
 	probe  func() // before a pause probe (re-read credentials)
+	share  Share  // nil: each replica decides alone
 
 	mu      sync.Mutex
 	ch      chan struct{}
@@ -119,10 +130,15 @@ type region struct {
 	breaker *retry.Breaker
 	pause   *retry.Pause
 	seen    time.Time // last request for it
+	shared  retry.SharedHold
+	waiting int // requests waiting at its gate
 }
 
-func newGate(cfg GateConfig, log *zap.Logger, pauser Pauser, probe func()) *gate {
-	return &gate{cfg: cfg.withDefaults(), log: log, pauser: pauser, probe: probe, ch: make(chan struct{}), regions: map[string]*region{}}
+func newGate(cfg GateConfig, log *zap.Logger, pauser Pauser, probe func(), share Share) *gate {
+	return &gate{
+		cfg: cfg.withDefaults(), log: log, pauser: pauser, probe: probe, share: share,
+		ch: make(chan struct{}), regions: map[string]*region{},
+	}
 }
 
 // notify wakes every waiter; callers hold mu.
@@ -132,13 +148,27 @@ func (g *gate) notify() {
 }
 
 func (g *gate) region(name string, now time.Time) *region {
+	r := g.known(name)
+	r.seen = now
+	return r
+}
+
+// known returns region name's flow control, without counting it in use.
+func (g *gate) known(name string) *region {
 	r, ok := g.regions[name]
 	if !ok {
 		r = &region{breaker: retry.NewBreaker(g.cfg.breaker()), pause: retry.NewPause(g.cfg.pause())}
 		g.regions[name] = r
 	}
-	r.seen = now
 	return r
+}
+
+// report tells the fleet about a change of this replica's own breaker or
+// pause; callers hold mu (Share.Report does not block).
+func (g *gate) report(name string, e retry.HoldEvent) {
+	if g.share != nil {
+		g.share.Report(name, e)
+	}
 }
 
 // inUse reports whether r had a request within RegionIdle.
@@ -175,19 +205,33 @@ func (g *gate) acquire(ctx context.Context, name, job string, hold func()) (prob
 			return pr, nil
 		}
 		ch := g.ch
+		r.waiting++
 		g.mu.Unlock()
 		if !held && hold != nil {
 			held = true
 			hold()
 		}
 		wake := a.Wait
-		if wake <= 0 { // until the probe answers (record notifies)
+		if wake <= 0 { // until the probe answers (record and follow notify)
 			wake = time.Second
 		}
-		if err := wait(ctx, ch, wake); err != nil {
+		err := wait(ctx, ch, wake)
+		g.mu.Lock()
+		r.waiting--
+		g.mu.Unlock()
+		if err != nil {
 			return notProbe, err
 		}
 	}
+}
+
+// waiting reports whether requests of region name wait at the gate (the
+// fleet's prober needs one to probe with).
+func (g *gate) waitingIn(name string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	r, ok := g.regions[name]
+	return ok && r.waiting > 0
 }
 
 // wait blocks until ch is closed, d passes or ctx ends.
@@ -266,10 +310,12 @@ func (g *gate) record(ctx context.Context, name, job string, class retry.Class, 
 			_, reason := r.pause.Paused()
 			g.log.Error("paused: "+reason+"; probing with backoff, nothing is dead-lettered meanwhile",
 				zap.String("region", name), zap.Duration("next_probe", r.pause.NextProbe()))
+			g.report(name, retry.HoldEvent{Kind: retry.HoldPause, Held: true, Reason: reason})
 		}
 		g.consumerLocked(now, c.Until)
 	case retry.ResumeNow:
 		g.log.Info("resumed: the API accepts the credentials again", zap.String("region", name), zap.String("was", c.Was))
+		g.report(name, retry.HoldEvent{Kind: retry.HoldPause})
 		g.consumerLocked(now, time.Time{})
 	}
 	was := r.breaker.Record(now, retry.VerdictOf(class), pr == breakerProbe)
@@ -280,9 +326,11 @@ func (g *gate) record(ctx context.Context, name, job string, class retry.Class, 
 				failed, of := r.breaker.Failures()
 				g.log.Error("circuit breaker open: most API calls fail; no new requests for this region until a probe succeeds",
 					zap.String("region", name), zap.Int("failed", failed), zap.Int("of", of))
+				g.report(name, retry.HoldEvent{Kind: retry.HoldBreaker, Held: true, Reason: breakerReason})
 			}
 		case retry.BreakerClosed:
 			g.log.Info("circuit breaker closed: the API answers again", zap.String("region", name))
+			g.report(name, retry.HoldEvent{Kind: retry.HoldBreaker})
 		}
 		g.notify()
 	}
@@ -292,6 +340,66 @@ func (g *gate) record(ctx context.Context, name, job string, class retry.Class, 
 	g.mu.Unlock()
 	g.apply(ctx, act)
 	return breakerOpen, c.JobLevel
+}
+
+// breakerReason is an open breaker's reason in the fleet's hold.
+const breakerReason = "most API calls fail"
+
+// Follow applies the fleet's hold of region ("" = the default) as this
+// replica last read it: a breaker opened or a region paused by another
+// replica holds this one's requests too (only the fleet's prober probes),
+// and a probe that succeeded anywhere closes or resumes it here. A view
+// that is not Known (the fleet's KV unreadable) lets this replica's breaker
+// and pause decide alone again. queue.Fleet calls it (through internal/wire)
+// after each sync that changed the view.
+func (p *Pool) Follow(ctx context.Context, region string, v retry.SharedHold) {
+	p.gate.follow(ctx, region, v)
+}
+
+// Waiting reports whether requests of region wait at this replica's breaker
+// or pause: the fleet's prober needs one to probe with.
+func (p *Pool) Waiting(region string) bool { return p.gate.waitingIn(region) }
+
+func (g *gate) follow(ctx context.Context, name string, v retry.SharedHold) {
+	g.mu.Lock()
+	now := time.Now()
+	r := g.known(name)
+	prev := r.shared
+	r.shared = v
+	switch {
+	case !v.Known:
+		r.breaker.Alone()
+		r.pause.Alone()
+	case v.Kind == retry.HoldPause:
+		if c := r.pause.FleetPaused(now, v.Reason, v.Probe); c.New {
+			g.log.Error("paused by the fleet: "+v.Reason+"; one replica probes, nothing is dead-lettered meanwhile",
+				zap.String("region", name), zap.Bool("prober", v.Probe))
+			g.consumerLocked(now, c.Until)
+		}
+	case prev.Kind == retry.HoldPause:
+		if c := r.pause.FleetResumed(); c.Action == retry.ResumeNow {
+			g.log.Info("resumed by the fleet: a probe passed", zap.String("region", name), zap.String("was", c.Was))
+			g.consumerLocked(now, time.Time{})
+		}
+	}
+	if v.Known {
+		switch {
+		case v.Kind == retry.HoldBreaker:
+			if was := r.breaker.FleetOpen(now, v.Probe); was == retry.BreakerClosed {
+				g.log.Error("circuit breaker open by the fleet: most API calls fail; one replica probes",
+					zap.String("region", name), zap.Bool("prober", v.Probe))
+			}
+		case prev.Kind == retry.HoldBreaker:
+			if was := r.breaker.FleetClosed(); was != retry.BreakerClosed {
+				g.log.Info("circuit breaker closed by the fleet: the API answers again", zap.String("region", name))
+			}
+		}
+	}
+	g.notify()
+	act := g.pending
+	g.pending = nil
+	g.mu.Unlock()
+	g.apply(ctx, act)
 }
 
 // consumerLocked decides the fleet-wide consumer pause after a region's

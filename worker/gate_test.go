@@ -53,7 +53,7 @@ func (s *slowPauser) got() []string {
 func TestGatePauseCallOutsideTheLock(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		pauser := &slowPauser{release: make(chan struct{})}
-		g := newGate(GateConfig{}, zap.NewNop(), pauser, nil)
+		g := newGate(GateConfig{}, zap.NewNop(), pauser, nil, nil)
 		ctx := t.Context()
 
 		done := make(chan struct{})
@@ -86,7 +86,7 @@ func TestGatePauseCallOutsideTheLock(t *testing.T) {
 func TestGateStaleConsumerActionSkipped(t *testing.T) {
 	pauser := &slowPauser{release: make(chan struct{})}
 	close(pauser.release)
-	g := newGate(GateConfig{}, zap.NewNop(), pauser, nil)
+	g := newGate(GateConfig{}, zap.NewNop(), pauser, nil, nil)
 	g.mu.Lock()
 	g.decide(true, time.Now().Add(time.Minute))
 	pause := g.pending
@@ -106,7 +106,7 @@ func TestGateRegionsAreIndependent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		pauser := &slowPauser{release: make(chan struct{})}
 		close(pauser.release)
-		g := newGate(GateConfig{}, zap.NewNop(), pauser, nil)
+		g := newGate(GateConfig{}, zap.NewNop(), pauser, nil, nil)
 		ctx := t.Context()
 		// Both regions in use.
 		for _, r := range []string{"cn-north-4", "ap-southeast-1"} {
@@ -180,4 +180,70 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 		time.Sleep(time.Millisecond)
 	}
 	t.Fatalf("%s: condition never held", what)
+}
+
+// shareLog records what the gate reports to the fleet.
+type shareLog struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (s *shareLog) Report(region string, e retry.HoldEvent) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.events = append(s.events, fmt.Sprintf("%s %s held=%v", region, e.Kind, e.Held))
+}
+
+func (s *shareLog) got() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.events...)
+}
+
+// The gate reports its own breaker's and pause's changes to the fleet, and
+// follows the fleet's: a region paused by another replica holds this one's
+// requests without a probe from here, whatever the time, until the fleet
+// resumes; a fleet that cannot be read lets this replica probe again.
+func TestGateFollowsTheFleet(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		share := &shareLog{}
+		g := newGate(GateConfig{PauseProbe: time.Second, PauseMaxProbe: time.Second}, zap.NewNop(), nil, nil, share)
+		ctx := t.Context()
+
+		// Its own answers: reported once per change, not per answer.
+		for i := range 20 {
+			g.record(ctx, "", fmt.Sprintf("job-%d", i), retry.Transient, "", notProbe)
+		}
+		pr, err := g.acquire(ctx, "", "job-x", nil)
+		require.NoError(t, err)
+		require.Equal(t, breakerProbe, pr, "a quarter second on: the half-open probe")
+		g.record(ctx, "", "job-x", retry.Success, "", pr)
+		require.Equal(t, []string{" breaker held=true", " breaker held=false"}, share.got())
+
+		// The fleet's pause, another replica probing.
+		g.follow(ctx, "eu", retry.SharedHold{Known: true, Kind: retry.HoldPause, Reason: "401", Probe: false})
+		got := make(chan probe, 1)
+		go func() {
+			pr, err := g.acquire(ctx, "eu", "job-y", nil)
+			if err == nil {
+				got <- pr
+			}
+		}()
+		time.Sleep(time.Hour) // a fake hour: no probe from a follower
+		synctest.Wait()
+		require.Empty(t, got, "held while the fleet is paused")
+		require.True(t, g.state().Regions["eu"].Paused)
+		g.follow(ctx, "eu", retry.SharedHold{Known: true})
+		require.Equal(t, notProbe, <-got, "the fleet resumed: the call goes, as no probe")
+		require.False(t, g.state().Regions["eu"].Paused)
+
+		// The fleet unknown: this replica probes itself.
+		g.follow(ctx, "eu", retry.SharedHold{Known: true, Kind: retry.HoldPause, Reason: "401", Probe: false})
+		g.follow(ctx, "eu", retry.SharedHold{})
+		time.Sleep(time.Second)
+		pr, err = g.acquire(ctx, "eu", "job-z", nil)
+		require.NoError(t, err)
+		require.Equal(t, pauseProbe, pr)
+		require.Len(t, share.got(), 2, "following the fleet reports nothing back")
+	})
 }

@@ -114,6 +114,9 @@ type Config struct {
 	// Pauser pauses the consumer for the whole fleet on a credential
 	// failure. nil = this process only.
 	Pauser Pauser
+	// Share shares each region's open breaker and pause with the fleet
+	// (Pool.Follow brings the fleet's back). nil = this process decides alone.
+	Share Share
 	// BeforeProbe runs before each probe while paused for credentials
 	// (e.g. re-read rotated credentials). nil = nothing.
 	BeforeProbe func()
@@ -301,7 +304,7 @@ func New(cfg Config, src Source, rec Recoverer, dlq DeadLetterer) (*Pool, error)
 		minPull:    min(max(1, cfg.Concurrency/16), cfg.MaxBatch),
 		inflight:   make(map[*task]struct{}),
 		maxDeliver: uint64(cfg.MaxDeliver), //nolint:gosec // validated >= 1
-		gate:       newGate(gateConfig(cfg), cfg.Logger, cfg.Pauser, cfg.BeforeProbe),
+		gate:       newGate(gateConfig(cfg), cfg.Logger, cfg.Pauser, cfg.BeforeProbe, cfg.Share),
 		epoch:      time.Now(),
 	}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/codearts-recover-worker/codearts-recover-worker/queue"
 	"github.com/codearts-recover-worker/codearts-recover-worker/retry"
 )
 
@@ -42,3 +43,14 @@ func (l *Limiters) Default() *retry.Limiter { return l.def }
 
 // Region is region's limiter ("" = the default region's).
 func (l *Limiters) Region(region string) *retry.Limiter { return l.get(region) }
+
+// Holds shares each region's open breaker and pause with the fleet through
+// the region's fleet KV key (queue.Fleet.Report). It implements worker.Share.
+type Holds map[string]*queue.Fleet
+
+// Report tells region's fleet about this replica's breaker or pause.
+func (h Holds) Report(region string, e retry.HoldEvent) {
+	if f, ok := h[region]; ok {
+		f.Report(e)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -60,28 +61,30 @@ func NewPool(ctx context.Context, conn *queue.Conn, api *codearts.Client, cfg wo
 	lc := retry.LimiterConfig{Rate: o.Rate, Burst: o.Burst}
 	regions := api.Regions()
 	lim := &Limiters{byRegion: map[string]*retry.Limiter{}}
-	var fleets []*queue.Fleet
-	name := fleetName(cfg.Name)
+	limiters := make([]*retry.Limiter, len(regions))
 	for i, region := range regions {
 		limiter, err := retry.NewLimiter(lc)
 		if err != nil {
 			return nil, fmt.Errorf("rate-limit: %w", err)
 		}
-		key := region
+		limiters[i] = limiter
 		if i == 0 {
-			lim.def, key = limiter, "" // the default region keeps the key it always had
+			lim.def = limiter
 		} else {
 			lim.byRegion[region] = limiter
 		}
-		if o.ProcessScope {
-			continue
-		}
-		fleet, err := conn.Fleet(ctx, queue.FleetConfig{Name: name, Region: key, Policy: retry.FleetPolicyOf(lc), Pacer: limiter})
-		if err != nil {
+	}
+	var fleets []*queue.Fleet
+	holds := Holds{}
+	if !o.ProcessScope {
+		var err error
+		if fleets, err = joinFleets(ctx, conn, fleetName(cfg.Name), regions, limiters, retry.FleetPolicyOf(lc)); err != nil {
 			return nil, err
 		}
-		limiter.JoinFleet(fleet)
-		fleets = append(fleets, fleet)
+		for _, f := range fleets {
+			holds[f.Region()] = f
+		}
+		cfg.Share = holds // breakers and pauses are the fleet's too
 	}
 	cfg.DefaultRegion = regions[0]
 	cfg.Consumer = conn.Config().Consumer
@@ -105,6 +108,9 @@ func NewPool(ctx context.Context, conn *queue.Conn, api *codearts.Client, cfg wo
 	if err != nil {
 		return nil, err
 	}
+	for _, f := range fleets {
+		f.Watch(p)
+	}
 	return &Pool{Pool: p, Limiter: lim.Default(), Limiters: lim, Consumer: cons, fleets: fleets}, nil
 }
 
@@ -121,6 +127,32 @@ func (p *Pool) Run(ctx context.Context) error {
 	stopFleet()
 	fleets.Wait()
 	return err
+}
+
+// joinFleets joins each region's fleet, all at once (a join waits a sync
+// period for the others to count it), and makes each limiter the fleet's.
+// The default region (regions[0]) keeps the key it always had ("fleet").
+func joinFleets(ctx context.Context, conn *queue.Conn, name string, regions []string, limiters []*retry.Limiter, policy retry.FleetPolicy) ([]*queue.Fleet, error) {
+	fleets := make([]*queue.Fleet, len(regions))
+	errs := make([]error, len(regions))
+	var wg sync.WaitGroup
+	for i, region := range regions {
+		key := region
+		if i == 0 {
+			key = ""
+		}
+		wg.Go(func() {
+			fleets[i], errs[i] = conn.Fleet(ctx, queue.FleetConfig{Name: name, Region: key, Policy: policy, Pacer: limiters[i]})
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	for i, f := range fleets {
+		limiters[i].JoinFleet(f)
+	}
+	return fleets, nil
 }
 
 // fleetName names this process in the fleet's state: the pod (or host) name
