@@ -105,10 +105,14 @@ func (p *Pool) claim(ctx context.Context, t *task, c Claim) (Claim, bool, error)
 	if won {
 		return c, true, nil
 	}
+	// A value that is not a claim this worker could have made is never
+	// acted on: the request goes back, and an operator sees the error.
 	var had Claim
-	if err := json.Unmarshal(stored, &had); err != nil || had.Outcome == "" {
-		// Not a claim this worker could have made: never act on it.
-		return c, false, fmt.Errorf("claim %s: unreadable value (%d bytes): %v", key, len(stored), err)
+	if err := json.Unmarshal(stored, &had); err != nil {
+		return c, false, fmt.Errorf("claim %s: unreadable value (%d bytes): %w", key, len(stored), err)
+	}
+	if had.Outcome == "" {
+		return c, false, fmt.Errorf("claim %s: value without an outcome (%d bytes)", key, len(stored))
 	}
 	return had, false, nil
 }
