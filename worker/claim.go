@@ -109,12 +109,44 @@ func (p *Pool) claim(ctx context.Context, t *task, c Claim) (Claim, bool, error)
 	// acted on: the request goes back, and an operator sees the error.
 	var had Claim
 	if err := json.Unmarshal(stored, &had); err != nil {
-		return c, false, fmt.Errorf("claim %s: unreadable value (%d bytes): %w", key, len(stored), err)
+		return c, false, fmt.Errorf("claim %s: %w (%d bytes): %w", key, errClaimUnreadable, len(stored), err)
 	}
 	if had.Outcome == "" {
-		return c, false, fmt.Errorf("claim %s: value without an outcome (%d bytes)", key, len(stored))
+		return c, false, fmt.Errorf("claim %s: %w (%d bytes, no outcome)", key, errClaimUnreadable, len(stored))
 	}
 	return had, false, nil
+}
+
+// errClaimUnreadable is a claim whose value this worker could not have
+// written: waiting does not mend it.
+var errClaimUnreadable = errors.New("unreadable value")
+
+// errLeaseGone ends a wait whose delivery lost its lease (leaseLost has
+// reported it): the request's new owner finishes it.
+var errLeaseGone = errors.New("lease lost")
+
+// claimHeld claims c, trying again while the claim fails (the KV is
+// unavailable) for as long as the delivery keeps its lease: the outcome is
+// decided, so waiting for the KV, heartbeats keeping the message, costs
+// neither an API call nor a delivery, and a KV outage can never spend a
+// request's deliveries into the max-deliveries sweep. It gives up when ctx
+// ends (the drain timeout), on an unreadable claim, or with errLeaseGone.
+func (p *Pool) claimHeld(ctx context.Context, t *task, c Claim) (Claim, bool, error) {
+	wait := p.cfg.Backoff.Initial
+	for {
+		got, won, err := p.claim(ctx, t, c)
+		if err == nil || errors.Is(err, errClaimUnreadable) {
+			return got, won, err
+		}
+		t.logger().Warn("outcome not claimed yet; trying again (the request is kept)", zap.Duration("wait", wait), zap.Error(err))
+		if serr := sleep(ctx, wait); serr != nil {
+			return c, false, err
+		}
+		if p.leaseLost(t) {
+			return c, false, errLeaseGone
+		}
+		wait = min(2*wait, p.cfg.Backoff.Max)
+	}
 }
 
 // claimed returns the request's recorded outcome, if any: a redelivery or a

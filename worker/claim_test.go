@@ -31,6 +31,8 @@ type faults struct {
 	// claimFail: the claim is not made (KV down); claimLost: it is made
 	// but its answer is lost (the caller sees an error).
 	claimFail, claimLost atomic.Int32
+	// readFail: reading a claim fails.
+	readFail atomic.Int32
 	// deleteFail: the sweep's delete of a stranded request fails.
 	deleteFail atomic.Int32
 }
@@ -96,6 +98,9 @@ func (c *faultClaims) Claim(ctx context.Context, key string, value []byte) ([]by
 
 func (c *faultClaims) Claimed(ctx context.Context, key string) ([]byte, bool, error) {
 	c.reads.Add(1)
+	if take(&c.f.readFail) {
+		return nil, false, errInjected
+	}
 	return c.next.Claimed(ctx, key)
 }
 
@@ -209,11 +214,19 @@ func TestOneOutcomeWhenFinishingFails(t *testing.T) {
 			wantOut: "already_enabled/", wantCalls: 0, wantReads: 1,
 		},
 		{
-			// No claim could be made: the request comes back and is worked
-			// on again; its outcome is the second delivery's, and only it.
+			// The redelivery cannot read the claim, so it calls the API
+			// (which now answers success); its own claim finds the dead
+			// letter's and stores that.
+			name: "result publish fails, then the claim read fails", script: []int{404},
+			setup:   func(f *faults) { f.resultFail.Store(1); f.readFail.Store(1) },
+			wantOut: "dead_lettered/client_error", wantDead: worker.ReasonClientError, wantCalls: 2,
+		},
+		{
+			// The outcome is decided: the delivery waits for the KV
+			// (keeping its lease) instead of calling the API again.
 			name: "KV down at the claim", script: []int{404},
-			setup:   func(f *faults) { f.claimFail.Store(1) },
-			wantOut: "recovered/", wantCalls: 2,
+			setup:   func(f *faults) { f.claimFail.Store(5) },
+			wantOut: "dead_lettered/client_error", wantDead: worker.ReasonClientError, wantCalls: 1,
 		},
 	}
 	for _, tt := range tests {
@@ -314,4 +327,37 @@ func TestRequeuedCopyOfFinishedRequest(t *testing.T) {
 	require.Equal(t, int64(1), env.Sim.Stats().Jobs[id].Calls, "the copy made no API call")
 	require.Zero(t, rec.Count(worker.OutcomeRecovered))
 	require.Equal(t, int32(1), claims.reads.Load(), "the copy read the claim")
+}
+
+// While the KV cannot take a claim the delivery keeps the request (no
+// delivery spent, no dead letter); at shutdown it is handed back after
+// the drain timeout, and the next worker finishes it with one outcome.
+func TestClaimWaitsForTheKVThenHandsBack(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	id := testenv.JobID("k")
+	env.Sim.Script(id, 404)
+	env.Publish(id, id)
+	f := &faults{}
+	f.claimFail.Store(1 << 30) // the KV is down
+	rec := testenv.NewRecorder()
+	cfg := poolConfig(rec)
+	cfg.DrainTimeout = time.Second
+	p, claims := claimPool(t, env, cfg, f)
+	run := env.Start(p)
+	testenv.Eventually(t, 30*time.Second, func() bool { return claims.claims.Load() >= 3 }, "claim retried")
+	run.Stop(t)
+	require.Equal(t, 1, rec.Count(worker.OutcomeHandedBack), "handed back at the drain timeout: %v", rec.Outcomes())
+	require.Zero(t, rec.Terminal())
+	require.Zero(t, env.DLQCount(), "a KV outage dead-letters nothing")
+	require.Equal(t, uint64(1), env.Pending(), "the request is back in the stream")
+
+	f.claimFail.Store(0) // the KV is back
+	rec2 := testenv.NewRecorder()
+	p2, _ := claimPool(t, env, poolConfig(rec2), f)
+	env.Start(p2)
+	testenv.Eventually(t, 30*time.Second, func() bool { return env.Pending() == 0 }, "finished")
+	results, dead := outcomesOf(t, env, id)
+	require.Equal(t, map[string]int{"recovered/": 1}, results, "the claim was never made: the copy's outcome")
+	require.Empty(t, dead)
+	require.Equal(t, 1, rec2.Count(worker.OutcomeRecovered))
 }

@@ -19,8 +19,9 @@
 //     first writer wins) with its records before any record is published;
 //     a delivery, requeued copy or sweep that finds another outcome claimed
 //     stores that one's records and acks, and a redelivery or requeued copy
-//     reads the claim before calling the API. A claim that cannot be made
-//     hands the request back; it never dead-letters it.
+//     reads the claim before calling the API. While a claim cannot be made
+//     the delivery keeps the request and tries again (handing it back at
+//     the drain timeout); a KV error never dead-letters a request.
 //   - While a request is worked on, InProgress is sent every AckWait/3; a
 //     request whose heartbeats did not reach NATS for AckWait is dropped
 //     (another worker owns it), never acked or dead-lettered.
@@ -75,6 +76,7 @@
 //	record or ack fails after the outcome → one    TestOneOutcomeWhenFinishingFails
 //	recovered, ack fails on the last delivery      TestStrandedAfterRecoveredKeepsOneOutcome
 //	requeued copy of a finished request            TestRequeuedCopyOfFinishedRequest
+//	KV down at the claim → kept, then handed back  TestClaimWaitsForTheKVThenHandsBack
 //	lease lost → dropped, not acked                TestLeaseLostIsDropped
 //	--skip-enabled, job not disabled → already_enabled, no recover  TestSkipEnabledMakesNoRecoverForEnabledJobs
 //	--verify, still disabled → retried, then not_recovered          TestRefusingJobEndsNotRecoveredWithVerify

@@ -371,8 +371,9 @@ func (p *Pool) deadLetterRecord(t *task, reason string) DeadLetter {
 // and acks, confirmed by the server. The claim comes first so that a request
 // has one outcome whatever fails after it: a delivery that finds another
 // outcome claimed (an ack that failed, a requeued copy) stores that one's
-// records instead of its own. If the claim or a record cannot be stored the
-// request is handed back, never acked.
+// records instead of its own. While the claim cannot be made (the KV is
+// unavailable) the delivery keeps its lease and tries again; if a record
+// cannot be stored the request is handed back, never acked.
 func (p *Pool) finish(ctx context.Context, t *task, kind, reason string) {
 	if p.leaseLost(t) {
 		return
@@ -380,15 +381,26 @@ func (p *Pool) finish(ctx context.Context, t *task, kind, reason string) {
 	c, err := p.claimOutcome(t, kind, reason)
 	if err == nil {
 		var won bool
-		if c, won, err = p.claim(ctx, t, c); err == nil && !won {
+		if c, won, err = p.claimHeld(ctx, t, c); err == nil && !won {
 			t.logger().Info("outcome claimed already; storing its records and acking",
 				zap.String("outcome", c.Outcome), zap.String("reason", c.Reason), zap.String("this_outcome", kind))
 		}
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, errLeaseGone):
+		return
+	case errors.Is(err, errClaimUnreadable):
+		// Waiting does not mend it: the request goes back with a delay,
+		// and the operator sees the error.
 		t.logger().Error("outcome not claimed; handing the request back", zap.String("outcome", kind), zap.Error(err))
 		p.nak(t.d, p.cfg.Backoff.NakDelay(1, nil), "claim_failed")
 		p.report(t, OutcomeHandedBack, "claim_failed")
+		return
+	case err != nil:
+		// The drain timeout ended the wait for the KV: hand the request
+		// back (requeued, no delivery spent); its copy reads the claim.
+		t.logger().Error("outcome not claimed before the drain timeout; handing the request back", zap.String("outcome", kind), zap.Error(err))
+		p.handBack(ctx, t, 0, "claim_failed")
 		return
 	}
 	p.settle(ctx, t, c)
