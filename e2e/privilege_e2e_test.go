@@ -31,6 +31,7 @@ const (
 	advisoryStream = "CODEARTS_RECOVER_MAXDELIVER"
 	advisoryCons   = "recover-worker-maxdeliver"
 	rateBucket     = "CODEARTS_RECOVER_RATE"
+	outcomeBucket  = "CODEARTS_RECOVER_OUTCOMES"
 	adminUser      = "admin"
 )
 
@@ -67,12 +68,17 @@ func workerPermissions() (publish, subscribe []string) {
 		"$JS.API.STREAM.INFO.KV_" + rateBucket,
 		"$JS.API.DIRECT.GET.KV_" + rateBucket + ".>",
 		"$KV." + rateBucket + ".>",
+		// Each request's one terminal outcome, claimed before its records
+		// are published and read by redeliveries and the sweep.
+		"$JS.API.STREAM.INFO.KV_" + outcomeBucket,
+		"$JS.API.DIRECT.GET.KV_" + outcomeBucket + ".>",
+		"$KV." + outcomeBucket + ".>",
 	}
 	return publish, []string{"_INBOX.>"}
 }
 
 // Scenario 9a: NATS least privilege. An admin provisions the streams, the
-// consumers and the rate bucket; the worker runs with --no-create as an
+// consumers, the rate bucket and the outcome bucket; the worker runs with --no-create as an
 // NKey user that may do only what workerPermissions lists, and drains a
 // mixed run that also takes it through every privileged path: a 401 (the
 // fleet-wide consumer pause and resume), requests stranded at MaxDeliver
@@ -373,6 +379,9 @@ func provision(t *testing.T, cfg queue.Config) {
 		t.Fatal(err)
 	}
 	if _, err := conn.RateBucket(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Outcomes(ctx); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -15,7 +15,7 @@ import (
 // adminConn starts an embedded NATS with the worker's streams and consumer
 // and returns a connection; everything stops (and no goroutine remains)
 // when the test ends.
-func adminConn(t *testing.T) *queue.Conn {
+func adminConn(t testing.TB) *queue.Conn {
 	t.Helper()
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })

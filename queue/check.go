@@ -55,7 +55,7 @@ func (c *Conn) probes() []probe {
 	cfg := c.cfg
 	s, cons := cfg.Stream, cfg.Consumer
 	adv, advCons := cfg.AdvisoryStream(), cons+"-maxdeliver"
-	bucket := s + "_RATE"
+	bucket, outcomes := s+"_RATE", cfg.OutcomeBucketName()
 	expect := nats.Header{jetstream.ExpectedStreamHeader: []string{noSuchStream}}
 	api := func(what, subject string) probe {
 		return probe{what: what, subject: subject, body: badJSON, reply: true}
@@ -85,6 +85,9 @@ func (c *Conn) probes() []probe {
 		api("KV: read the fleet rate bucket", "$JS.API.STREAM.INFO.KV_"+bucket),
 		probe{what: "KV: read the fleet rate", subject: "$JS.API.DIRECT.GET.KV_" + bucket + ".$KV." + bucket + ".doctor", reply: true},
 		store("KV: write the fleet rate", "$KV."+bucket+".doctor"),
+		api("KV: read the outcome bucket", "$JS.API.STREAM.INFO.KV_"+outcomes),
+		probe{what: "KV: read a claimed outcome", subject: "$JS.API.DIRECT.GET.KV_" + outcomes + ".$KV." + outcomes + ".doctor", reply: true},
+		store("KV: claim an outcome", "$KV."+outcomes+".doctor"),
 	)
 }
 

@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -14,8 +13,6 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"go.uber.org/zap"
 )
 
 // Dead-letter reasons, the values of DeadLetter.Reason.
@@ -496,28 +493,6 @@ func clipIDs(fields ...*string) {
 	for _, f := range fields {
 		*f = clipJSON(*f, maxIDLen, "…")
 	}
-}
-
-// storeDeadLetter stores rec under id and waits for its ack. A record the
-// server refuses as too large is refused for good (a retry would loop until
-// someone purged the request), so it is stored again as rec.Minimal(), which
-// *rec becomes.
-func (p *Pool) storeDeadLetter(ctx context.Context, t *task, id string, rec *DeadLetter) error {
-	data, err := rec.Marshal()
-	if err != nil {
-		return err
-	}
-	err = p.dlq.DeadLetter(ctx, id, data)
-	if !tooLarge(err) {
-		return err
-	}
-	t.logger().Warn("dead letter refused as too large; storing it without the original body and headers",
-		zap.Int("record_bytes", len(data)), zap.Error(err))
-	*rec = rec.Minimal()
-	if data, err = rec.Marshal(); err != nil {
-		return err
-	}
-	return p.dlq.DeadLetter(ctx, id, data)
 }
 
 // tooLarge reports whether a publish error says the message is over the

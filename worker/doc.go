@@ -4,7 +4,7 @@
 // decodes each (JSON, bare id, CloudEvents structured or binary), calls the
 // Recoverer, and takes every request to a terminal state or hands it back.
 // It declares the seams it needs (Source, Delivery, Recoverer,
-// DeadLetterer, Resulter, Pauser, StrandedSource, Limiter) and imports
+// DeadLetterer, Resulter, Claims, Pauser, StrandedSource, Limiter) and imports
 // neither queue nor codearts; internal/wire adapts those to them.
 //
 // Invariants:
@@ -15,6 +15,13 @@
 //   - Dead letters and result events carry a Nats-Msg-Id derived from the
 //     request's stream sequence and store time, so a crash between storing
 //     them and acking cannot make two.
+//   - A request has one terminal outcome (claim.go): it is claimed (Claims,
+//     first writer wins) with its records before any record is published;
+//     a delivery, requeued copy or sweep that finds another outcome claimed
+//     stores that one's records and acks, and a redelivery or requeued copy
+//     reads the claim before calling the API. While a claim cannot be made
+//     the delivery keeps the request and tries again (handing it back at
+//     the drain timeout); a KV error never dead-letters a request.
 //   - While a request is worked on, InProgress is sent every AckWait/3; a
 //     request whose heartbeats did not reach NATS for AckWait is dropped
 //     (another worker owns it), never acked or dead-lettered.
@@ -68,6 +75,10 @@
 //	heartbeats keep a slow call                    TestSlowCallNotRedelivered
 //	crash without ack → redelivered elsewhere      TestWorkerDiesWithoutAck
 //	dead letter stored, crash before ack → one     TestDeadLetterThenCrashMakesOne
+//	record or ack fails after the outcome → one    TestOneOutcomeWhenFinishingFails
+//	recovered, ack fails on the last delivery      TestStrandedAfterRecoveredKeepsOneOutcome
+//	requeued copy of a finished request            TestRequeuedCopyOfFinishedRequest
+//	KV down at the claim → kept, then handed back  TestClaimWaitsForTheKVThenHandsBack
 //	lease lost → dropped, not acked                TestLeaseLostIsDropped
 //	--skip-enabled, job not disabled → already_enabled, no recover  TestSkipEnabledMakesNoRecoverForEnabledJobs
 //	--verify, still disabled → retried, then not_recovered          TestRefusingJobEndsNotRecoveredWithVerify

@@ -93,12 +93,25 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery, s *slots) {
 	defer p.untrack(t)
 
 	req, err := Decode(d.Body(), d.Header(), p.cfg.Decode)
+	if err == nil {
+		t.req = req
+	}
+	// A redelivery or a requeued copy may belong to a request that already
+	// has its outcome (its ack failed, or the copy's original finished):
+	// that outcome stands, and the API is not called again.
+	if t.n > 1 || t.seq != d.StreamSeq() {
+		if c, ok := p.claimed(workCtx, t); ok {
+			t.logger().Info("outcome claimed already; storing its records and acking",
+				zap.String("outcome", c.Outcome), zap.String("reason", c.Reason))
+			p.settle(workCtx, t, c)
+			return
+		}
+	}
 	if err != nil {
 		t.errorMsg = err.Error()
 		p.deadLetter(workCtx, t, ReasonInvalidRequest)
 		return
 	}
-	t.req = req
 	t.traceDecoded()
 	region := p.flowRegion(req.Region)
 
@@ -163,7 +176,7 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery, s *slots) {
 			}
 			t.status, t.errorMsg = 200, ""
 			t.verified = outcome == OutcomeRecovered && p.cfg.Verify
-			p.ack(workCtx, t, outcome, "")
+			p.finish(workCtx, t, outcome, "")
 			return
 		case retry.ClientError:
 			p.deadLetter(workCtx, t, ReasonClientError)
@@ -324,24 +337,9 @@ func (p *Pool) holdWait(b backoff.BackOff, err error) time.Duration {
 	return p.cfg.Backoff.Max
 }
 
-// deadLetter publishes the record, waits for its ack, then acks the request.
-// If the publish fails the request is handed back, never acked.
+// deadLetter ends the request dead-lettered with reason (finish).
 func (p *Pool) deadLetter(ctx context.Context, t *task, reason string) {
-	if p.leaseLost(t) {
-		return
-	}
-	rec := p.deadLetterRecord(t, reason)
-	if err := p.storeDeadLetter(ctx, t, DeadLetterID(t.seq, t.stored), &rec); err != nil {
-		t.logger().Error("dead letter not stored; handing the request back", zap.String("reason", reason), zap.Error(err))
-		p.nak(t.d, p.cfg.Backoff.NakDelay(1, nil), "dead_letter_failed")
-		p.report(t, OutcomeHandedBack, "dead_letter_failed")
-		return
-	}
-	t.traceEvent("dead_letter_stored", attrReason.String(reason))
-	t.logger().Warn("dead-lettered", zap.String("reason", reason), zap.Int("status", t.status),
-		zap.String("error_code", t.errorCode), zap.String("error_msg", t.errorMsg),
-		zap.String("request_id", t.requestID), zap.Int("attempt", rec.Attempts))
-	p.ack(ctx, t, OutcomeDeadLettered, reason)
+	p.finish(ctx, t, OutcomeDeadLettered, reason)
 }
 
 func (p *Pool) deadLetterRecord(t *task, reason string) DeadLetter {
@@ -368,37 +366,79 @@ func (p *Pool) deadLetterRecord(t *task, reason string) DeadLetter {
 	return rec
 }
 
-// ack confirms a terminal state with the server, after storing its result
-// event; if the event cannot be stored the request is handed back instead.
-func (p *Pool) ack(ctx context.Context, t *task, kind, reason string) {
+// finish takes the request to its terminal state: it claims the outcome
+// (claim.go), stores the claimed records (dead letter, then result event)
+// and acks, confirmed by the server. The claim comes first so that a request
+// has one outcome whatever fails after it: a delivery that finds another
+// outcome claimed (an ack that failed, a requeued copy) stores that one's
+// records instead of its own. While the claim cannot be made (the KV is
+// unavailable) the delivery keeps its lease and tries again; if a record
+// cannot be stored the request is handed back, never acked.
+func (p *Pool) finish(ctx context.Context, t *task, kind, reason string) {
 	if p.leaseLost(t) {
 		return
 	}
-	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if p.cfg.Results != nil {
-		if err := p.publishResult(actx, t, kind, reason); err != nil {
-			t.logger().Error("result event not stored; handing the request back", zap.String("outcome", kind), zap.Error(err))
-			p.nak(t.d, p.cfg.Backoff.NakDelay(1, nil), "result_failed")
-			p.report(t, OutcomeHandedBack, "result_failed")
-			return
+	c, err := p.claimOutcome(t, kind, reason)
+	if err == nil {
+		var won bool
+		if c, won, err = p.claimHeld(ctx, t, c); err == nil && !won {
+			t.logger().Info("outcome claimed already; storing its records and acking",
+				zap.String("outcome", c.Outcome), zap.String("reason", c.Reason), zap.String("this_outcome", kind))
 		}
 	}
-	if err := t.d.Ack(actx); err != nil {
-		// The request will come back; recover is idempotent and a dead
-		// letter's id dedupes, so this costs a repeat, never a loss.
-		t.logger().Error("ack not confirmed; the request will be redelivered", zap.String("outcome", kind), zap.Error(err))
-		p.report(t, OutcomeAckFailed, kind)
+	switch {
+	case errors.Is(err, errLeaseGone):
+		return
+	case errors.Is(err, errClaimUnreadable):
+		// Waiting does not mend it: the request goes back with a delay,
+		// and the operator sees the error.
+		t.logger().Error("outcome not claimed; handing the request back", zap.String("outcome", kind), zap.Error(err))
+		p.nak(t.d, p.cfg.Backoff.NakDelay(1, nil), "claim_failed")
+		p.report(t, OutcomeHandedBack, "claim_failed")
+		return
+	case err != nil:
+		// The drain timeout ended the wait for the KV: hand the request
+		// back (requeued, no delivery spent); its copy reads the claim.
+		t.logger().Error("outcome not claimed before the drain timeout; handing the request back", zap.String("outcome", kind), zap.Error(err))
+		p.handBack(ctx, t, 0, "claim_failed")
 		return
 	}
-	if kind == OutcomeRecovered {
+	p.settle(ctx, t, c)
+}
+
+// settle stores the claimed outcome's records and acks the delivery.
+func (p *Pool) settle(ctx context.Context, t *task, c Claim) {
+	if failed, err := p.publishClaimed(ctx, t, c); err != nil {
+		t.logger().Error("outcome not stored; handing the request back", zap.String("outcome", c.Outcome), zap.Error(err))
+		p.nak(t.d, p.cfg.Backoff.NakDelay(1, nil), failed)
+		p.report(t, OutcomeHandedBack, failed)
+		return
+	}
+	if c.Outcome == OutcomeDeadLettered {
+		t.logger().Warn("dead-lettered", zap.String("reason", c.Reason), zap.Int("status", t.status),
+			zap.String("error_code", t.errorCode), zap.String("error_msg", t.errorMsg),
+			zap.String("request_id", t.requestID), zap.Int("attempt", p.attempts(t)))
+	}
+	if p.leaseLost(t) {
+		return
+	}
+	actx, cancel := context.WithTimeout(ctx, claimTimeout)
+	defer cancel()
+	if err := t.d.Ack(actx); err != nil {
+		// The request will come back (or reach the sweep) and find its
+		// claim: this costs a repeat of the records, never a second outcome.
+		t.logger().Error("ack not confirmed; the request will be redelivered", zap.String("outcome", c.Outcome), zap.Error(err))
+		p.report(t, OutcomeAckFailed, c.Outcome)
+		return
+	}
+	if c.Outcome == OutcomeRecovered {
 		// Sampled: Check decides before any per-request field is built.
 		if ce := p.log.Check(zap.InfoLevel, "recovered"); ce != nil {
 			ce.Write(t.ids(zap.Int("status", t.status), zap.String("request_id", t.requestID),
 				zap.Int("attempt", p.attempts(t)), zap.Duration("duration", time.Since(t.start)))...)
 		}
 	}
-	p.report(t, kind, reason)
+	p.report(t, c.Outcome, c.Reason)
 }
 
 // leaseLost reports (and counts, logs and reports once) a delivery whose
@@ -419,18 +459,15 @@ func (p *Pool) leaseLost(t *task) bool {
 	return true
 }
 
-func (p *Pool) publishResult(ctx context.Context, t *task, kind, reason string) error {
+// resultRecord is the request's result event, marshalled.
+func (p *Pool) resultRecord(t *task, kind, reason string) ([]byte, error) {
 	r := Result{
 		JobID: t.req.JobID, Outcome: kind, Reason: reason, Status: t.status, ErrorCode: t.errorCode,
 		RequestID: t.requestID, Attempts: p.attempts(t), Deliveries: t.lin.deliveries + t.n,
 		DurationMS: time.Since(t.start).Milliseconds(), StreamSeq: t.seq, At: time.Now().UTC(), Worker: p.cfg.Name,
 		TraceID: t.traceID(), SpanID: t.spanID(), Campaign: t.req.Campaign, Verified: t.verified,
 	}
-	data, err := r.Marshal()
-	if err != nil {
-		return err
-	}
-	return p.cfg.Results.Result(ctx, ResultID(t.seq, t.stored), data)
+	return r.Marshal()
 }
 
 // attempts counts the request's API calls across deliveries (earlier

@@ -129,6 +129,12 @@ type Config struct {
 	// hand-backs cost no delivery. nil = hand-backs are naks, and each
 	// counts as a delivery toward MaxDeliver.
 	Requeue Requeuer
+	// Claims records each request's one terminal outcome before any record
+	// of it is published (claim.go): a redelivery, a requeued copy or the
+	// max-deliveries sweep that finds one stores its records instead of
+	// making another outcome. nil = no claims: a failed ack or result
+	// publish can then end a request twice.
+	Claims Claims
 	// Results receives one result event per request that reached a
 	// terminal state, before its ack. nil = no result events.
 	Results Resulter

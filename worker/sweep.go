@@ -32,9 +32,11 @@ type StrandedSource interface {
 }
 
 // sweep dead-letters stranded requests with reason max_deliveries, then
-// deletes them from the request stream, until ctx ends. The dead letter's
-// id is the one a regular dead letter of that request would have, so a
-// request is never dead-lettered twice.
+// deletes them from the request stream, until ctx ends. It claims the
+// outcome first, as a delivery does: a request whose outcome is claimed
+// already (recovered, its ack failed on the last delivery) keeps it. The
+// dead letter's id is the one a regular dead letter of that request would
+// have, so a request is never dead-lettered twice.
 func (p *Pool) sweep(ctx context.Context, src StrandedSource) {
 	fails := 0
 	for {
@@ -75,24 +77,34 @@ func (p *Pool) settleStranded(ctx context.Context, s StrandedMsg) error {
 	p.startStranded(ctx, t)
 	defer p.endStranded(t)
 	t.traceDecoded()
-	rec := p.deadLetterRecord(t, ReasonMaxDeliveries)
-	if err := p.storeDeadLetter(ctx, t, DeadLetterID(t.seq, t.stored), &rec); err != nil {
+	// The request may have its outcome already (recovered, then its ack
+	// failed on the last delivery): the claim keeps that one.
+	c, err := p.claimOutcome(t, OutcomeDeadLettered, ReasonMaxDeliveries)
+	if err != nil {
 		t.traceFailed(err)
 		return err
 	}
-	t.traceEvent("dead_letter_stored", attrReason.String(ReasonMaxDeliveries))
-	if p.cfg.Results != nil {
-		if err := p.publishResult(ctx, t, OutcomeDeadLettered, ReasonMaxDeliveries); err != nil {
-			t.traceFailed(err)
-			return err
-		}
+	c, won, err := p.claim(ctx, t, c)
+	if err != nil {
+		t.traceFailed(err)
+		return err
+	}
+	if _, err := p.publishClaimed(ctx, t, c); err != nil {
+		t.traceFailed(err)
+		return err
 	}
 	if err := s.Delete(ctx); err != nil {
 		t.traceFailed(err)
 		return err
 	}
-	t.logger().Warn("dead-lettered", zap.String("reason", ReasonMaxDeliveries))
-	p.report(t, OutcomeDeadLettered, ReasonMaxDeliveries)
+	switch {
+	case !won:
+		t.logger().Info("stranded request had its outcome already; its records are stored, the message deleted",
+			zap.String("outcome", c.Outcome), zap.String("reason", c.Reason))
+	case c.Outcome == OutcomeDeadLettered:
+		t.logger().Warn("dead-lettered", zap.String("reason", c.Reason))
+	}
+	p.report(t, c.Outcome, c.Reason)
 	return s.Done(ctx)
 }
 

@@ -57,7 +57,7 @@ func TestDoctorCorrectSetup(t *testing.T) {
 	env, flags := doctorEnv(t)
 	r := cli(t, "", withFlags([]string{"doctor"}, flags)...)
 	require.Zero(t, r.code, "stdout:\n%s\nstderr:\n%s", r.out, r.err)
-	for _, want := range []string{"OK    configuration", "credentials accepted", "NATS permissions", "17 of 17 allowed",
+	for _, want := range []string{"OK    configuration", "credentials accepted", "NATS permissions", "20 of 20 allowed",
 		"clock vs the API (cn-north-4)", "clock vs NATS", "SKIP  sync_interval"} {
 		require.Contains(t, r.out, want)
 	}

@@ -42,7 +42,7 @@ type Pool struct {
 }
 
 // NewPool binds the consumer and the max-deliveries advisories, joins the
-// fleet's rate, and builds the pool from cfg with everything the transport
+// fleet's rate, binds the outcome claims, and builds the pool from cfg with everything the transport
 // and the client provide: AckWait and MaxDeliver as the bound consumer has
 // them, results, dead letters, requeued hand-backs, the fleet-wide consumer
 // pause, the allowed regions. cfg.Limiter is replaced. Each step may be
@@ -91,6 +91,9 @@ func NewPool(ctx context.Context, conn *queue.Conn, api *codearts.Client, cfg wo
 	cfg.AckWait, cfg.MaxDeliver = cons.Settings()
 	cfg.Limiter = lim
 	cfg.Results = conn
+	if cfg.Claims, err = conn.Outcomes(ctx); err != nil {
+		return nil, err
+	}
 	cfg.Stranded = Stranded{A: adv}
 	cfg.Requeue = Requeuer{C: conn}
 	cfg.Pauser = conn
