@@ -166,10 +166,17 @@ func (p *Pause) Record(now time.Time, job string, class Class, code string, prob
 			if probe {
 				p.failed[job] = struct{}{}
 			}
+			p.Hold(job) // part of the run, however late its handler reaches its verdict
 			return p.pause(now, p.reason, probe) // a probe answered 403 again
 		}
 		p.forbidden[job] = struct{}{}
 		if len(p.forbidden) >= p.cfg.ForbiddenRun {
+			// The run's 403s wait through the pause they start: each is
+			// retried after the resume, even one whose handler comes to its
+			// verdict only after the resume (a loaded machine).
+			for j := range p.forbidden {
+				p.Hold(j)
+			}
 			return p.pause(now, "a run of 403s on distinct jobs: missing IAM permission?", probe)
 		}
 		return PauseChange{}
@@ -188,6 +195,14 @@ func (p *Pause) Record(now time.Time, job string, class Class, code string, prob
 	default: // Transient, Throttled, Canceled
 		return p.inconclusive(now, probe)
 	}
+}
+
+// HeldThroughResume reports whether job's 403 was part of a run (held) and
+// the pause has ended since: it is retried, not judged by the successes
+// that ended the pause, and its next 403 is about the job.
+func (p *Pause) HeldThroughResume(job string) bool {
+	at, held := p.held[job]
+	return held && p.resumes > at
 }
 
 // Hold records that job waits through the current pause after a 403 (its

@@ -484,10 +484,14 @@ func (g *gate) forbiddenVerdict(ctx context.Context, name, job string, s *slots)
 		if paused {
 			r.pause.Hold(job)
 		}
+		// A 403 recorded in a run whose pause already ended (this handler
+		// came late: a loaded machine) is retried, not judged by the
+		// successes that ended the pause.
+		through := r.pause.HeldThroughResume(job)
 		okGen, ch := r.pause.Successes(), g.ch
 		g.mu.Unlock()
 		switch {
-		case paused:
+		case paused, through:
 			return false, nil
 		case okGen != gen:
 			return true, nil

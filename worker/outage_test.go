@@ -41,7 +41,7 @@ func TestOutageWithEverySlotProbedRecovers(t *testing.T) {
 	}
 	testenv.Eventually(t, 30*time.Second, func() bool { return probed() >= 5 }, "every held request probed")
 	env.Sim.SetOutage(false)
-	testenv.Eventually(t, 30*time.Second, func() bool { return rec.Count(worker.OutcomeRecovered) >= len(ids) }, "recovered %d", rec.Count(worker.OutcomeRecovered))
+	testenv.Eventually(t, 30*time.Second, func() bool { return rec.Count(worker.OutcomeRecovered) >= len(ids) }, "recovered %d", func() int { return rec.Count(worker.OutcomeRecovered) })
 	require.Zero(t, env.DLQCount())
 	requireAllRecovered(t, env, ids)
 }

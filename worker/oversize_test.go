@@ -321,7 +321,7 @@ func TestOversizedBodiesDeadLetteredOnce(t *testing.T) {
 	env.Start(oversizePool(t, env, rec, nil, nil, 0))
 	testenv.Eventually(t, 30*time.Second, func() bool { return rec.Terminal() >= n },
 		"terminal outcomes %d of %d (handed back %d)", rec.Terminal(), n, rec.Count(worker.OutcomeHandedBack))
-	testenv.Eventually(t, 10*time.Second, func() bool { return env.Pending() == 0 }, "request stream drained, %d left", env.Pending())
+	testenv.Eventually(t, 10*time.Second, func() bool { return env.Pending() == 0 }, "request stream drained, %d left", env.Pending)
 
 	dls := env.DeadLetters()
 	require.Len(t, dls, len(oversized), "one dead letter per oversized body")
@@ -369,7 +369,7 @@ func TestStrandedOversizedRequestDeadLettered(t *testing.T) {
 	})
 	env.Start(oversizePool(t, env, rec, nil, crashy, mib))
 	testenv.Eventually(t, 30*time.Second, func() bool { return rec.Count(worker.OutcomeDeadLettered) == 1 }, "poison dead-lettered")
-	testenv.Eventually(t, 30*time.Second, func() bool { return env.Pending() == 0 }, "request stream drained, %d left", env.Pending())
+	testenv.Eventually(t, 30*time.Second, func() bool { return env.Pending() == 0 }, "request stream drained, %d left", env.Pending)
 
 	dls := env.DeadLetters()
 	require.Len(t, dls, 1)

@@ -2,8 +2,8 @@ package worker_test
 
 import (
 	"context"
-	"math"
 	"fmt"
+	"math"
 	"net/http"
 	"strings"
 	"testing"
@@ -57,7 +57,7 @@ func TestOutageLongerThanBudget(t *testing.T) {
 	during := env.Sim.Stats().Calls - before
 	env.Sim.SetOutage(false)
 
-	testenv.Eventually(t, 60*time.Second, func() bool { return rec.Count(worker.OutcomeRecovered) >= n }, "recovered %d", rec.Count(worker.OutcomeRecovered))
+	testenv.Eventually(t, 60*time.Second, func() bool { return rec.Count(worker.OutcomeRecovered) >= n }, "recovered %d", func() int { return rec.Count(worker.OutcomeRecovered) })
 	require.Zero(t, env.DLQCount(), "an outage dead-letters nothing")
 	require.Equal(t, retry.BreakerClosed, p.State().Regions[""].Breaker)
 	requireAllRecovered(t, env, ids)
@@ -89,7 +89,7 @@ func TestUnauthorizedPausesThenResumes(t *testing.T) {
 	require.Greater(t, env.Pending(), uint64(n/2), "the backlog waits")
 
 	env.Sim.SetCredentials(testenv.AK, testenv.SK) // the key is fixed
-	testenv.Eventually(t, 60*time.Second, func() bool { return rec.Count(worker.OutcomeRecovered) >= n }, "recovered %d", rec.Count(worker.OutcomeRecovered))
+	testenv.Eventually(t, 60*time.Second, func() bool { return rec.Count(worker.OutcomeRecovered) >= n }, "recovered %d", func() int { return rec.Count(worker.OutcomeRecovered) })
 	require.False(t, p.State().Paused)
 	require.Zero(t, env.DLQCount())
 	requireAllRecovered(t, env, ids)
@@ -112,7 +112,7 @@ func TestForbiddenRunPauses(t *testing.T) {
 	require.Zero(t, env.DLQCount(), "403s in a run are not dead-lettered")
 
 	env.Sim.Configure(codeartssim.WithoutOutcomes()) // the permission is granted
-	testenv.Eventually(t, 60*time.Second, func() bool { return rec.Count(worker.OutcomeRecovered) >= n }, "recovered %d", rec.Count(worker.OutcomeRecovered))
+	testenv.Eventually(t, 60*time.Second, func() bool { return rec.Count(worker.OutcomeRecovered) >= n }, "recovered %d", func() int { return rec.Count(worker.OutcomeRecovered) })
 	require.Zero(t, env.DLQCount())
 	requireAllRecovered(t, env, ids)
 }
@@ -362,9 +362,9 @@ func TestForbiddenBlockAfterResumeDeadLettered(t *testing.T) {
 
 	// The "gd" job is allowed now; the "403" ones stay forbidden.
 	env.Sim.Configure(codeartssim.WithoutOutcomes(), codeartssim.WithOutcomes(codeartssim.StandardPrefixOutcomes()))
-	testenv.Eventually(t, 30*time.Second, func() bool { return rec.Terminal() == nBad+1 }, "terminal %d", rec.Terminal())
+	testenv.Eventually(t, 30*time.Second, func() bool { return rec.Terminal() == nBad+1 }, "terminal %d", rec.Terminal)
 	good := publishN(env, nGood, "s")
-	testenv.Eventually(t, 30*time.Second, func() bool { return rec.Terminal() == nBad+1+nGood }, "terminal %d", rec.Terminal())
+	testenv.Eventually(t, 30*time.Second, func() bool { return rec.Terminal() == nBad+1+nGood }, "terminal %d", rec.Terminal)
 
 	dls := env.DeadLetters()
 	require.Len(t, dls, nBad)

@@ -114,7 +114,7 @@ func TestTracing(t *testing.T) {
 	cfg.Tracer = tp
 	cfg.Logger = zap.New(logs)
 	run := env.Start(env.Pool(nil, cfg))
-	testenv.Eventually(t, 30*time.Second, func() bool { return rec.Terminal() == n }, "terminal %d of %d", rec.Terminal(), n)
+	testenv.Eventually(t, 30*time.Second, func() bool { return rec.Terminal() == n }, "terminal %d of %d", rec.Terminal, n)
 	run.Stop(t) // every delivery span has ended
 
 	simURL, err := url.Parse(env.Sim.URL())

@@ -158,7 +158,7 @@ func TestCampaignRoundTrip(t *testing.T) {
 	cfg := worker.Config{Concurrency: 32, Verify: true, TriesPerDelivery: 2, Observer: rec, DrainTimeout: 10 * time.Second,
 		Backoff: retry.Policy{Initial: time.Millisecond, Max: 10 * time.Millisecond, NakInitial: 50 * time.Millisecond, NakMax: 100 * time.Millisecond}}
 	run := env.Start(env.Pool(nil, cfg))
-	testenv.Eventually(t, 120*time.Second, func() bool { return rec.Terminal() >= 3000 }, "terminal %d of 3000", rec.Terminal())
+	testenv.Eventually(t, 120*time.Second, func() bool { return rec.Terminal() >= 3000 }, "terminal %d of 3000", rec.Terminal)
 	run.Stop(t)
 
 	r = cli(t, "", withFlags([]string{"report"}, nats, "--campaign", "round-trip", "--json", "--jobs")...)
@@ -221,7 +221,7 @@ func TestCampaignReplayAndSecondCampaign(t *testing.T) {
 	cfg := worker.Config{Concurrency: 4, Verify: true, TriesPerDelivery: 2, Observer: rec, DrainTimeout: 10 * time.Second,
 		Backoff: retry.Policy{Initial: time.Millisecond, Max: 10 * time.Millisecond, NakInitial: 50 * time.Millisecond, NakMax: 100 * time.Millisecond}}
 	run := env.Start(env.Pool(nil, cfg))
-	testenv.Eventually(t, 60*time.Second, func() bool { return rec.Terminal() >= 10 }, "terminal %d of 10", rec.Terminal())
+	testenv.Eventually(t, 60*time.Second, func() bool { return rec.Terminal() >= 10 }, "terminal %d of 10", rec.Terminal)
 
 	report := func(name string) admin.CampaignReport {
 		t.Helper()
@@ -239,7 +239,7 @@ func TestCampaignReplayAndSecondCampaign(t *testing.T) {
 	env.Sim.Refuse(refusing, false)
 	r = cli(t, "", withFlags([]string{"dlq", "replay", "--reason", worker.ReasonNotRecovered}, nats)...)
 	require.Zero(t, r.code, r.err)
-	testenv.Eventually(t, 60*time.Second, func() bool { return rec.Terminal() >= 11 }, "terminal %d of 11", rec.Terminal())
+	testenv.Eventually(t, 60*time.Second, func() bool { return rec.Terminal() >= 11 }, "terminal %d of 11", rec.Terminal)
 	testenv.Eventually(t, 10*time.Second, func() bool { return report("first").Recovered == 10 }, "the replayed job's result")
 	rep = report("first")
 	require.EqualValues(t, 10, rep.Enqueued, "a replay adds nothing to the campaign's size")
@@ -259,7 +259,7 @@ func TestCampaignReplayAndSecondCampaign(t *testing.T) {
 	sum := parseEnqueueSummary(t, r)
 	require.EqualValues(t, 1, sum.Published)
 	require.Zero(t, sum.Duplicates)
-	testenv.Eventually(t, 60*time.Second, func() bool { return rec.Terminal() >= 12 }, "terminal %d of 12", rec.Terminal())
+	testenv.Eventually(t, 60*time.Second, func() bool { return rec.Terminal() >= 12 }, "terminal %d of 12", rec.Terminal)
 	run.Stop(t)
 	testenv.Eventually(t, 10*time.Second, func() bool { return report("second").InFlight == 0 }, "the second campaign's result")
 	second := report("second")

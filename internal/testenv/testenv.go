@@ -220,7 +220,9 @@ func (e *Env) DLQCount() uint64 {
 }
 
 // Eventually waits up to timeout for cond, polling; it fails the test with
-// msg and the last state if cond never holds.
+// msg and the last state if cond never holds. Arguments that are functions
+// (func() int, func() uint64, func() any) are called then, not when the
+// wait begins.
 func Eventually(t testing.TB, timeout time.Duration, cond func() bool, msg string, args ...any) {
 	t.Helper()
 	deadline := time.NewTimer(timeout)
@@ -230,10 +232,30 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() bool, msg strin
 	for !cond() {
 		select {
 		case <-deadline.C:
-			t.Fatalf("condition not met within %s: %s", timeout, fmt.Sprintf(msg, args...))
+			t.Fatalf("condition not met within %s: %s", timeout, fmt.Sprintf(msg, evalArgs(args)...))
 		case <-tick.C:
 		}
 	}
+}
+
+// evalArgs evaluates the message arguments that are functions (rec.Terminal,
+// env.Pending): a count taken when the wait began says nothing about why it
+// failed.
+func evalArgs(args []any) []any {
+	out := make([]any, len(args))
+	for i, a := range args {
+		switch f := a.(type) {
+		case func() int:
+			out[i] = f()
+		case func() uint64:
+			out[i] = f()
+		case func() any:
+			out[i] = f()
+		default:
+			out[i] = a
+		}
+	}
+	return out
 }
 
 // Recorder is a worker.Observer that records outcomes for assertions.
