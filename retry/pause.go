@@ -166,7 +166,8 @@ func (p *Pause) Record(now time.Time, job string, class Class, code string, prob
 			if probe {
 				p.failed[job] = struct{}{}
 			}
-			p.Hold(job) // part of the run, however late its handler reaches its verdict
+			// Part of the run, however late its handler reaches its verdict.
+			p.Hold(job)
 			return p.pause(now, p.reason, probe) // a probe answered 403 again
 		}
 		p.forbidden[job] = struct{}{}
