@@ -108,11 +108,11 @@ func TestForbiddenRunPauses(t *testing.T) {
 	p := env.Pool(nil, cfg)
 	env.Start(p)
 
-	testenv.Eventually(t, 10*time.Second, func() bool { return p.State().Paused }, "paused")
+	testenv.Eventually(t, 60*time.Second, func() bool { return p.State().Paused }, "paused")
 	require.Zero(t, env.DLQCount(), "403s in a run are not dead-lettered")
 
 	env.Sim.Configure(codeartssim.WithoutOutcomes()) // the permission is granted
-	testenv.Eventually(t, 60*time.Second, func() bool { return rec.Count(worker.OutcomeRecovered) >= n }, "recovered %d", func() int { return rec.Count(worker.OutcomeRecovered) })
+	testenv.Eventually(t, 2*time.Minute, func() bool { return rec.Count(worker.OutcomeRecovered) >= n }, "recovered %d", func() int { return rec.Count(worker.OutcomeRecovered) })
 	require.Zero(t, env.DLQCount())
 	requireAllRecovered(t, env, ids)
 }
@@ -357,14 +357,14 @@ func TestForbiddenBlockAfterResumeDeadLettered(t *testing.T) {
 	cfg.Gate = worker.GateConfig{PauseProbe: 20 * time.Millisecond, PauseMaxProbe: 50 * time.Millisecond}
 	p := env.Pool(nil, cfg)
 	env.Start(p)
-	testenv.Eventually(t, 10*time.Second, func() bool { return p.State().Paused }, "paused")
+	testenv.Eventually(t, 60*time.Second, func() bool { return p.State().Paused }, "paused")
 	require.Zero(t, env.DLQCount(), "403s in a run are not dead-lettered")
 
 	// The "gd" job is allowed now; the "403" ones stay forbidden.
 	env.Sim.Configure(codeartssim.WithoutOutcomes(), codeartssim.WithOutcomes(codeartssim.StandardPrefixOutcomes()))
-	testenv.Eventually(t, 30*time.Second, func() bool { return rec.Terminal() == nBad+1 }, "terminal %d", rec.Terminal)
+	testenv.Eventually(t, 2*time.Minute, func() bool { return rec.Terminal() == nBad+1 }, "terminal %d", rec.Terminal)
 	good := publishN(env, nGood, "s")
-	testenv.Eventually(t, 30*time.Second, func() bool { return rec.Terminal() == nBad+1+nGood }, "terminal %d", rec.Terminal)
+	testenv.Eventually(t, 2*time.Minute, func() bool { return rec.Terminal() == nBad+1+nGood }, "terminal %d", rec.Terminal)
 
 	dls := env.DeadLetters()
 	require.Len(t, dls, nBad)
