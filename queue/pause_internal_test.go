@@ -1,12 +1,10 @@
 package queue
 
 import (
-	"context"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 )
 
 // A fleet-wide pause lasts its lease on the server's clock whatever the
@@ -14,16 +12,7 @@ import (
 // pause the fleet for an hour more, one an hour behind must still pause it.
 // Not parallel: it skews the package's clock.
 func TestPauseLeaseOnTheServersClock(t *testing.T) {
-	ignore := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
-	srv, err := StartEmbedded(EmbeddedConfig{Dir: t.TempDir()})
-	require.NoError(t, err)
-	t.Cleanup(srv.Shutdown)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	c, err := Connect(ctx, Config{URL: srv.URL()})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = c.Close(time.Second) })
+	c, ctx := embeddedConn(t)
 	require.NoError(t, c.Ensure(ctx))
 
 	const lease = 2 * time.Minute

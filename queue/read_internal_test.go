@@ -1,14 +1,12 @@
 package queue
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 )
 
 // A Scan reads a stream to the last sequence it held when the scan began,
@@ -17,16 +15,7 @@ import (
 // remainder deleted meanwhile ends it without an error. Not parallel: it
 // sets the fetch wait.
 func TestScanReadsToTheEndOrSaysSo(t *testing.T) {
-	ignore := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
-	srv, err := StartEmbedded(EmbeddedConfig{Dir: t.TempDir()})
-	require.NoError(t, err)
-	t.Cleanup(srv.Shutdown)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	c, err := Connect(ctx, Config{URL: srv.URL()})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = c.Close(time.Second) })
+	c, ctx := embeddedConn(t)
 	const n = 700
 	s, err := c.JS.CreateStream(ctx, jetstream.StreamConfig{Name: "SCAN", Subjects: []string{"scan.>"}})
 	require.NoError(t, err)
