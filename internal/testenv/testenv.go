@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"go.uber.org/goleak"
 	"strings"
 	"sync"
 	"testing"
@@ -355,4 +356,15 @@ func HasPrefix(id string, prefixes ...string) bool {
 		}
 	}
 	return false
+}
+
+// LeakOptions are the goroutines a leak check of a package that calls the
+// API through the SDK ignores: the HTTP client's idle keep-alive
+// connections, which close on their own.
+func LeakOptions() []goleak.Option {
+	return []goleak.Option{
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+	}
 }
