@@ -149,3 +149,41 @@ func TestFailureAfterLongHoldIsRetried(t *testing.T) {
 	require.Equal(t, int32(3), bCalls.Load(), "b: two failures, then success")
 	require.Equal(t, 1, env.Sim.Recovered(b))
 }
+
+// A shutdown is bounded by the drain timeout whatever the source does: a
+// pull that waits only for its context (as a pull on a lost connection
+// may) does not keep the drain from starting. The request still in flight
+// when the timeout passes is handed back, not acked. Before, the drain
+// timer started only once every pull had returned, so this Run never did.
+func TestShutdownBoundedByDrainTimeout(t *testing.T) {
+	src := &memSource{n: 1, done: make(chan struct{}), body: []byte(benchJobID)}
+	calling := make(chan struct{})
+	rec := worker.RecoverFunc(func(ctx context.Context, _ worker.Request) (string, error) {
+		close(calling)
+		<-ctx.Done() // an API call that outlives the drain
+		return "", ctx.Err()
+	})
+	p, err := worker.New(worker.Config{Concurrency: 2, DrainTimeout: 200 * time.Millisecond, Results: nopSink{}, Name: "drain"},
+		src, rec, nopSink{})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	testenv.Eventually(t, 30*time.Second, func() bool {
+		select {
+		case <-calling:
+			return true
+		default:
+			return false
+		}
+	}, "the request reached the API")
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(2 * time.Minute):
+		t.Fatal("Run did not return after shutdown: a pull kept the drain from starting")
+	}
+	require.Equal(t, int64(1), src.naks.Load(), "the request in flight was handed back")
+	require.Zero(t, src.acked.Load(), "nothing acked")
+}

@@ -463,8 +463,12 @@ func (p *Pool) Run(ctx context.Context) error {
 	p.draining.Store(true)
 	inFlight := p.InFlight()
 	p.log.Info("draining", zap.Int("in_flight", inFlight), zap.Duration("drain_timeout", p.cfg.DrainTimeout))
-	fetchers.Wait()
+	// The drain timeout counts from here, and the pulls still open end with
+	// it at the latest: a Source whose pull waits only for its context (or
+	// a pull stuck on a lost connection) must not keep the drain from
+	// starting, nor the process from exiting.
 	timer := time.AfterFunc(p.cfg.DrainTimeout, cancelWork)
+	fetchers.Wait()
 	workers.Wait()
 	timer.Stop()
 	close(hbStop)

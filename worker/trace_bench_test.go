@@ -15,11 +15,13 @@ import (
 )
 
 // memSource delivers messages from memory as fast as the pool takes them;
-// the last ack closes done.
+// the last ack closes done. Once it has nothing left, a pull waits for
+// done or ctx, as a real pull waits for messages that do not come.
 type memSource struct {
 	n       int64
 	next    atomic.Int64
 	acked   atomic.Int64
+	naks    atomic.Int64
 	done    chan struct{}
 	once    sync.Once
 	headers map[string][]string
@@ -30,7 +32,10 @@ func (s *memSource) Fetch(ctx context.Context, n int, deliver func(worker.Delive
 	for range n {
 		seq := s.next.Add(1)
 		if seq > s.n {
-			<-ctx.Done()
+			select {
+			case <-ctx.Done():
+			case <-s.done:
+			}
 			return nil
 		}
 		deliver(&memDelivery{src: s, seq: uint64(seq)})
@@ -51,7 +56,7 @@ func (d *memDelivery) Subject() string             { return "codearts.build.reco
 func (d *memDelivery) StreamSeq() uint64           { return d.seq }
 func (d *memDelivery) NumDelivered() uint64        { return 1 }
 func (d *memDelivery) Timestamp() time.Time        { return benchStored }
-func (d *memDelivery) Nak(time.Duration) error     { return nil }
+func (d *memDelivery) Nak(time.Duration) error     { d.src.naks.Add(1); return nil }
 func (d *memDelivery) InProgress() error           { return nil }
 func (d *memDelivery) Ack(context.Context) error {
 	if d.src.acked.Add(1) == d.src.n {
