@@ -33,7 +33,8 @@ type LimiterConfig struct {
 	// Rate caps this process's calls per second. Default 0: no cap; the Limiter then admits
 	// everything until the API throttles (see Limiter).
 	Rate float64
-	// Burst is how many calls may start at once after a quiet spell. Default 0: a tenth of
+	// Burst is how many calls may start at once after a quiet spell (not at the start: the
+	// bucket starts empty). Default 0: a tenth of
 	// a second's worth of the current rate (at least 1), recomputed as the rate moves, so a
 	// lowered rate also gets a smaller burst.
 	Burst int
@@ -214,6 +215,13 @@ func NewLimiter(cfg LimiterConfig) (*Limiter, error) {
 	l.rl = rate.NewLimiter(rate.Limit(initial), l.burstFor(initial))
 	l.unlimited.Store(cfg.Rate == 0)
 	now := cfg.Clock()
+	// The bucket starts empty, its first token a slot's length away: a
+	// replica that starts (a scale-out, a restart) does not know what the
+	// fleet, or its own previous process, just spent of the API's bucket,
+	// and a full bucket would add a burst on top of a fleet already at the
+	// quota (each new replica a tenth of a second's worth: 429s at every
+	// scale-out).
+	l.rl.AllowN(now, l.burstFor(initial))
 	l.epoch = now
 	l.prev = mark{at: now}
 	l.cur = l.prev

@@ -81,10 +81,10 @@ func TestLimiterAdmitsRate(t *testing.T) {
 		wantMin     int64
 		wantMax     int64
 	}{
-		// 10s at 100/s plus the initial burst of 10 (a tenth of a second's worth).
-		{"one caller", 100, 1, 1005, 1011},
-		{"many callers share the rate", 100, 16, 1005, 1011},
-		{"low rate", 2, 4, 20, 22},
+		// 10s at 100/s from an empty bucket: no initial burst.
+		{"one caller", 100, 1, 995, 1001},
+		{"many callers share the rate", 100, 16, 995, 1001},
+		{"low rate", 2, 4, 19, 21},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -140,6 +140,7 @@ func TestLimiterBurstShrinksWithRate(t *testing.T) {
 				n++
 			}
 		}
+		time.Sleep(2 * time.Second) // virtual: let the bucket fill
 		require.Equal(t, 10, immediate(), "a tenth of a second at 100/s")
 		time.Sleep(2 * time.Second) // virtual: let the bucket refill
 		l.Throttled(0)
@@ -147,6 +148,28 @@ func TestLimiterBurstShrinksWithRate(t *testing.T) {
 		time.Sleep(2 * time.Second)
 		require.Equal(t, 5, immediate(), "a tenth of a second at 50/s")
 	})
+}
+
+// A limiter starts with an empty bucket: a replica that starts (scale-out,
+// restart) adds no burst to a fleet already at the API's quota. Every
+// capped limiter, whatever its rate, paces its first calls.
+func TestLimiterStartsEmpty(t *testing.T) {
+	t.Parallel()
+	for _, give := range []float64{10, 100, 300, 5000} {
+		synctest.Test(t, func(t *testing.T) {
+			l := newLimiter(t, LimiterConfig{Rate: give})
+			start := time.Now()
+			ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+			defer cancel()
+			n := 0
+			for l.Wait(ctx) == nil {
+				n++
+			}
+			// 100 ms at the rate, and not the tenth of a second's burst on top.
+			require.LessOrEqual(t, n, int(give/10)+1, "rate %v: calls in the first 100 ms", give)
+			require.Equal(t, start.Add(100*time.Millisecond), time.Now())
+		})
+	}
 }
 
 func TestLimiterMultiplicativeDecrease(t *testing.T) {
@@ -272,6 +295,7 @@ func TestLimiterShortRetryAfterHoldsOnlyTheThrottledCall(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		l := newLimiter(t, LimiterConfig{Rate: 100, Burst: 1})
+		time.Sleep(time.Second) // virtual: the bucket starts empty; let it fill
 		start := time.Now()
 		for range 30 { // a burst of in-flight calls throttled at once
 			l.Throttled(time.Second)
@@ -387,6 +411,7 @@ func TestLimiterPauseVoidsSlots(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		l := newLimiter(t, LimiterConfig{Rate: 10, Burst: 1, Min: 5})
+		time.Sleep(time.Second) // virtual: the bucket starts empty; let it fill
 		start := time.Now()
 		require.NoError(t, l.Wait(t.Context())) // spends the burst
 
@@ -494,6 +519,7 @@ func TestLimiterWaitHonoursContext(t *testing.T) {
 		t.Parallel()
 		synctest.Test(t, func(t *testing.T) {
 			l := newLimiter(t, LimiterConfig{Rate: 1, Burst: 1})
+			time.Sleep(time.Second) // virtual: the bucket starts empty; let it fill
 			start := time.Now()
 			require.NoError(t, l.Wait(t.Context()))
 

@@ -51,6 +51,11 @@ type GateConfig struct {
 	// the credentials fine, so the 403 is about that job) before it is
 	// dead-lettered anyway. Default 30s.
 	ForbiddenHold time.Duration
+	// ForbiddenIdle ends that wait sooner when nothing else of the region
+	// is being worked on at this replica for this long: no call is left to
+	// bring the success or the run, and a lone 403 (often the last request
+	// of a drain) is about its job. Default 2s; at most ForbiddenHold.
+	ForbiddenIdle time.Duration
 	// PauseProbe is the first wait between probes while paused for
 	// credentials; it doubles up to PauseMaxProbe. Defaults 2s and 1m.
 	PauseProbe    time.Duration
@@ -73,6 +78,10 @@ func (c GateConfig) withDefaults() GateConfig {
 	if c.ForbiddenHold == 0 {
 		c.ForbiddenHold = 30 * time.Second
 	}
+	if c.ForbiddenIdle == 0 {
+		c.ForbiddenIdle = 2 * time.Second
+	}
+	c.ForbiddenIdle = min(c.ForbiddenIdle, c.ForbiddenHold)
 	if c.RegionIdle == 0 {
 		c.RegionIdle = time.Minute
 	}
@@ -132,6 +141,9 @@ type region struct {
 	seen    time.Time // last request for it
 	shared  retry.SharedHold
 	waiting int // requests waiting at its gate
+	// busy counts the region's requests being handled here; verdicts those
+	// of them waiting for a 403's verdict.
+	busy, verdicts int
 }
 
 func newGate(cfg GateConfig, log *zap.Logger, pauser Pauser, probe func(), share Share) *gate {
@@ -222,6 +234,20 @@ func (g *gate) acquire(ctx context.Context, name, job string, hold func()) (prob
 		if err != nil {
 			return notProbe, err
 		}
+	}
+}
+
+// enter counts a request of region name as being handled here until the
+// returned func runs (by defer): a 403 waiting for its verdict looks at
+// what else of its region is in flight.
+func (g *gate) enter(name string) (leave func()) {
+	g.mu.Lock()
+	g.known(name).busy++
+	g.mu.Unlock()
+	return func() {
+		g.mu.Lock()
+		g.known(name).busy--
+		g.mu.Unlock()
 	}
 }
 
@@ -465,7 +491,8 @@ func (g *gate) apply(ctx context.Context, a *consumerAction) {
 // success in its region proves the credentials fine: dead-letter it) or
 // part of a run (the region paused: retry it after resume; record then says
 // whether its next 403 is about the job). It gives up waiting after
-// ForbiddenHold and dead-letters.
+// ForbiddenHold, or ForbiddenIdle with nothing else of the region in flight
+// here, and dead-letters.
 //
 // While it waits it holds no fetch slot (s.hold), so a run longer than the
 // concurrency can be seen.
@@ -473,13 +500,22 @@ func (g *gate) forbiddenVerdict(ctx context.Context, name, job string, s *slots)
 	s.hold()
 	defer s.unhold()
 	g.mu.Lock()
-	gen := g.region(name, time.Now()).pause.Successes()
+	r := g.region(name, time.Now())
+	gen := r.pause.Successes()
+	r.verdicts++
 	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		r.verdicts--
+		g.mu.Unlock()
+	}()
 	deadline := time.NewTimer(g.cfg.ForbiddenHold)
 	defer deadline.Stop()
+	var idleSince time.Time
 	for {
 		g.mu.Lock()
-		r := g.region(name, time.Now())
+		now := time.Now()
+		r.seen = now
 		paused, _ := r.pause.Paused()
 		if paused {
 			r.pause.Hold(job)
@@ -489,19 +525,31 @@ func (g *gate) forbiddenVerdict(ctx context.Context, name, job string, s *slots)
 		// successes that ended the pause.
 		through := r.pause.HeldThroughResume(job)
 		okGen, ch := r.pause.Successes(), g.ch
+		// Nothing but 403s waiting for their verdicts: no call is left
+		// here to bring a success or the rest of a run.
+		idle := r.busy <= r.verdicts
 		g.mu.Unlock()
 		switch {
 		case paused, through:
 			return false, nil
 		case okGen != gen:
 			return true, nil
+		case !idle:
+			idleSince = time.Time{}
+		case idleSince.IsZero():
+			idleSince = now
+		case now.Sub(idleSince) >= g.cfg.ForbiddenIdle:
+			return true, nil
+		}
+		// Busy counts move without a notify (every request would wake every
+		// waiter): look again within a tenth of the idle time.
+		if err := wait(ctx, ch, g.cfg.ForbiddenIdle/10); err != nil {
+			return false, err
 		}
 		select {
-		case <-ch:
 		case <-deadline.C:
 			return true, nil
-		case <-ctx.Done():
-			return false, ctx.Err()
+		default:
 		}
 	}
 }

@@ -247,3 +247,40 @@ func TestGateFollowsTheFleet(t *testing.T) {
 		require.Len(t, share.got(), 2, "following the fleet reports nothing back")
 	})
 }
+
+// A 403 waits for its verdict while another request of its region is in
+// flight here (it may succeed, or a run may form); once nothing else of
+// the region is, the 403 is about its job after ForbiddenIdle, not the
+// whole ForbiddenHold. Another region's requests do not keep it waiting.
+func TestForbiddenVerdictWhenTheRegionIsIdle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newGate(GateConfig{ForbiddenHold: time.Hour}, zap.NewNop(), nil, nil, nil)
+		ctx := t.Context()
+		defer g.enter("cn-north-4")() // the 403's own request
+		leaveOther := g.enter("cn-north-4")
+		defer g.enter("ap-southeast-1")()
+		g.record(ctx, "cn-north-4", "job-403", retry.Forbidden, "", notProbe)
+
+		type verdict struct {
+			dead bool
+			err  error
+		}
+		got := make(chan verdict, 1)
+		go func() {
+			dead, err := g.forbiddenVerdict(ctx, "cn-north-4", "job-403", &slots{})
+			got <- verdict{dead, err}
+		}()
+		time.Sleep(10 * time.Minute)
+		synctest.Wait()
+		require.Empty(t, got, "no verdict while another request of its region is in flight")
+
+		leaveOther()
+		left := time.Now()
+		v := <-got
+		require.NoError(t, v.err)
+		require.True(t, v.dead, "a lone 403 is about its job")
+		waited := time.Since(left)
+		require.GreaterOrEqual(t, waited, 2*time.Second, "ForbiddenIdle")
+		require.Less(t, waited, 3*time.Second, "not ForbiddenHold")
+	})
+}

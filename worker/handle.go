@@ -114,6 +114,7 @@ func (p *Pool) handle(runCtx, workCtx context.Context, d Delivery, s *slots) {
 	}
 	t.traceDecoded()
 	region := p.flowRegion(req.Region)
+	defer p.gate.enter(region)()
 
 	// The request's own backoff (backoff v4 values are not safe to share);
 	// its elapsed-time budget leaves out the holds.

@@ -146,6 +146,36 @@ func TestSingleForbiddenDeadLettered(t *testing.T) {
 	}
 }
 
+// A lone 403 (alone in the queue, or the last request of a drain) has no
+// success after it to wait for: it is dead-lettered once nothing else of
+// its region is in flight, not after the whole --forbidden-hold (the last
+// 403 of a bulk drain held the drain's end by 30 s).
+func TestLoneForbiddenDeadLetteredWithoutTheHold(t *testing.T) {
+	for _, giveBefore := range []int{0, 20} {
+		t.Run(fmt.Sprintf("after_%d_successes", giveBefore), func(t *testing.T) {
+			env := testenv.New(t, testenv.Options{Sim: []codeartssim.Option{codeartssim.WithOutcomes(codeartssim.StandardPrefixOutcomes())}})
+			rec := testenv.NewRecorder()
+			cfg := poolConfig(rec)
+			cfg.Gate = worker.GateConfig{ForbiddenHold: time.Hour}
+			p := env.Pool(nil, cfg)
+			env.Start(p)
+			ids := publishN(env, giveBefore, "s")
+			testenv.Eventually(t, time.Minute, func() bool { return rec.Count(worker.OutcomeRecovered) == giveBefore }, "successes first")
+			bad := testenv.JobID("403")
+			env.Publish(bad, bad)
+			testenv.Eventually(t, 2*time.Minute, func() bool { return rec.Count(worker.OutcomeDeadLettered) == 1 }, "the 403 dead-lettered")
+			dls := env.DeadLetters()
+			require.Len(t, dls, 1)
+			require.Equal(t, bad, dls[0].JobID)
+			require.Equal(t, worker.ReasonClientError, dls[0].Reason)
+			require.Equal(t, 403, dls[0].StatusCode)
+			require.Equal(t, 1, dls[0].Attempts, "one call")
+			require.False(t, p.State().Paused)
+			requireAllRecovered(t, env, ids)
+		})
+	}
+}
+
 // Lease safety: a worker cut off from NATS for longer than AckWait while
 // its call is in flight neither acks nor dead-letters the request after;
 // the worker that received the redelivery finishes it.
