@@ -33,8 +33,8 @@ type LimiterConfig struct {
 	// Rate caps this process's calls per second. Default 0: no cap; the Limiter then admits
 	// everything until the API throttles (see Limiter).
 	Rate float64
-	// Burst is how many calls may start at once after a quiet spell (not at the start: the
-	// bucket starts empty). Default 0: a tenth of
+	// Burst is how many calls may start at once after a quiet spell (not at the first
+	// call: the bucket is empty then). Default 0: a tenth of
 	// a second's worth of the current rate (at least 1), recomputed as the rate moves, so a
 	// lowered rate also gets a smaller burst.
 	Burst int
@@ -159,14 +159,18 @@ func (c LimiterConfig) withDefaults() LimiterConfig {
 // A Limiter starts no goroutine and is safe for concurrent use.
 type Limiter struct {
 	cfg LimiterConfig
-	rl  *rate.Limiter
+	// pace is the token bucket at the current finite limit. A change of
+	// limit replaces it (see setLimit), so the callers waiting for a slot
+	// of the old one queue again at the new rate.
+	pace atomic.Pointer[pacer]
 	// epoch is the clock's reading at NewLimiter; the atomic instants are
 	// durations since it, so with time.Now they are on the monotonic clock
 	// (a Unix-nanosecond instant is wall time: an NTP step back of an hour
 	// would stretch a 1 s Retry-After pause to an hour).
 	epoch time.Time
 
-	unlimited   atomic.Bool   // the limit is +Inf: Wait skips rl
+	unlimited   atomic.Bool   // the limit is +Inf: Wait skips pace
+	started     atomic.Bool   // the first call emptied the bucket (see start)
 	reduced     atomic.Bool   // the limit is below the ceiling: Succeeded may raise it
 	pausedUntil atomic.Int64  // ns since epoch; 0: never paused. Written under mu.
 	nextRaise   atomic.Int64  // ns since epoch before which Succeeded does not raise
@@ -212,16 +216,9 @@ func NewLimiter(cfg LimiterConfig) (*Limiter, error) {
 			l.increase = cfg.Rate / 20
 		}
 	}
-	l.rl = rate.NewLimiter(rate.Limit(initial), l.burstFor(initial))
-	l.unlimited.Store(cfg.Rate == 0)
 	now := cfg.Clock()
-	// The bucket starts empty, its first token a slot's length away: a
-	// replica that starts (a scale-out, a restart) does not know what the
-	// fleet, or its own previous process, just spent of the API's bucket,
-	// and a full bucket would add a burst on top of a fleet already at the
-	// quota (each new replica a tenth of a second's worth: 429s at every
-	// scale-out).
-	l.rl.AllowN(now, l.burstFor(initial))
+	l.pace.Store(newPacer(now, initial, l.burstFor(initial), l.burstFor(initial)))
+	l.unlimited.Store(cfg.Rate == 0)
 	l.epoch = now
 	l.prev = mark{at: now}
 	l.cur = l.prev
@@ -246,12 +243,24 @@ func (l *Limiter) Wait(ctx context.Context) error {
 		}
 		if !l.unlimited.Load() {
 			now := l.cfg.Clock()
-			r := l.rl.ReserveN(now, 1)
+			if !l.started.Load() {
+				l.start(now)
+			}
+			p := l.pace.Load()
+			r := p.rl.ReserveN(now, 1)
 			if d := r.DelayFrom(now); d > 0 {
 				l.bound.Store(true)
-				if err := sleep(ctx, d, "rate limit wait"); err != nil {
+				changed, err := sleep(ctx, d, p.changed, "rate limit wait")
+				if err != nil {
 					r.CancelAt(l.cfg.Clock())
 					return err
+				}
+				if changed {
+					// The slot was reserved at the old rate: queue again at the new
+					// one. A raise would otherwise add the new rate's slots to the
+					// old schedule, and a cut keep the old pace until the queue
+					// drained (a fleet over its quota at every scale-out and in).
+					continue
 				}
 			}
 		}
@@ -455,16 +464,58 @@ func (l *Limiter) PausedUntil() time.Time {
 	return time.Time{}
 }
 
+// start empties the bucket at the first call, whatever filled it while the
+// process started (joining the fleet takes a few syncs): a replica that
+// starts (a scale-out, a restart) does not know what the fleet, or its own
+// previous process, just spent of the API's bucket, and a full bucket would
+// add a burst on top of a fleet already at the quota (a tenth of a second's
+// worth per new replica: 429s at every scale-out).
+func (l *Limiter) start(now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.started.Load() {
+		return
+	}
+	p := l.pace.Load()
+	if n := int(p.rl.TokensAt(now)); n > 0 {
+		p.rl.AllowN(now, n)
+	}
+	l.started.Store(true)
+}
+
 // setLimit requires l.mu.
 func (l *Limiter) setLimit(now time.Time, r float64) {
 	l.limit = r
 	if math.IsInf(r, 1) {
-		l.unlimited.Store(true) // rl keeps its last finite limit; see NewLimiter
+		l.unlimited.Store(true) // pace keeps its last finite limit; see NewLimiter
 		return
 	}
-	l.rl.SetLimitAt(now, rate.Limit(r))
-	l.rl.SetBurstAt(now, l.burstFor(r))
+	old := l.pace.Load()
+	if float64(old.rl.Limit()) != r {
+		// A fresh bucket at the new rate, with the tokens the old one had
+		// saved (none while callers queue), and the queue woken to join it.
+		burst := l.burstFor(r)
+		l.pace.Store(newPacer(now, r, burst, int(max(0, old.rl.TokensAt(now)))))
+		close(old.changed)
+	}
 	l.unlimited.Store(false)
+}
+
+// pacer is a token bucket at one rate; changed is closed when a new rate
+// replaces it.
+type pacer struct {
+	rl      *rate.Limiter
+	changed chan struct{}
+}
+
+// newPacer returns a bucket of r per second and burst, holding tokens
+// (at most burst) at now.
+func newPacer(now time.Time, r float64, burst, tokens int) *pacer {
+	rl := rate.NewLimiter(rate.Limit(r), burst)
+	if spent := burst - min(tokens, burst); spent > 0 {
+		rl.AllowN(now, spent)
+	}
+	return &pacer{rl: rl, changed: make(chan struct{})}
 }
 
 func (l *Limiter) burstFor(r float64) int {
@@ -549,7 +600,7 @@ func (l *Limiter) waitPause(ctx context.Context) (int64, error) {
 		if d <= 0 {
 			return until, nil
 		}
-		if err := sleep(ctx, d, "Retry-After pause"); err != nil {
+		if _, err := sleep(ctx, d, nil, "Retry-After pause"); err != nil {
 			return 0, err
 		}
 		if l.pausedUntil.Load() == until {
@@ -558,18 +609,21 @@ func (l *Limiter) waitPause(ctx context.Context) (int64, error) {
 	}
 }
 
-// sleep waits d or until ctx ends; it fails at once if ctx's deadline comes first.
-func sleep(ctx context.Context, d time.Duration, what string) error {
+// sleep waits d, until wake is closed (woken) or until ctx ends; it fails at
+// once if ctx's deadline comes first.
+func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}, what string) (woken bool, err error) {
 	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < d {
-		return fmt.Errorf("retry: %s of %v would outlast the context deadline: %w", what, d, context.DeadlineExceeded)
+		return false, fmt.Errorf("retry: %s of %v would outlast the context deadline: %w", what, d, context.DeadlineExceeded)
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return ctx.Err()
+		return false, ctx.Err()
+	case <-wake:
+		return true, nil
 	case <-t.C:
-		return nil
+		return false, nil
 	}
 }
 

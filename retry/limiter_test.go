@@ -20,6 +20,17 @@ func newLimiter(t *testing.T, cfg LimiterConfig) *Limiter {
 	return l
 }
 
+// newWarmLimiter is a limiter past its first call (which empties the
+// bucket), with the bucket refilled: for tests of the steady state. Inside a
+// synctest bubble only (it sleeps a virtual second).
+func newWarmLimiter(t *testing.T, cfg LimiterConfig) *Limiter {
+	t.Helper()
+	l := newLimiter(t, cfg)
+	l.start(l.cfg.Clock())
+	time.Sleep(time.Second)
+	return l
+}
+
 // admit makes n admitted calls spread evenly over d on a manual clock; with every > 0 it
 // also reports every call but each every-th as a success.
 func admit(t *testing.T, l *Limiter, clock *manualClock, n int, d time.Duration, every int) {
@@ -128,7 +139,7 @@ func TestLimiterUnlimitedNeverBlocks(t *testing.T) {
 func TestLimiterBurstShrinksWithRate(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		l := newLimiter(t, LimiterConfig{Rate: 100})
+		l := newWarmLimiter(t, LimiterConfig{Rate: 100})
 		immediate := func() int {
 			start := time.Now()
 			n := 0
@@ -140,7 +151,6 @@ func TestLimiterBurstShrinksWithRate(t *testing.T) {
 				n++
 			}
 		}
-		time.Sleep(2 * time.Second) // virtual: let the bucket fill
 		require.Equal(t, 10, immediate(), "a tenth of a second at 100/s")
 		time.Sleep(2 * time.Second) // virtual: let the bucket refill
 		l.Throttled(0)
@@ -150,7 +160,8 @@ func TestLimiterBurstShrinksWithRate(t *testing.T) {
 	})
 }
 
-// A limiter starts with an empty bucket: a replica that starts (scale-out,
+// A limiter's first calls find an empty bucket, however long the process
+// took to start (joining the fleet): a replica that starts (scale-out,
 // restart) adds no burst to a fleet already at the API's quota. Every
 // capped limiter, whatever its rate, paces its first calls.
 func TestLimiterStartsEmpty(t *testing.T) {
@@ -158,6 +169,7 @@ func TestLimiterStartsEmpty(t *testing.T) {
 	for _, give := range []float64{10, 100, 300, 5000} {
 		synctest.Test(t, func(t *testing.T) {
 			l := newLimiter(t, LimiterConfig{Rate: give})
+			time.Sleep(time.Second) // virtual: starting up
 			start := time.Now()
 			ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 			defer cancel()
@@ -168,6 +180,55 @@ func TestLimiterStartsEmpty(t *testing.T) {
 			// 100 ms at the rate, and not the tenth of a second's burst on top.
 			require.LessOrEqual(t, n, int(give/10)+1, "rate %v: calls in the first 100 ms", give)
 			require.Equal(t, start.Add(100*time.Millisecond), time.Now())
+		})
+	}
+}
+
+// A change of rate applies to the callers already waiting: they queue again
+// at the new rate. Slots reserved at the old rate would keep its pace after
+// a cut, and add the new rate's slots to the old schedule after a raise: a
+// fleet whose shares move (a replica joins or leaves) sent 400 req/s against
+// a quota of 300 for half a second.
+func TestLimiterRateChangeRepacesTheWaiters(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name        string
+		giveFrom    float64
+		giveTo      float64
+		giveWaiters int
+		wantMin     int // admitted in the 300 ms after the change
+		wantMax     int
+	}{
+		{"cut: the queue slows at once", 300, 100, 120, 29, 31},
+		{"raise: the queue speeds up at once", 100, 300, 120, 85, 91},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				l := newWarmLimiter(t, LimiterConfig{Rate: 1000})
+				l.SetShare(tt.giveFrom)
+				var admitted atomic.Int64
+				ctx, cancel := context.WithCancel(t.Context())
+				defer cancel()
+				var wg sync.WaitGroup
+				for range tt.giveWaiters {
+					wg.Go(func() {
+						if l.Wait(ctx) == nil {
+							admitted.Add(1)
+						}
+					})
+				}
+				synctest.Wait() // the burst went out, the rest wait in line
+				before := admitted.Load()
+				l.SetShare(tt.giveTo)
+				time.Sleep(300 * time.Millisecond)
+				got := int(admitted.Load() - before)
+				require.GreaterOrEqual(t, got, tt.wantMin, "paced at %v/s after the change", tt.giveTo)
+				require.LessOrEqual(t, got, tt.wantMax, "paced at %v/s after the change", tt.giveTo)
+				cancel()
+				wg.Wait()
+			})
 		})
 	}
 }
@@ -294,8 +355,7 @@ func TestLimiterThrottleWithoutMeasurementsUsesMin(t *testing.T) {
 func TestLimiterShortRetryAfterHoldsOnlyTheThrottledCall(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		l := newLimiter(t, LimiterConfig{Rate: 100, Burst: 1})
-		time.Sleep(time.Second) // virtual: the bucket starts empty; let it fill
+		l := newWarmLimiter(t, LimiterConfig{Rate: 100, Burst: 1})
 		start := time.Now()
 		for range 30 { // a burst of in-flight calls throttled at once
 			l.Throttled(time.Second)
@@ -382,7 +442,7 @@ func TestLimiterPauseBlocksAllWaiters(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			synctest.Test(t, func(t *testing.T) {
-				l := newLimiter(t, tt.give)
+				l := newWarmLimiter(t, tt.give)
 				start := time.Now()
 				l.Throttled(2 * time.Second) // longer than PauseOver: pauses at once
 				require.Equal(t, start.Add(2*time.Second), l.PausedUntil())
@@ -410,8 +470,7 @@ func TestLimiterPauseBlocksAllWaiters(t *testing.T) {
 func TestLimiterPauseVoidsSlots(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		l := newLimiter(t, LimiterConfig{Rate: 10, Burst: 1, Min: 5})
-		time.Sleep(time.Second) // virtual: the bucket starts empty; let it fill
+		l := newWarmLimiter(t, LimiterConfig{Rate: 10, Burst: 1, Min: 5})
 		start := time.Now()
 		require.NoError(t, l.Wait(t.Context())) // spends the burst
 
@@ -440,7 +499,7 @@ func TestLimiterPauseVoidsSlots(t *testing.T) {
 func TestLimiterPauseExtendsAndIsCapped(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
-		l := newLimiter(t, LimiterConfig{Rate: 100, MaxPause: 10 * time.Second})
+		l := newWarmLimiter(t, LimiterConfig{Rate: 100, MaxPause: 10 * time.Second})
 		start := time.Now()
 		l.Throttled(2 * time.Second)
 
@@ -518,8 +577,7 @@ func TestLimiterWaitHonoursContext(t *testing.T) {
 	t.Run("canceled wait gives its slot back", func(t *testing.T) {
 		t.Parallel()
 		synctest.Test(t, func(t *testing.T) {
-			l := newLimiter(t, LimiterConfig{Rate: 1, Burst: 1})
-			time.Sleep(time.Second) // virtual: the bucket starts empty; let it fill
+			l := newWarmLimiter(t, LimiterConfig{Rate: 1, Burst: 1})
 			start := time.Now()
 			require.NoError(t, l.Wait(t.Context()))
 

@@ -42,8 +42,11 @@ func newLogger(w io.Writer, format, level string) (*zap.Logger, error) {
 	}
 	core := zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), lvl)
 	// Per message: the first 20 lines a second, then 1 in 100. Pauses,
-	// breaker transitions and errors are rare and always pass.
-	core = zapcore.NewSamplerWithOptions(core, time.Second, 20, 100)
+	// breaker transitions and errors are rare and always pass. At debug
+	// every line is written: whoever asks for each attempt wants them all.
+	if lvl > zapcore.DebugLevel {
+		core = zapcore.NewSamplerWithOptions(core, time.Second, 20, 100)
+	}
 	return zap.New(core, zap.ErrorOutput(zapcore.AddSync(w))), nil
 }
 
