@@ -165,9 +165,13 @@ func benchMain(args []string) int {
 			sc.n = *n
 		}
 		sc.n = max(1, int(math.Round(float64(sc.n)**scale)))
-		for r := 1; r <= *repeat; r++ {
+		runs := *repeat
+		if sc.once {
+			runs = 1
+		}
+		for r := 1; r <= runs; r++ {
 			for _, p := range peersFor(sc) {
-				fmt.Fprintf(os.Stderr, "bench: %s (%s) N=%d run %d/%d: %s\n", sc.name, p.name, sc.n, r, *repeat, sc.desc)
+				fmt.Fprintf(os.Stderr, "bench: %s (%s) N=%d run %d/%d: %s\n", sc.name, p.name, sc.n, r, runs, sc.desc)
 				res, err := runScenario(o, sc, p, r)
 				res.Run = r
 				res.check(o.concurrency)

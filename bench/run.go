@@ -131,7 +131,8 @@ func runScenario(o options, sc scenario, p peer, run int) (result, error) {
 	f.begin()
 	plan := sc.plan(o.concurrency)
 	outageAt := sc.outageStart(o.concurrency)
-	timeout := 4*ideal + 60*time.Second
+	// A zero-latency scenario's ideal is 0: allow a millisecond a request.
+	timeout := 4*ideal + 60*time.Second + time.Duration(sc.n)*time.Millisecond
 	outageSent := false
 	var end time.Time
 	var runErr error

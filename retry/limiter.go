@@ -486,19 +486,20 @@ func (l *Limiter) start(now time.Time) {
 // setLimit requires l.mu.
 func (l *Limiter) setLimit(now time.Time, r float64) {
 	l.limit = r
-	if math.IsInf(r, 1) {
-		l.unlimited.Store(true) // pace keeps its last finite limit; see NewLimiter
+	unlimited := math.IsInf(r, 1)
+	old := l.pace.Load()
+	if unlimited {
+		r = float64(old.rl.Limit()) // pace keeps its last finite limit; see NewLimiter
+	}
+	if unlimited == l.unlimited.Load() && float64(old.rl.Limit()) == r {
 		return
 	}
-	old := l.pace.Load()
-	if float64(old.rl.Limit()) != r {
-		// A fresh bucket at the new rate, with the tokens the old one had
-		// saved (none while callers queue), and the queue woken to join it.
-		burst := l.burstFor(r)
-		l.pace.Store(newPacer(now, r, burst, int(max(0, old.rl.TokensAt(now)))))
-		close(old.changed)
-	}
-	l.unlimited.Store(false)
+	// A fresh bucket at the new rate, with the tokens the old one had saved
+	// (none while callers queue), and the queue woken to join it (or to go
+	// at once, when the limit is lifted).
+	l.pace.Store(newPacer(now, r, l.burstFor(r), int(max(0, old.rl.TokensAt(now)))))
+	l.unlimited.Store(unlimited)
+	close(old.changed)
 }
 
 // pacer is a token bucket at one rate; changed is closed when a new rate

@@ -201,6 +201,7 @@ func TestLimiterRateChangeRepacesTheWaiters(t *testing.T) {
 	}{
 		{"cut: the queue slows at once", 300, 100, 120, 29, 31},
 		{"raise: the queue speeds up at once", 100, 300, 120, 85, 91},
+		{"lifted: the queue goes at once", 100, 0, 120, 110, 110},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
