@@ -55,7 +55,7 @@ test-short: ## Run the fast unit tests only
 BENCH_ARGS ?= -naive zero,latency -repeat 3
 
 .PHONY: bench
-bench: build ## Micro-benchmarks (briefly), then the scenario table (bench/): worker run fleets + nats-server + SDK + simulator over HTTPS, 3 runs each (~15 min)
+bench: build ## Micro-benchmarks (briefly), then the scenario table (bench/): worker run fleets + nats-server + SDK + simulator over HTTPS, 3 runs each, the backlog once (~20 min)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 100ms ./...
 	cd bench && $(GO) run . -worker-bin $(BIN)/worker $(BENCH_ARGS)
 
