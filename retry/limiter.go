@@ -34,9 +34,9 @@ type LimiterConfig struct {
 	// everything until the API throttles (see Limiter).
 	Rate float64
 	// Burst is how many calls may start at once after a quiet spell (not at the first
-	// call: the bucket is empty then). Default 0: a tenth of
-	// a second's worth of the current rate (at least 1), recomputed as the rate moves, so a
-	// lowered rate also gets a smaller burst.
+	// call: the bucket is empty then). Default 0: a tenth of a second's worth of the
+	// current rate (at least 1), recomputed as the rate moves, so a lowered rate also gets
+	// a smaller burst.
 	Burst int
 	// Min is the floor a throttle can lower the rate to, in req/s. Default 1, or Rate when
 	// Rate is below 1.
