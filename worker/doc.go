@@ -37,6 +37,15 @@
 //     up their fetch slots while they wait (up to holdMax of them), so the
 //     pool goes on fetching for the other regions; the consumer is paused
 //     for the fleet only when every region in use is paused.
+//     The gate is called from handle, not wrapped around the Recoverer as a
+//     decorator: a wait at the gate gives up the request's fetch slot, its
+//     time is left out of the backoff's budget, a probe's call gets its own
+//     timeout, and a 403's verdict decides between dead letter and retry,
+//     all of which are the lifecycle's, not the call's.
+//   - A 403 waits for its verdict: a success in its region after it (about
+//     the job: dead letter), the region paused by a run (retry after the
+//     resume), nothing else of its region in flight here for ForbiddenIdle
+//     (a lone 403: dead letter), or ForbiddenHold.
 
 //   - With Config.Verify a request is recovered only once its job was read
 //     back enabled (verified in the result event); with
@@ -68,10 +77,12 @@
 //	reached MaxDeliver anyway → max_deliveries     TestPanicEveryDeliveryEndsMaxDeliveries
 //	401 → pause, probe, resume; nothing dead       TestUnauthorizedPausesThenResumes, retry.TestPause*
 //	run of 403s → same pause                       TestForbiddenRunPauses
+//	  a lone 403 → client_error without the hold   TestLoneForbiddenDeadLetteredWithoutTheHold, TestForbiddenVerdictWhenTheRegionIsIdle
 //	  then 403 again after the resume → client_error TestForbiddenBlockAfterResumeDeadLettered
 //	breaker open → wait, probe; nothing dead       TestOutageLongerThanBudget, retry.TestBreaker*
 //	one region's trouble never slows another       TestGateRegionsAreIndependent, TestRegionOutageDoesNotStallOthers
 //	shutdown → drain, nak the rest                 TestShutdownMidFlight
+//	  bounded by the drain timeout from the signal TestShutdownBoundedByDrainTimeout
 //	heartbeats keep a slow call                    TestSlowCallNotRedelivered
 //	crash without ack → redelivered elsewhere      TestWorkerDiesWithoutAck
 //	dead letter stored, crash before ack → one     TestDeadLetterThenCrashMakesOne
