@@ -68,3 +68,14 @@ func (c *Conn) ResumeConsumer(ctx context.Context) error {
 		wait = min(2*wait, 2*time.Second)
 	}
 }
+
+// Pending returns how many requests wait in the consumer, not yet delivered
+// to any replica: the server's count, from one consumer info request
+// (worker.Backlog).
+func (c *Conn) Pending(ctx context.Context) (uint64, error) {
+	cons, err := c.JS.Consumer(ctx, c.cfg.Stream, c.cfg.Consumer)
+	if err != nil {
+		return 0, fmt.Errorf("consumer %s: %w", c.cfg.Consumer, err)
+	}
+	return cons.CachedInfo().NumPending, nil
+}

@@ -45,7 +45,8 @@
 //   - A 403 waits for its verdict: a success in its region after it (about
 //     the job: dead letter), the region paused by a run (retry after the
 //     resume), nothing else of its region in flight here for ForbiddenIdle
-//     (a lone 403: dead letter), or ForbiddenHold.
+//     and nothing left in the consumer (a lone 403: dead letter), or
+//     ForbiddenHold.
 
 //   - With Config.Verify a request is recovered only once its job was read
 //     back enabled (verified in the result event); with
@@ -77,7 +78,7 @@
 //	reached MaxDeliver anyway → max_deliveries     TestPanicEveryDeliveryEndsMaxDeliveries
 //	401 → pause, probe, resume; nothing dead       TestUnauthorizedPausesThenResumes, retry.TestPause*
 //	run of 403s → same pause                       TestForbiddenRunPauses
-//	  a lone 403 → client_error without the hold   TestLoneForbiddenDeadLetteredWithoutTheHold, TestForbiddenVerdictWhenTheRegionIsIdle
+//	  a lone 403 → client_error without the hold   TestLoneForbiddenDeadLetteredWithoutTheHold, TestForbiddenVerdict*
 //	  then 403 again after the resume → client_error TestForbiddenBlockAfterResumeDeadLettered
 //	breaker open → wait, probe; nothing dead       TestOutageLongerThanBudget, retry.TestBreaker*
 //	one region's trouble never slows another       TestGateRegionsAreIndependent, TestRegionOutageDoesNotStallOthers

@@ -17,6 +17,13 @@ type Pauser interface {
 	ResumeConsumer(ctx context.Context) error
 }
 
+// Backlog tells how many requests wait in the consumer, not yet delivered to
+// any replica (queue.Conn implements it): a 403 whose region is idle here is
+// judged alone only once nothing more can come.
+type Backlog interface {
+	Pending(ctx context.Context) (uint64, error)
+}
+
 // Share shares each region's open breaker and pause with the other replicas
 // (queue.Fleet, through internal/wire): a replica that opens or pauses tells
 // the others, and one replica probes for the fleet. Its answers come back
@@ -52,9 +59,10 @@ type GateConfig struct {
 	// dead-lettered anyway. Default 30s.
 	ForbiddenHold time.Duration
 	// ForbiddenIdle ends that wait sooner when nothing else of the region
-	// is being worked on at this replica for this long: no call is left to
-	// bring the success or the run, and a lone 403 (often the last request
-	// of a drain) is about its job. Default 2s; at most ForbiddenHold.
+	// is being worked on at this replica for this long and the consumer has
+	// nothing more to deliver: no call is left to bring the success or the
+	// run, and a lone 403 (often the last request of a drain) is about its
+	// job. Default 2s; at most ForbiddenHold.
 	ForbiddenIdle time.Duration
 	// PauseProbe is the first wait between probes while paused for
 	// credentials; it doubles up to PauseMaxProbe. Defaults 2s and 1m.
@@ -121,6 +129,9 @@ type gate struct {
 	pauser Pauser
 	probe  func() // before a pause probe (re-read credentials)
 	share  Share  // nil: each replica decides alone
+	// backlog, when set, is asked before a lone 403 is judged; nil: the
+	// region idle here is enough.
+	backlog Backlog
 
 	mu      sync.Mutex
 	ch      chan struct{}
@@ -492,7 +503,7 @@ func (g *gate) apply(ctx context.Context, a *consumerAction) {
 // part of a run (the region paused: retry it after resume; record then says
 // whether its next 403 is about the job). It gives up waiting after
 // ForbiddenHold, or ForbiddenIdle with nothing else of the region in flight
-// here, and dead-letters.
+// here and nothing more in the consumer, and dead-letters.
 //
 // While it waits it holds no fetch slot (s.hold), so a run longer than the
 // concurrency can be seen.
@@ -539,7 +550,10 @@ func (g *gate) forbiddenVerdict(ctx context.Context, name, job string, s *slots)
 		case idleSince.IsZero():
 			idleSince = now
 		case now.Sub(idleSince) >= g.cfg.ForbiddenIdle:
-			return true, nil
+			if g.backlogEmpty(ctx) {
+				return true, nil
+			}
+			idleSince = now // requests may still come: ask again an idle time later
 		}
 		// Busy counts move without a notify (every request would wake every
 		// waiter): look again within a tenth of the idle time.
@@ -552,6 +566,19 @@ func (g *gate) forbiddenVerdict(ctx context.Context, name, job string, s *slots)
 		default:
 		}
 	}
+}
+
+// backlogEmpty asks whether the consumer has nothing left to deliver. A
+// failed answer counts as not empty: the 403 then waits on, at most
+// ForbiddenHold.
+func (g *gate) backlogEmpty(ctx context.Context) bool {
+	if g.backlog == nil {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.ForbiddenIdle)
+	defer cancel()
+	n, err := g.backlog.Pending(ctx)
+	return err == nil && n == 0
 }
 
 // State is a snapshot of the pool's flow control, for readiness, the

@@ -8,6 +8,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 
@@ -283,4 +284,67 @@ func TestForbiddenVerdictWhenTheRegionIsIdle(t *testing.T) {
 		require.GreaterOrEqual(t, waited, 2*time.Second, "ForbiddenIdle")
 		require.Less(t, waited, 3*time.Second, "not ForbiddenHold")
 	})
+}
+
+// backlogStub answers Backlog.Pending with what the test sets.
+type backlogStub struct {
+	mu      sync.Mutex
+	pending uint64
+	err     error
+	asked   int
+}
+
+func (b *backlogStub) Pending(context.Context) (uint64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.asked++
+	return b.pending, b.err
+}
+
+func (b *backlogStub) set(pending uint64, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.pending, b.err = pending, err
+}
+
+// A lone 403 is judged only once the consumer has nothing more to deliver:
+// while requests wait there (a slow pull, a NATS election between a run's
+// 403s) or the count cannot be read, more 403s of a run may still come, and
+// it waits (at most ForbiddenHold).
+func TestForbiddenVerdictWaitsForTheBacklog(t *testing.T) {
+	tests := []struct {
+		name        string
+		givePending uint64
+		giveErr     error
+	}{
+		{"requests still pending", 3, nil},
+		{"backlog unreadable", 0, fmt.Errorf("nats: timeout")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				g := newGate(GateConfig{ForbiddenHold: time.Hour}, zap.NewNop(), nil, nil, nil)
+				backlog := &backlogStub{pending: tt.givePending, err: tt.giveErr}
+				g.backlog = backlog
+				ctx := t.Context()
+				defer g.enter("cn-north-4")()
+				g.record(ctx, "cn-north-4", "job-403", retry.Forbidden, "", notProbe)
+				got := make(chan bool, 1)
+				go func() {
+					dead, err := g.forbiddenVerdict(ctx, "cn-north-4", "job-403", &slots{})
+					assert.NoError(t, err)
+					got <- dead
+				}()
+				time.Sleep(10 * time.Minute)
+				synctest.Wait()
+				require.Empty(t, got, "no verdict while the backlog may hold more")
+				require.Greater(t, backlog.asked, 1, "asked again while the region stays idle")
+
+				backlog.set(0, nil)
+				emptied := time.Now()
+				require.True(t, <-got, "a lone 403 is about its job")
+				require.LessOrEqual(t, time.Since(emptied), 2*time.Second+200*time.Millisecond, "asked within an idle time")
+			})
+		})
+	}
 }

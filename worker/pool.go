@@ -114,6 +114,10 @@ type Config struct {
 	// Pauser pauses the consumer for the whole fleet on a credential
 	// failure. nil = this process only.
 	Pauser Pauser
+	// Backlog says whether the consumer has requests left to deliver, asked
+	// before a lone 403 is judged (GateConfig.ForbiddenIdle). nil = not
+	// asked: the region idle here is enough.
+	Backlog Backlog
 	// Share shares each region's open breaker and pause with the fleet
 	// (Pool.Follow brings the fleet's back). nil = this process decides alone.
 	Share Share
@@ -293,6 +297,8 @@ func New(cfg Config, src Source, rec Recoverer, dlq DeadLetterer) (*Pool, error)
 	if cfg.Tracer != nil {
 		tr = cfg.Tracer.Tracer(tracerName)
 	}
+	g := newGate(gateConfig(cfg), cfg.Logger, cfg.Pauser, cfg.BeforeProbe, cfg.Share)
+	g.backlog = cfg.Backlog
 	return &Pool{
 		tr:  tr,
 		cfg: cfg,
@@ -310,7 +316,7 @@ func New(cfg Config, src Source, rec Recoverer, dlq DeadLetterer) (*Pool, error)
 		minPull:    min(max(1, cfg.Concurrency/16), cfg.MaxBatch),
 		inflight:   make(map[*task]struct{}),
 		maxDeliver: uint64(cfg.MaxDeliver), //nolint:gosec // validated >= 1
-		gate:       newGate(gateConfig(cfg), cfg.Logger, cfg.Pauser, cfg.BeforeProbe, cfg.Share),
+		gate:       g,
 		epoch:      time.Now(),
 	}, nil
 }

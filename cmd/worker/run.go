@@ -105,7 +105,7 @@ func (o *runOptions) addFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.backoff.Initial, "backoff-initial", o.backoff.Initial, "first retry wait")
 	fs.DurationVar(&o.backoff.Max, "backoff-max", o.backoff.Max, "longest retry wait")
 	fs.IntVar(&p.Gate.ForbiddenRun, "forbidden-run", 20, "403s on distinct jobs in a row (no success between) that pause consumption like a 401 (capped at --concurrency)")
-	fs.DurationVar(&p.Gate.ForbiddenHold, "forbidden-hold", 30*time.Second, "how long a 403 waits for a success elsewhere before it is dead-lettered (2s once nothing else of its region is in flight)")
+	fs.DurationVar(&p.Gate.ForbiddenHold, "forbidden-hold", 30*time.Second, "how long a 403 waits for a success elsewhere before it is dead-lettered (2s once nothing else of its region is in flight and nothing is left to deliver)")
 	fs.BoolVar(&p.Verify, "verify", false, "after a recover answered success, read the job back (ShowDisable): still disabled is retried, then dead-lettered not_recovered; one more API call per request")
 	fs.BoolVar(&p.SkipEnabled, "skip-enabled", false, "read the job's state first: a job not disabled ends already_enabled without a recover; one more API call per disabled job")
 	fs.StringArrayVar(&o.classify, "classify", nil, `extra classification rule, repeatable: "STATUS[:ERROR_CODE]=CLASS" or "*:ERROR_CODE=CLASS" (classes: client_error, throttled, transient, unauthorized, configuration, forbidden)`)

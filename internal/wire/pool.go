@@ -97,6 +97,7 @@ func NewPool(ctx context.Context, conn *queue.Conn, api *codearts.Client, cfg wo
 	cfg.Stranded = Stranded{A: adv}
 	cfg.Requeue = Requeuer{C: conn}
 	cfg.Pauser = conn
+	cfg.Backlog = conn
 	if cfg.Decode.ValidRegion == nil {
 		cfg.Decode.ValidRegion = api.AllowedRegion
 	}
