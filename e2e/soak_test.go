@@ -33,7 +33,7 @@ import (
 const (
 	soakWorkers     = 3
 	soakNodes       = 3
-	soakRate        = 40 // requests published per second
+	soakRate        = 40              // requests published per second
 	soakDrainBound  = 3 * time.Minute // plus the backlog at the API's quota (drainBound)
 	soakQuota       = 300             // the API's recovers per second
 	soakMaxRSS      = 128 << 20
