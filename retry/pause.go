@@ -280,6 +280,14 @@ func (p *Pause) FleetResumed() PauseChange {
 // state is not known): a paused region probes here again.
 func (p *Pause) Alone() { p.follow = false }
 
+// Due reports whether a probe from this replica is due at now: paused, this
+// replica probes (it does not follow another's), none is out and its time
+// has come. A pause whose probe is due with no request to probe with has to
+// let requests in (the fleet-wide consumer pause must not outlive its cause).
+func (p *Pause) Due(now time.Time) bool {
+	return p.paused && !p.probing && !p.follow && !now.Before(p.next)
+}
+
 // NextProbe is the wait before the next probe while paused.
 func (p *Pause) NextProbe() time.Duration { return p.wait }
 

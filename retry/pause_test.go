@@ -152,3 +152,21 @@ func TestPauseRunHeldWhenRecorded(t *testing.T) {
 	require.True(t, c.JobLevel, "its next 403 after the resume is about the job")
 	require.False(t, p.HeldThroughResume("in-pause"), "judged once")
 }
+
+// Due says when this replica's probe is due: paused, not following another
+// replica's probe, none out, its time come. The gate lets requests in for it
+// when none waits to probe with.
+func TestPauseDue(t *testing.T) {
+	t0 := time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC)
+	p := retry.NewPause(retry.PauseConfig{Probe: 2 * time.Second, MaxProbe: time.Minute})
+	require.False(t, p.Due(t0), "not paused")
+	p.Record(t0, "job-1", retry.Unauthorized, "APIG.0301", false)
+	require.False(t, p.Due(t0.Add(time.Second)), "before the probe wait")
+	require.True(t, p.Due(t0.Add(2*time.Second)), "the probe is due")
+	require.True(t, p.Admit(t0.Add(2*time.Second), "job-2").Probe)
+	require.False(t, p.Due(t0.Add(3*time.Second)), "a probe is out")
+	p.Record(t0.Add(3*time.Second), "job-2", retry.Unauthorized, "APIG.0301", true)
+	require.True(t, p.Due(t0.Add(7*time.Second)), "due again after the doubled wait")
+	p.FleetPaused(t0.Add(7*time.Second), "api rejected the credentials (401 APIG.0301)", false)
+	require.False(t, p.Due(t0.Add(time.Hour)), "another replica probes for the fleet")
+}

@@ -101,3 +101,41 @@ func TestFleetProbesAsOne(t *testing.T) {
 		})
 	}
 }
+
+// Every replica restarted while the region is paused (a rollout that fixes
+// the endpoint, say) hands its held requests back, and the consumer stays
+// paused: no replica holds a request to probe with. The prober lets
+// requests in for the probe, so the fleet resumes soon after the fault is
+// gone, not when the consumer pause's lease ends (10 minutes here; the
+// old code waited it out).
+func TestPauseOutlivesNoRestart(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Sim: []codeartssim.Option{codeartssim.WithLatency(50*time.Millisecond, 0)}})
+	ids := publishN(env, 300, "h")
+	rec := testenv.NewRecorder()
+	cfg := poolConfig(rec)
+	cfg.Concurrency = 8
+	cfg.Gate = worker.GateConfig{PauseProbe: 200 * time.Millisecond, PauseMaxProbe: time.Second, PauseLease: 10 * time.Minute}
+	start := func(name string) (*wire.Pool, *testenv.Running) {
+		c := cfg
+		c.Name = name
+		p := env.Pool(env.Connect(), c, wire.PoolOptions{})
+		return p, env.Start(p)
+	}
+	pools := make([]*wire.Pool, 3)
+	runs := make([]*testenv.Running, 3)
+	for i := range pools {
+		pools[i], runs[i] = start(fmt.Sprintf("replica-%d", i))
+	}
+	testenv.Eventually(t, 30*time.Second, func() bool { return rec.Count(worker.OutcomeRecovered) >= 30 }, "the drain is under way")
+	env.Sim.Configure(codeartssim.WithRoute404(true))
+	testenv.Eventually(t, 30*time.Second, func() bool { return pools[0].State().Paused }, "paused fleet-wide")
+	for i := range pools { // a rollout: each replica replaced in turn
+		runs[i].Stop(t)
+		pools[i], runs[i] = start(fmt.Sprintf("replica-%d-new", i))
+	}
+	env.Sim.Configure(codeartssim.WithRoute404(false))
+	testenv.Eventually(t, 2*time.Minute, func() bool { return rec.Count(worker.OutcomeRecovered) >= len(ids) },
+		"recovered %d of %d after the fault", func() int { return rec.Count(worker.OutcomeRecovered) }, len(ids))
+	require.Zero(t, env.DLQCount(), "a pause dead-letters nothing")
+	requireAllRecovered(t, env, ids)
+}

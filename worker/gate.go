@@ -300,6 +300,9 @@ func (g *gate) fetchAllowance() (int, <-chan struct{}) {
 		}
 		used = true
 		if paused, _ := r.pause.Paused(); paused {
+			if r.waiting == 0 && r.pause.Due(now) {
+				allow = 1 // a request to probe with (see letProbesIn)
+			}
 			continue
 		}
 		switch r.breaker.Fetch(now) {
@@ -315,10 +318,36 @@ func (g *gate) fetchAllowance() (int, <-chan struct{}) {
 	return allow, g.ch
 }
 
+// letProbesIn lifts the fleet-wide consumer pause when a paused region's
+// probe is due here and no request of it waits here to probe with (every
+// replica restarted during the pause, handing its held requests back): the
+// gate keeps holding the region's requests, the first one in probes, and a
+// failed probe pauses the consumer again. Without it the fleet waited for
+// the pause's lease (2 minutes) after its cause was gone.
+func (g *gate) letProbesIn(ctx context.Context) {
+	g.mu.Lock()
+	if g.consumerPaused {
+		now := time.Now()
+		for name, r := range g.regions {
+			if r.waiting == 0 && r.pause.Due(now) {
+				g.log.Info("paused with no request to probe with: letting requests in for the probe", zap.String("region", name))
+				g.consumerPaused = false
+				g.decide(false, time.Time{})
+				break
+			}
+		}
+	}
+	act := g.pending
+	g.pending = nil
+	g.mu.Unlock()
+	g.apply(ctx, act)
+}
+
 // waitOpen blocks until new messages may be fetched and returns how many
 // (-1 = as many as there are free slots).
 func (g *gate) waitOpen(ctx context.Context) (int, error) {
 	for {
+		g.letProbesIn(ctx)
 		allow, ch := g.fetchAllowance()
 		if allow != 0 {
 			return allow, nil
