@@ -248,6 +248,10 @@ func (g *gate) acquire(ctx context.Context, name, job string, hold func()) (prob
 	}
 }
 
+// probeStarved reports whether the region's pause is due to probe from here
+// with no request of it waiting here to probe with.
+func (r *region) probeStarved(now time.Time) bool { return r.waiting == 0 && r.pause.Due(now) }
+
 // enter counts a request of region name as being handled here until the
 // returned func runs (by defer): a 403 waiting for its verdict looks at
 // what else of its region is in flight.
@@ -300,7 +304,7 @@ func (g *gate) fetchAllowance() (int, <-chan struct{}) {
 		}
 		used = true
 		if paused, _ := r.pause.Paused(); paused {
-			if r.waiting == 0 && r.pause.Due(now) {
+			if r.probeStarved(now) {
 				allow = 1 // a request to probe with (see letProbesIn)
 			}
 			continue
@@ -329,7 +333,7 @@ func (g *gate) letProbesIn(ctx context.Context) {
 	if g.consumerPaused {
 		now := time.Now()
 		for name, r := range g.regions {
-			if r.waiting == 0 && r.pause.Due(now) {
+			if r.probeStarved(now) {
 				g.log.Info("paused with no request to probe with: letting requests in for the probe", zap.String("region", name))
 				g.consumerPaused = false
 				g.decide(false, time.Time{})
@@ -337,10 +341,7 @@ func (g *gate) letProbesIn(ctx context.Context) {
 			}
 		}
 	}
-	act := g.pending
-	g.pending = nil
-	g.mu.Unlock()
-	g.apply(ctx, act)
+	g.unlockAndApply(ctx)
 }
 
 // waitOpen blocks until new messages may be fetched and returns how many
@@ -401,10 +402,7 @@ func (g *gate) record(ctx context.Context, name, job string, class retry.Class, 
 		g.notify()
 	}
 	breakerOpen = r.breaker.State() == retry.BreakerOpen
-	act := g.pending
-	g.pending = nil
-	g.mu.Unlock()
-	g.apply(ctx, act)
+	g.unlockAndApply(ctx)
 	return breakerOpen, c.JobLevel
 }
 
@@ -462,10 +460,7 @@ func (g *gate) follow(ctx context.Context, name string, v retry.SharedHold) {
 		}
 	}
 	g.notify()
-	act := g.pending
-	g.pending = nil
-	g.mu.Unlock()
-	g.apply(ctx, act)
+	g.unlockAndApply(ctx)
 }
 
 // consumerLocked decides the fleet-wide consumer pause after a region's
@@ -496,6 +491,15 @@ type consumerAction struct {
 	gen   uint64 // order of decision: an older action never undoes a newer one
 	pause bool
 	until time.Time
+}
+
+// unlockAndApply releases mu, which the caller holds, and performs the
+// consumer action decided under it, if any.
+func (g *gate) unlockAndApply(ctx context.Context) {
+	act := g.pending
+	g.pending = nil
+	g.mu.Unlock()
+	g.apply(ctx, act)
 }
 
 // decide records a consumer action to perform once the lock is released.
